@@ -1,0 +1,216 @@
+// The in-memory index of every distribution file under the package roots. It knows nothing
+// of HTTP or of the file system: the indexer feeds it, the routes read it. Lookups are O(1)
+// (by URL path, by project, by file name); every change tells listeners which project changed,
+// so rendered pages are invalidated per project.
+
+import type { ParsedFilename } from './filename.js';
+import { normalizeName } from './names.js';
+import { compareVersions } from './version.js';
+
+/** What the index keeps of a distribution's core metadata (the bytes stay in the archive). */
+export interface MetadataSummary {
+  /** sha256 of the exact METADATA / PKG-INFO bytes, as served at <file>.metadata */
+  sha256: string;
+  size: number;
+  name: string | null;
+  version: string | null;
+  requiresPython: string | null;
+  /** PEP 658: may the metadata file be advertised and served for this distribution? */
+  servable: boolean;
+}
+
+export interface Yank {
+  reason: string;
+}
+
+export interface DistFile {
+  /** Absolute root directory the file lives under. */
+  root: string;
+  /** Path relative to the root, '/'-separated; also the path under /packages/. */
+  relPath: string;
+  absPath: string;
+  filename: string;
+  parsed: ParsedFilename;
+  /** Normalized project name (the metadata's Name when known, else the filename's). */
+  project: string;
+  /** The project name as written by its author (metadata Name, else the filename). */
+  displayName: string;
+  version: string;
+  size: number;
+  mtimeMs: number;
+  /** null until hashed. */
+  sha256: string | null;
+  /** undefined: not read yet; null: no usable metadata; else the summary. */
+  metadata: MetadataSummary | null | undefined;
+  /** Why the metadata could not be read (for logs and the JSON API), if it could not. */
+  metadataError?: string;
+  yank: Yank | null;
+}
+
+export interface Project {
+  name: string;
+  displayName: string;
+  /** Files keyed by relPath. */
+  files: Map<string, DistFile>;
+  /** Bumped on every change to the project, used for page ETags/caches. */
+  generation: number;
+  /** Newest mtime among files (for Last-Modified of pages). */
+  lastModifiedMs: number;
+}
+
+export type ChangeListener = (project: string) => void;
+
+export class Catalog {
+  private readonly projectsByName = new Map<string, Project>();
+  private readonly byRelPath = new Map<string, DistFile>();
+  private readonly listeners = new Set<ChangeListener>();
+  private rootGeneration = 0;
+  private fileCount = 0;
+
+  get generation(): number {
+    return this.rootGeneration;
+  }
+
+  get size(): { projects: number; files: number } {
+    return { projects: this.projectsByName.size, files: this.fileCount };
+  }
+
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The file served at /packages/<relPath>, if any. */
+  fileAt(relPath: string): DistFile | undefined {
+    return this.byRelPath.get(relPath);
+  }
+
+  project(name: string): Project | undefined {
+    return this.projectsByName.get(name);
+  }
+
+  projects(): IterableIterator<Project> {
+    return this.projectsByName.values();
+  }
+
+  /** Every file of a project, newest version first, then by file name. */
+  filesOf(project: Project): DistFile[] {
+    return [...project.files.values()].sort(
+      (a, b) => compareVersions(b.version, a.version) || (a.filename < b.filename ? -1 : a.filename > b.filename ? 1 : 0),
+    );
+  }
+
+  /** Versions of a project, ascending (PEP 440 order). */
+  versionsOf(project: Project): string[] {
+    const set = new Set<string>();
+    for (const f of project.files.values()) set.add(f.version);
+    return [...set].sort(compareVersions);
+  }
+
+  /** A file of this project with this basename (in any subdirectory), if any. */
+  findByFilename(projectName: string, filename: string): DistFile | undefined {
+    const p = this.projectsByName.get(projectName);
+    if (!p) return undefined;
+    for (const f of p.files.values()) if (f.filename === filename) return f;
+    return undefined;
+  }
+
+  /**
+   * Add or replace a file. When two roots hold the same relative path, the first one added
+   * keeps serving it (roots are scanned in order).
+   */
+  upsert(file: DistFile): void {
+    const existing = this.byRelPath.get(file.relPath);
+    if (existing && existing.root !== file.root) return;
+    if (existing) this.detach(existing);
+    this.byRelPath.set(file.relPath, file);
+    this.fileCount++;
+    let p = this.projectsByName.get(file.project);
+    if (!p) {
+      p = { name: file.project, displayName: file.displayName, files: new Map(), generation: 0, lastModifiedMs: 0 };
+      this.projectsByName.set(file.project, p);
+      this.rootGeneration++;
+    }
+    p.files.set(file.relPath, file);
+    if (file.metadata?.name && p.displayName !== file.displayName) {
+      p.displayName = file.displayName;
+      this.rootGeneration++;
+    }
+    if (file.mtimeMs > p.lastModifiedMs) p.lastModifiedMs = file.mtimeMs;
+    this.touch(p);
+    if (existing && existing.project !== file.project) this.emit(existing.project);
+  }
+
+  /** Remove the file at relPath if it comes from this root. Returns the removed file. */
+  remove(root: string, relPath: string): DistFile | undefined {
+    const existing = this.byRelPath.get(relPath);
+    if (!existing || existing.root !== root) return undefined;
+    this.detach(existing);
+    this.emit(existing.project);
+    return existing;
+  }
+
+  /** Every file under a directory prefix of a root (for a removed directory). */
+  filesUnder(root: string, relDir: string): DistFile[] {
+    const prefix = relDir === '' ? '' : `${relDir}/`;
+    const out: DistFile[] = [];
+    for (const f of this.byRelPath.values()) if (f.root === root && f.relPath.startsWith(prefix)) out.push(f);
+    return out;
+  }
+
+  /** Every file of one root (for cache writes). */
+  *filesOfRoot(root: string): IterableIterator<DistFile> {
+    for (const f of this.byRelPath.values()) if (f.root === root) yield f;
+  }
+
+  /** Mark a project changed after a file's hash, metadata or yank state was filled in. */
+  changed(file: DistFile): void {
+    const p = this.projectsByName.get(file.project);
+    if (p && p.files.get(file.relPath) === file) this.touch(p);
+  }
+
+  /** Move a file to the project named by its metadata (metadata wins over the filename). */
+  regroup(file: DistFile, displayName: string): void {
+    const project = normalizeName(displayName);
+    if (project === file.project) {
+      if (file.displayName !== displayName) {
+        file.displayName = displayName;
+        const p = this.projectsByName.get(project);
+        if (p && p.displayName !== displayName) {
+          p.displayName = displayName;
+          this.rootGeneration++;
+        }
+        this.changed(file);
+      }
+      return;
+    }
+    if (this.byRelPath.get(file.relPath) !== file) return;
+    this.detach(file);
+    file.project = project;
+    file.displayName = displayName;
+    this.upsert(file);
+  }
+
+  private detach(file: DistFile): void {
+    this.byRelPath.delete(file.relPath);
+    this.fileCount--;
+    const p = this.projectsByName.get(file.project);
+    if (!p) return;
+    p.files.delete(file.relPath);
+    if (p.files.size === 0) {
+      this.projectsByName.delete(file.project);
+      this.rootGeneration++;
+    } else {
+      p.generation++;
+    }
+  }
+
+  private touch(p: Project): void {
+    p.generation++;
+    this.emit(p.name);
+  }
+
+  private emit(project: string): void {
+    for (const l of this.listeners) l(project);
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * Parsing of distribution file basenames (wheels, sdists, eggs).
+ *
+ * References: "Binary distribution format" (wheel file names), "Source
+ * distribution format" (sdist file names) and setuptools' egg naming
+ * (`{name}-{version}[-py{X.Y}[-{platform}]].egg`).
+ */
+
+import { normalizeName } from './names.js';
+import { parseVersion } from './version.js';
+
+export type DistKind = 'wheel' | 'sdist' | 'egg';
+
+export interface ParsedFilename {
+  /** the basename as given */
+  filename: string;
+  kind: DistKind;
+  packagetype: 'bdist_wheel' | 'sdist' | 'bdist_egg';
+  /** the project name as it appears in the filename (wheel/egg: `_` kept as is) */
+  name: string;
+  /** normalizeName(name) */
+  project: string;
+  /** the version exactly as written in the filename */
+  version: string;
+  /** wheels only */
+  buildTag: string | null;
+  /** wheels: python tag ('py3', 'cp311', 'py2.py3'); eggs: 'py3.11' or ''; sdists: 'source' */
+  pythonTag: string;
+  /** wheels only */
+  abiTag: string | null;
+  /** wheels only */
+  platformTag: string | null;
+  /** canonical lower-case extension, e.g. '.tar.gz' even for 'FOO-1.0.TAR.GZ' */
+  extension: string;
+}
+
+/** Known distribution extensions, longest first (so '.tar.gz' wins over shorter suffixes). */
+export const DIST_EXTENSIONS: readonly string[] = Object.freeze([
+  '.tar.bz2',
+  '.tar.gz',
+  '.tar.xz',
+  '.whl',
+  '.zip',
+  '.tgz',
+  '.egg',
+]);
+
+const SDIST_EXTENSIONS: ReadonlySet<string> = new Set(['.tar.gz', '.zip', '.tar.bz2', '.tgz', '.tar.xz']);
+
+/** Longer inputs cannot be real file names (NAME_MAX is 255 bytes); rejecting them bounds the work. */
+const MAX_FILENAME_LENGTH = 1024;
+
+// Path separators, C0 controls, DEL and C1 controls.
+const FORBIDDEN_CHARS = /[/\\\u0000-\u001f\u007f-\u009f]/;
+
+/** wheel/egg project name: no '-' (it is escaped to '_' in these formats) */
+const WHEEL_NAME = /^[A-Za-z0-9_][A-Za-z0-9._]*$/;
+/** sdist project name: must not start with '.' or '-' */
+const SDIST_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+/** wheel/egg version: any PEP 440-ish characters, no '-' */
+const VERSION_CHARS = /^[A-Za-z0-9._+!]+$/;
+/** sdist version: may contain '-' (e.g. "1.0-1", "1.0-dev") */
+const SDIST_VERSION_CHARS = /^[A-Za-z0-9._+!-]+$/;
+const WHEEL_TAG = /^[A-Za-z0-9._]+$/;
+const WHEEL_BUILD_TAG = /^[0-9][A-Za-z0-9._]*$/;
+const EGG_PYTHON_TAG = /^py[0-9]+(?:\.[0-9]+)*$/i;
+const EGG_PLATFORM = /^[A-Za-z0-9._-]+$/;
+
+function lowerAscii(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+/** The canonical extension `filename` ends with (ASCII case-insensitive), or null. */
+function findExtension(filename: string): string | null {
+  for (const ext of DIST_EXTENSIONS) {
+    if (filename.length >= ext.length && lowerAscii(filename.slice(filename.length - ext.length)) === ext) {
+      return ext;
+    }
+  }
+  return null;
+}
+
+export function isDistFilename(filename: string): boolean {
+  return typeof filename === 'string' && findExtension(filename) !== null;
+}
+
+export function parseFilename(filename: string): ParsedFilename | null {
+  if (typeof filename !== 'string') return null;
+  if (filename.length === 0 || filename.length > MAX_FILENAME_LENGTH) return null;
+  if (FORBIDDEN_CHARS.test(filename)) return null;
+  const extension = findExtension(filename);
+  if (extension === null) return null;
+  const stem = filename.slice(0, filename.length - extension.length);
+  if (extension === '.whl') return parseWheel(filename, stem);
+  if (extension === '.egg') return parseEgg(filename, stem);
+  if (SDIST_EXTENSIONS.has(extension)) return parseSdist(filename, stem, extension);
+  return null;
+}
+
+function parseWheel(filename: string, stem: string): ParsedFilename | null {
+  // {name}-{version}(-{build})?-{python}-{abi}-{platform}
+  const parts = stem.split('-');
+  if (parts.length !== 5 && parts.length !== 6) return null;
+  const [name, version] = parts;
+  const buildTag = parts.length === 6 ? parts[2] : null;
+  const [pythonTag, abiTag, platformTag] = parts.slice(-3);
+  if (!WHEEL_NAME.test(name) || !VERSION_CHARS.test(version)) return null;
+  if (buildTag !== null && !WHEEL_BUILD_TAG.test(buildTag)) return null;
+  if (!WHEEL_TAG.test(pythonTag) || !WHEEL_TAG.test(abiTag) || !WHEEL_TAG.test(platformTag)) return null;
+  return {
+    filename,
+    kind: 'wheel',
+    packagetype: 'bdist_wheel',
+    name,
+    project: normalizeName(name),
+    version,
+    buildTag,
+    pythonTag,
+    abiTag,
+    platformTag,
+    extension: '.whl',
+  };
+}
+
+function parseEgg(filename: string, stem: string): ParsedFilename | null {
+  // {name}-{version}(-py{X.Y}(-{platform})?)?  — the platform may itself contain '-'
+  // (e.g. "linux-x86_64"); it is validated but not reported (platformTag is wheel-only).
+  const parts = stem.split('-');
+  if (parts.length < 2) return null;
+  const [name, version] = parts;
+  if (!WHEEL_NAME.test(name) || !VERSION_CHARS.test(version)) return null;
+  let pythonTag = '';
+  if (parts.length >= 3) {
+    pythonTag = parts[2];
+    if (!EGG_PYTHON_TAG.test(pythonTag)) return null;
+    if (parts.length >= 4 && !EGG_PLATFORM.test(parts.slice(3).join('-'))) return null;
+  }
+  return {
+    filename,
+    kind: 'egg',
+    packagetype: 'bdist_egg',
+    name,
+    project: normalizeName(name),
+    version,
+    buildTag: null,
+    pythonTag,
+    abiTag: null,
+    platformTag: null,
+    extension: '.egg',
+  };
+}
+
+function parseSdist(filename: string, stem: string, extension: string): ParsedFilename | null {
+  /*
+   * AMBIGUITY RULE for sdist names. Both the project name and a legacy version
+   * may contain '-', so "{name}-{version}" has no unique split. The split point
+   * is chosen as follows:
+   *   1. the LEFTMOST '-' such that everything after it is a valid PEP 440
+   *      version (parseVersion(rest) !== null);
+   *   2. otherwise, the leftmost '-' that is immediately followed by a digit;
+   *   3. otherwise the file name is not recognised (null).
+   * The name (left part) and version (right part) are then validated: both must
+   * be non-empty, the name must match [A-Za-z0-9._-] and must not start with
+   * '.' or '-'. Examples:
+   *   foo-bar-1.0-1.tar.gz   -> name "foo-bar",   version "1.0-1"      (rule 1)
+   *   foo-1.0-dev.tar.gz     -> name "foo",       version "1.0-dev"    (rule 1)
+   *   foo-2fast-1.0.tar.gz   -> name "foo-2fast", version "1.0"        (rule 1)
+   *   pkg-2.0-beta-x.tar.gz  -> name "pkg",       version "2.0-beta-x" (rule 2)
+   *   nodigits.tar.gz        -> null                                   (rule 3)
+   *   -1.0.tar.gz            -> null (empty name)
+   */
+  let split = -1;
+  for (let i = stem.indexOf('-'); i !== -1; i = stem.indexOf('-', i + 1)) {
+    if (parseVersion(stem.slice(i + 1)) !== null) {
+      split = i;
+      break;
+    }
+  }
+  if (split === -1) {
+    for (let i = stem.indexOf('-'); i !== -1; i = stem.indexOf('-', i + 1)) {
+      const c = stem.charCodeAt(i + 1);
+      if (c >= 48 && c <= 57) {
+        split = i;
+        break;
+      }
+    }
+  }
+  if (split === -1) return null;
+  const name = stem.slice(0, split);
+  const version = stem.slice(split + 1);
+  if (!SDIST_NAME.test(name) || !SDIST_VERSION_CHARS.test(version)) return null;
+  return {
+    filename,
+    kind: 'sdist',
+    packagetype: 'sdist',
+    name,
+    project: normalizeName(name),
+    version,
+    buildTag: null,
+    pythonTag: 'source',
+    abiTag: null,
+    platformTag: null,
+    extension,
+  };
+}

@@ -1,0 +1,332 @@
+// Keeps the Catalog in step with the package roots: the initial scan, the watcher's changes,
+// hashing and metadata reading in the background (through the HashPool), and the persistent
+// DigestCache that makes restarts instant. Knows nothing of HTTP.
+
+import { promises as fsp, type Stats } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { Catalog, type DistFile, type MetadataSummary, type Project } from './catalog.js';
+import { DigestCache, cacheFileFor } from './cache.js';
+import { isDistFilename, parseFilename, type ParsedFilename } from './filename.js';
+import { HashPool, type HashResult } from './hash-pool.js';
+import { normalizeName } from './names.js';
+import { RootWatcher, isHiddenPath } from './watcher.js';
+import type { ArchiveKind } from '../metadata/extract.js';
+import type { YankStore } from './yank.js';
+
+export interface IndexerOptions {
+  roots: string[];
+  cacheDir: string | null;
+  workers: number;
+  watch: boolean;
+}
+
+export function archiveKindOf(parsed: ParsedFilename): ArchiveKind {
+  switch (parsed.extension) {
+    case '.whl':
+      return 'wheel';
+    case '.zip':
+      return 'zip';
+    case '.tgz':
+      return 'tgz';
+    case '.tar.bz2':
+      return 'tar.bz2';
+    case '.tar.xz':
+      return 'tar.xz';
+    case '.egg':
+      return 'egg';
+    default:
+      return 'tar.gz';
+  }
+}
+
+export function toRelPath(root: string, absPath: string): string {
+  return path.relative(root, absPath).split(path.sep).join('/');
+}
+
+export class Indexer {
+  readonly catalog: Catalog;
+  private readonly pool: HashPool;
+  private readonly caches = new Map<string, DigestCache>();
+  private readonly inflight = new Map<DistFile, Promise<void>>();
+  private readonly warned = new Set<string>();
+  private watcher: RootWatcher | null = null;
+  private loaded = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  yanks: YankStore | null = null;
+
+  constructor(
+    private readonly opts: IndexerOptions,
+    private readonly log: Logger,
+    catalog = new Catalog(),
+  ) {
+    this.catalog = catalog;
+    this.pool = new HashPool(opts.workers);
+  }
+
+  /** True once the initial scan has listed every file (hashing may still run). */
+  get isLoaded(): boolean {
+    return this.loaded;
+  }
+
+  /** Files still waiting for their digest or metadata. */
+  get backlog(): number {
+    return this.inflight.size;
+  }
+
+  cacheFor(root: string): DigestCache | undefined {
+    return this.caches.get(root);
+  }
+
+  async start(): Promise<void> {
+    for (const root of this.opts.roots) {
+      const cache = new DigestCache(cacheFileFor(root, this.opts.cacheDir), (msg, err) => this.warnOnce(msg, err));
+      await cache.load();
+      this.caches.set(root, cache);
+    }
+    if (this.opts.watch) {
+      this.watcher = new RootWatcher(this.opts.roots, {
+        onPath: (root, abs, st) => this.reconcile(root, abs, st),
+        onDirAdded: (root, dir) => void this.scanDir(root, dir),
+        onDirRemoved: (root, dir) => this.dropDir(root, dir),
+        onError: (err) => this.log.warn({ err }, 'watcher error'),
+      });
+      // Watching starts before the scan so that nothing changed during the scan is missed.
+      void this.watcher.start().then(() => this.log.debug('watcher ready'));
+    }
+    for (const root of this.opts.roots) await this.scanDir(root, root);
+    this.loaded = true;
+    this.log.info({ ...this.catalog.size, hashing: this.backlog }, 'catalog loaded');
+  }
+
+  /** Resolves when every known file has its digest and metadata. */
+  whenIdle(): Promise<void> {
+    if (this.inflight.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Make sure every file of the project is hashed, jumping the queue; a page waits for this. */
+  async ensureHashed(project: Project): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const f of project.files.values()) {
+      if (f.sha256 !== null && f.metadata !== undefined) continue;
+      const p = this.inflight.get(f);
+      if (p) {
+        this.pool.promote(f.absPath);
+        waits.push(p);
+      }
+    }
+    if (waits.length) await Promise.all(waits);
+  }
+
+  private async scanDir(root: string, dir: string): Promise<void> {
+    const stack = [dir];
+    while (stack.length) {
+      const current = stack.pop()!;
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await fsp.readdir(current, { withFileTypes: true });
+      } catch (err) {
+        if (current === root) throw err;
+        this.warnOnce(`cannot read directory ${current}`, err);
+        continue;
+      }
+      const files: string[] = [];
+      for (const e of entries) {
+        if (e.name.startsWith('.')) continue;
+        const abs = path.join(current, e.name);
+        // Symbolic links are never followed: a link could lead outside the roots.
+        if (e.isDirectory()) stack.push(abs);
+        else if (e.isFile()) files.push(abs);
+        else if (e.isSymbolicLink() && isDistFilename(e.name)) this.warnOnce(`skipping symbolic link ${abs} (links are not followed)`);
+      }
+      await mapLimit(files, 64, async (abs) => {
+        if (!this.consider(root, abs)) return;
+        try {
+          this.addFromStat(root, abs, await fsp.lstat(abs));
+        } catch (err) {
+          this.warnOnce(`cannot stat ${abs}`, err);
+        }
+      });
+    }
+  }
+
+  /** Is this a distribution file name we serve? Logs unparseable names once. */
+  private consider(root: string, abs: string): ParsedFilename | null {
+    const name = path.basename(abs);
+    if (!isDistFilename(name)) return null;
+    const parsed = parseFilename(name);
+    if (!parsed) {
+      this.warnOnce(`skipping ${path.relative(root, abs)}: not a valid distribution file name`);
+      return null;
+    }
+    return parsed;
+  }
+
+  private reconcile(root: string, abs: string, st: Stats | null): void {
+    if (this.closed) return;
+    const relPath = toRelPath(root, abs);
+    const existing = this.catalog.fileAt(relPath);
+    if (!st || !st.isFile()) {
+      if (existing && existing.root === root) {
+        this.catalog.remove(root, relPath);
+        this.log.info({ file: relPath }, 'file removed');
+      }
+      return;
+    }
+    if (existing && existing.root === root && existing.size === st.size && existing.mtimeMs === st.mtimeMs) return;
+    if (!this.consider(root, abs)) return;
+    const file = this.addFromStat(root, abs, st);
+    if (file) this.log.info({ file: relPath, project: file.project }, existing ? 'file changed' : 'file added');
+  }
+
+  private dropDir(root: string, dir: string): void {
+    for (const f of this.catalog.filesUnder(root, toRelPath(root, dir))) this.catalog.remove(root, f.relPath);
+  }
+
+  private addFromStat(root: string, abs: string, st: Stats): DistFile | undefined {
+    if (!st.isFile() || isHiddenPath(root, abs)) return undefined;
+    const parsed = parseFilename(path.basename(abs));
+    if (!parsed) return undefined;
+    const relPath = toRelPath(root, abs);
+    const cached = this.caches.get(root)?.lookup(relPath, st.size, st.mtimeMs);
+    const file: DistFile = {
+      root,
+      relPath,
+      absPath: abs,
+      filename: parsed.filename,
+      parsed,
+      project: parsed.project,
+      displayName: parsed.name,
+      version: parsed.version,
+      size: st.size,
+      mtimeMs: st.mtimeMs,
+      sha256: cached?.sha256 ?? null,
+      metadata: cached ? cached.metadata : undefined,
+      metadataError: cached?.metadataError,
+      yank: null,
+    };
+    this.applyMetadataName(file);
+    file.yank = this.yanks?.lookup(root, parsed, file.project, file.version) ?? null;
+    this.catalog.upsert(file);
+    if (file.sha256 === null || file.metadata === undefined) this.hash(file);
+    return file;
+  }
+
+  /** Record a file that an upload just wrote and hashed (no second read needed). */
+  addUploaded(root: string, abs: string, st: Stats, digests: { sha256: string; md5: string; blake2b256: string }, metadata: MetadataSummary | null, metadataError?: string): DistFile | undefined {
+    const relPath = toRelPath(root, abs);
+    this.caches.get(root)?.set(relPath, { size: st.size, mtimeMs: st.mtimeMs, ...digests, metadata, metadataError });
+    return this.addFromStat(root, abs, st);
+  }
+
+  private hash(file: DistFile): void {
+    if (this.inflight.has(file)) return;
+    const p = this.pool
+      .run({ path: file.absPath, archive: archiveKindOf(file.parsed) })
+      .then((r) => this.applyHash(file, r))
+      .finally(() => {
+        this.inflight.delete(file);
+        if (this.inflight.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
+    this.inflight.set(file, p);
+  }
+
+  private applyHash(file: DistFile, r: HashResult): void {
+    if (this.catalog.fileAt(file.relPath) !== file) return; // replaced or removed meanwhile
+    if (!r.ok) {
+      this.warnOnce(`cannot read ${file.relPath}: ${r.error}`);
+      this.catalog.remove(file.root, file.relPath);
+      return;
+    }
+    if (r.size !== file.size || r.mtimeMs !== file.mtimeMs) {
+      // Changed while we read it: the watcher will report it again once it settles.
+      file.size = r.size;
+      file.mtimeMs = r.mtimeMs;
+    }
+    file.sha256 = r.sha256;
+    file.metadata = r.metadata ?? null;
+    file.metadataError = r.metadataError;
+    if (r.metadataError) this.warnOnce(`no metadata for ${file.relPath}: ${r.metadataError}`);
+    this.caches.get(file.root)?.set(file.relPath, {
+      size: r.size,
+      mtimeMs: r.mtimeMs,
+      sha256: r.sha256,
+      metadata: file.metadata,
+      ...(r.metadataError ? { metadataError: r.metadataError } : {}),
+    });
+    const mdName = file.metadata?.name;
+    if (mdName) {
+      const before = file.project;
+      this.applyMetadataName(file);
+      file.project = before;
+      this.catalog.regroup(file, mdName);
+    } else {
+      this.catalog.changed(file);
+    }
+    file.yank = this.yanks?.lookup(file.root, file.parsed, file.project, file.version) ?? null;
+  }
+
+  /** The metadata's Name wins over the file name for grouping (resolves ambiguous sdists). */
+  private applyMetadataName(file: DistFile): void {
+    const mdName = file.metadata?.name;
+    if (!mdName) return;
+    const normalized = normalizeName(mdName);
+    if (normalized !== file.parsed.project) {
+      this.warnOnce(`${file.relPath}: file name says project "${file.parsed.project}" but its metadata says "${mdName}"; using the metadata`);
+      if (file.metadata?.version) file.version = file.metadata.version;
+    }
+    file.project = normalized;
+    file.displayName = mdName;
+  }
+
+  /** Re-apply the yank state of a root after its yank file changed. */
+  refreshYanks(root: string): void {
+    for (const f of this.catalog.filesOfRoot(root)) {
+      const y = this.yanks?.lookup(root, f.parsed, f.project, f.version) ?? null;
+      if ((y?.reason ?? null) !== (f.yank?.reason ?? null)) {
+        f.yank = y;
+        this.catalog.changed(f);
+      }
+    }
+  }
+
+  /** Compute md5/blake2b digests on demand (the JSON API), cached with the sha256. */
+  async extraDigests(file: DistFile): Promise<{ md5: string; blake2b256: string } | null> {
+    const cache = this.caches.get(file.root);
+    const cached = cache?.lookup(file.relPath, file.size, file.mtimeMs);
+    if (cached?.md5 && cached.blake2b256) return { md5: cached.md5, blake2b256: cached.blake2b256 };
+    const r = await this.pool.run({ path: file.absPath, extraDigests: true }, true);
+    if (!r.ok || !r.md5 || !r.blake2b256) return null;
+    if (r.size === file.size && r.mtimeMs === file.mtimeMs) cache?.update(file.relPath, { md5: r.md5, blake2b256: r.blake2b256 });
+    return { md5: r.md5, blake2b256: r.blake2b256 };
+  }
+
+  warnOnce(msg: string, err?: unknown): void {
+    if (this.warned.has(msg)) return;
+    if (this.warned.size > 100_000) this.warned.clear();
+    this.warned.add(msg);
+    if (err) this.log.warn({ err }, msg);
+    else this.log.warn(msg);
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all([...this.caches.values()].map((c) => c.flush()));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.watcher?.close();
+    await this.pool.close();
+    await this.flush();
+  }
+}
+
+async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (i < items.length) await fn(items[i++]!);
+  });
+  await Promise.all(runners);
+}

@@ -1,0 +1,147 @@
+// PEP 592 yank state. It lives with the packages, in a plain text file at the top of each
+// root (`yanked.txt`), so it survives restarts, can be edited by hand and versioned with the
+// directory. One entry per line:
+//
+//   # comments and blank lines are ignored
+//   demo==1.0            reason text (optional)
+//   demo-1.1-py3-none-any.whl   only this file
+//
+// `project==version` yanks every file of that release (names compared PEP 503-normalized,
+// versions PEP 440-equal); a file name yanks that file wherever it sits under the root.
+
+import { promises as fsp, watchFile, unwatchFile } from 'node:fs';
+import path from 'node:path';
+import type { Yank } from './catalog.js';
+import type { ParsedFilename } from './filename.js';
+import { normalizeName } from './names.js';
+import { normalizeVersion, versionsEqual } from './version.js';
+
+export const YANK_FILE = 'yanked.txt';
+
+export interface YankEntry {
+  /** Either a file name or `project==version`. */
+  target: string;
+  reason: string;
+}
+
+export type YankTarget = { kind: 'file'; filename: string } | { kind: 'release'; project: string; version: string };
+
+export function parseTarget(target: string): YankTarget | null {
+  const t = target.trim();
+  const m = /^([A-Za-z0-9._-]+)\s*==\s*(\S+)$/.exec(t);
+  if (m) return { kind: 'release', project: normalizeName(m[1]!), version: m[2]! };
+  if (/^[^\s/\\]+$/.test(t)) return { kind: 'file', filename: t };
+  return null;
+}
+
+export function parseYankFile(text: string): YankEntry[] {
+  const out: YankEntry[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^(\S+(?:\s*==\s*\S+)?)(?:\s+(.*))?$/.exec(line);
+    if (!m) continue;
+    const target = m[1]!.replace(/\s+/g, '');
+    if (parseTarget(target)) out.push({ target, reason: (m[2] ?? '').trim() });
+  }
+  return out;
+}
+
+const HEADER = `# pypi-lite yank list (PEP 592). One entry per line: <file name or project==version> [reason]
+# Edit by hand or with \`pypi-lite yank\` / \`pypi-lite unyank\`; changes are picked up live.
+`;
+
+export function serializeYankFile(entries: YankEntry[]): string {
+  return HEADER + entries.map((e) => (e.reason ? `${e.target} ${e.reason.replace(/[\r\n]+/g, ' ')}` : e.target)).join('\n') + (entries.length ? '\n' : '');
+}
+
+export function sameTarget(a: string, b: string): boolean {
+  const ta = parseTarget(a);
+  const tb = parseTarget(b);
+  if (!ta || !tb || ta.kind !== tb.kind) return false;
+  if (ta.kind === 'file' && tb.kind === 'file') return ta.filename === tb.filename;
+  if (ta.kind === 'release' && tb.kind === 'release') return ta.project === tb.project && versionsEqual(ta.version, tb.version);
+  return false;
+}
+
+/** The yank state of every root, kept in memory and in sync with the yanked.txt files. */
+export class YankStore {
+  private readonly byRoot = new Map<string, { files: Map<string, string>; releases: Map<string, string> }>();
+  private readonly watching: string[] = [];
+
+  constructor(
+    private readonly roots: string[],
+    private readonly onChange: (root: string) => void = () => {},
+    private readonly onWarn: (msg: string, err?: unknown) => void = () => {},
+  ) {}
+
+  static fileOf(root: string): string {
+    return path.join(root, YANK_FILE);
+  }
+
+  async load(): Promise<void> {
+    for (const root of this.roots) await this.loadRoot(root);
+  }
+
+  private async loadRoot(root: string): Promise<void> {
+    let text = '';
+    try {
+      text = await fsp.readFile(YankStore.fileOf(root), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.onWarn(`cannot read ${YankStore.fileOf(root)}`, err);
+    }
+    const files = new Map<string, string>();
+    const releases = new Map<string, string>();
+    for (const e of parseYankFile(text)) {
+      const t = parseTarget(e.target);
+      if (t?.kind === 'file') files.set(t.filename, e.reason);
+      else if (t?.kind === 'release') releases.set(`${t.project}==${normalizeVersion(t.version) ?? t.version}`, e.reason);
+    }
+    this.byRoot.set(root, { files, releases });
+  }
+
+  /** Re-read a root's yank file when it changes (polling: robust to editors and git checkouts). */
+  watch(intervalMs = 500): void {
+    for (const root of this.roots) {
+      const file = YankStore.fileOf(root);
+      watchFile(file, { interval: intervalMs, persistent: false }, () => {
+        void this.loadRoot(root).then(() => this.onChange(root));
+      });
+      this.watching.push(file);
+    }
+  }
+
+  close(): void {
+    for (const f of this.watching.splice(0)) unwatchFile(f);
+  }
+
+  lookup(root: string, parsed: ParsedFilename, project = parsed.project, version = parsed.version): Yank | null {
+    const state = this.byRoot.get(root);
+    if (!state) return null;
+    const byFile = state.files.get(parsed.filename);
+    if (byFile !== undefined) return { reason: byFile };
+    const byRelease = state.releases.get(`${project}==${normalizeVersion(version) ?? version}`);
+    return byRelease !== undefined ? { reason: byRelease } : null;
+  }
+}
+
+/** Add or replace (yank) or remove (unyank) an entry in a root's yank file, atomically. */
+export async function editYankFile(root: string, target: string, change: { yank: true; reason: string } | { yank: false }): Promise<boolean> {
+  if (!parseTarget(target)) throw new Error(`invalid yank target "${target}": use a file name or project==version`);
+  const file = YankStore.fileOf(root);
+  let text = '';
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const entries = parseYankFile(text);
+  const kept = entries.filter((e) => !sameTarget(e.target, target));
+  const found = kept.length !== entries.length;
+  if (change.yank) kept.push({ target: target.replace(/\s+/g, ''), reason: change.reason });
+  else if (!found) return false;
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(tmp, serializeYankFile(kept));
+  await fsp.rename(tmp, file);
+  return true;
+}

@@ -1,0 +1,312 @@
+// The `pypi-lite` command line: serve, passwd, yank/unyank. Option names follow pypiserver's
+// where it has one; every serve option can also come from a PYPI_LITE_* environment variable.
+
+import { promises as fsp, constants as fsConstants, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULTS, parseAuthenticate, parseBaseUrl, type Config, type LogFormat } from './config.js';
+import { createLogger, LOG_LEVELS } from './log.js';
+import { startServer } from './server.js';
+import { deleteUser, hashPassword, HtpasswdError, isValidUsername, parseHtpasswd, setUser } from './auth/htpasswd.js';
+import { editYankFile } from './catalog/yank.js';
+
+/** A failure the user caused: printed as one line, exit code 2. */
+export class UsageError extends Error {}
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function intOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function sizeOption(value: string): number {
+  const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('use a number of bytes, optionally with K, M or G');
+  const unit = (m[2] ?? '').toLowerCase()[0];
+  const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Number(m[1]) * mult;
+}
+
+async function checkRoot(root: string): Promise<string> {
+  const abs = path.resolve(root);
+  let st;
+  try {
+    st = await fsp.stat(abs);
+  } catch {
+    throw new UsageError(`package directory ${abs} does not exist`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`package directory ${abs} is not a directory`);
+  try {
+    await fsp.access(abs, fsConstants.R_OK | fsConstants.X_OK);
+  } catch {
+    throw new UsageError(`package directory ${abs} cannot be read (permission denied)`);
+  }
+  return fsp.realpath(abs);
+}
+
+interface ServeOptions {
+  port: number;
+  host: string;
+  fallbackUrl: string;
+  disableFallback?: boolean;
+  logLevel: string;
+  logFormat: LogFormat;
+  baseUrl?: string;
+  cacheDir?: string;
+  passwords?: string;
+  authenticate: string;
+  overwrite?: boolean;
+  maxUploadSize: number;
+  healthEndpoint: string;
+  metrics: boolean;
+  workers: number;
+}
+
+export async function buildConfig(roots: string[], o: ServeOptions): Promise<Config> {
+  const resolvedRoots: string[] = [];
+  for (const r of roots.length ? roots : ['./packages']) resolvedRoots.push(await checkRoot(r));
+  let authenticate;
+  let base;
+  try {
+    authenticate = parseAuthenticate(o.authenticate);
+    base = parseBaseUrl(o.baseUrl);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const passwordsDot = o.passwords === '.';
+  let passwords: string | null = null;
+  if (o.passwords && !passwordsDot) {
+    passwords = path.resolve(o.passwords);
+    try {
+      await fsp.access(passwords, fsConstants.R_OK);
+    } catch {
+      throw new UsageError(`password file ${passwords} does not exist or cannot be read (create it with: pypi-lite passwd ${o.passwords} USER)`);
+    }
+  }
+  if (passwords === null && (authenticate.has('download') || authenticate.has('list'))) {
+    throw new UsageError('--authenticate download/list needs a password file: add -P <htpasswd file>');
+  }
+  if (!o.healthEndpoint.startsWith('/')) throw new UsageError('--health-endpoint must start with /');
+  if (!LOG_LEVELS.includes(o.logLevel as (typeof LOG_LEVELS)[number])) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  return {
+    roots: resolvedRoots,
+    port: o.port,
+    host: o.host,
+    fallbackUrl: o.disableFallback ? null : o.fallbackUrl,
+    ...base,
+    logLevel: o.logLevel,
+    logFormat: o.logFormat,
+    cacheDir: o.cacheDir ? path.resolve(o.cacheDir) : null,
+    passwords,
+    authenticate,
+    anonymousUploads: passwordsDot && !authenticate.has('update'),
+    overwrite: Boolean(o.overwrite),
+    maxUploadSize: o.maxUploadSize,
+    healthEndpoint: o.healthEndpoint,
+    metrics: o.metrics,
+    shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
+    workers: o.workers,
+  };
+}
+
+async function serve(roots: string[], o: ServeOptions): Promise<void> {
+  const config = await buildConfig(roots, o);
+  const log = createLogger(config.logLevel, config.logFormat);
+  let running;
+  try {
+    running = await startServer(config, log);
+  } catch (err) {
+    if (err instanceof HtpasswdError) throw new UsageError(err.message);
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new UsageError(`port ${config.port} on ${config.host} is already in use`);
+    if (e.code === 'EACCES') throw new UsageError(`not allowed to listen on ${config.host}:${config.port}`);
+    throw err;
+  }
+  const { url } = running;
+  process.stdout.write(
+    `pypi-lite ${version()} serving ${config.roots.join(', ')}\n` +
+      `  pip install --index-url ${url}${config.basePath}/simple/ PACKAGE\n` +
+      `  twine upload --repository-url ${url}${config.basePath}/ dist/*\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    running.close().then(
+      () => {
+        log.flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await running.loaded.catch((err: unknown) => {
+    throw new UsageError(`cannot scan the package directories: ${(err as Error).message}`);
+  });
+}
+
+async function readPasswordFromStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function promptPassword(question: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new UsageError('no terminal to ask for a password: use --password-stdin');
+  const { createInterface } = await import('node:readline');
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const out = rl as unknown as { _writeToOutput?: (s: string) => void };
+  process.stderr.write(question);
+  out._writeToOutput = () => {};
+  const answer = await new Promise<string>((resolve) => rl.question('', resolve));
+  rl.close();
+  process.stderr.write('\n');
+  return answer;
+}
+
+async function passwd(file: string, user: string, o: { delete?: boolean; passwordStdin?: boolean; rounds: number }): Promise<void> {
+  if (!isValidUsername(user)) throw new UsageError(`invalid user name "${user}"`);
+  let text = '';
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+    if (o.delete) throw new UsageError(`${file} does not exist`);
+  }
+  let next: string;
+  if (o.delete) {
+    const r = deleteUser(text, user);
+    if (!r.found) throw new UsageError(`user "${user}" is not in ${file}`);
+    next = r.text;
+  } else {
+    let password: string;
+    if (o.passwordStdin) password = await readPasswordFromStdin();
+    else {
+      password = await promptPassword(`New password for ${user}: `);
+      const again = await promptPassword('Repeat the password: ');
+      if (again !== password) throw new UsageError('the passwords do not match');
+    }
+    if (password === '') throw new UsageError('empty password');
+    next = setUser(text, user, await hashPassword(password, o.rounds));
+  }
+  try {
+    parseHtpasswd(next, file);
+  } catch (err) {
+    if (err instanceof HtpasswdError) process.stderr.write(`warning: ${err.message}\n`);
+  }
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(tmp, next, { mode: 0o600 });
+  await fsp.rename(tmp, file);
+  process.stdout.write(o.delete ? `Deleted user ${user} from ${file}\n` : `Set the password of ${user} in ${file}\n`);
+}
+
+async function yank(root: string, target: string, o: { reason?: string }, undo: boolean): Promise<void> {
+  const abs = await checkRoot(root);
+  let changed: boolean;
+  try {
+    changed = await editYankFile(abs, target, undo ? { yank: false } : { yank: true, reason: o.reason ?? '' });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (undo && !changed) throw new UsageError(`${target} is not yanked in ${abs}`);
+  process.stdout.write(`${undo ? 'Unyanked' : 'Yanked'} ${target} in ${abs}\n`);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('pypi-lite')
+    .description('A fast, self-hosted private Python package index')
+    .version(version(), '-V, --version')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('serve')
+    .description('Serve package directories over the PyPI Simple API and accept uploads')
+    .argument('[roots...]', 'package directories (default ./packages); the first receives uploads')
+    .addOption(new Option('-p, --port <n>', 'port to listen on').default(DEFAULTS.port).env('PYPI_LITE_PORT').argParser(intOption('--port', 0, 65535)))
+    .addOption(new Option('-H, --host <addr>', 'address to listen on').default(DEFAULTS.host).env('PYPI_LITE_HOST'))
+    .addOption(new Option('--fallback-url <url>', 'where unknown projects are redirected').default(DEFAULTS.fallbackUrl).env('PYPI_LITE_FALLBACK_URL'))
+    .addOption(new Option('--disable-fallback', 'answer 404 for unknown projects instead of redirecting').env('PYPI_LITE_DISABLE_FALLBACK'))
+    .addOption(new Option('--base-url <url>', 'public URL or path prefix when behind a reverse proxy (e.g. /pypi or https://box/pypi)').env('PYPI_LITE_BASE_URL'))
+    .addOption(new Option('-P, --passwords <file>', 'htpasswd file (bcrypt, apr1 or SHA entries); "." for none').env('PYPI_LITE_PASSWORDS'))
+    .addOption(
+      new Option('-a, --authenticate <actions>', 'actions that need a password: comma list of update, download, list; "." for none')
+        .default('update')
+        .env('PYPI_LITE_AUTHENTICATE'),
+    )
+    .addOption(new Option('--overwrite', 'allow uploads to replace an existing file').env('PYPI_LITE_OVERWRITE'))
+    .addOption(new Option('--max-upload-size <bytes>', 'largest accepted upload (K, M, G suffixes)').default(DEFAULTS.maxUploadSize, '1G').env('PYPI_LITE_MAX_UPLOAD_SIZE').argParser(sizeOption))
+    .addOption(new Option('--cache-dir <dir>', 'where to keep the digest cache (default: a dotfile in each root)').env('PYPI_LITE_CACHE_DIR'))
+    .addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`).default(DEFAULTS.logLevel).env('PYPI_LITE_LOG_LEVEL'))
+    .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'pretty']).default('json').env('PYPI_LITE_LOG_FORMAT'))
+    .addOption(new Option('--health-endpoint <path>', 'path of the health check').default(DEFAULTS.healthEndpoint).env('PYPI_LITE_HEALTH_ENDPOINT'))
+    .addOption(new Option('--no-metrics', 'disable /metrics').env('PYPI_LITE_NO_METRICS'))
+    .addOption(new Option('--workers <n>', 'hashing threads').default(Math.max(1, os.availableParallelism()), 'number of CPUs').env('PYPI_LITE_WORKERS').argParser(intOption('--workers', 1, 64)))
+    .action(async (roots: string[], o: ServeOptions) => serve(roots, o));
+
+  program
+    .command('passwd')
+    .description('Create or update a user in an htpasswd file (bcrypt), or delete one')
+    .argument('<file>', 'htpasswd file (created if missing)')
+    .argument('<user>', 'user name')
+    .option('-D, --delete', 'delete the user')
+    .option('--password-stdin', 'read the password from standard input (for scripts)')
+    .addOption(new Option('--rounds <n>', 'bcrypt cost').default(10).argParser(intOption('--rounds', 4, 15)))
+    .action(async (file: string, user: string, o: { delete?: boolean; passwordStdin?: boolean; rounds: number }) => passwd(file, user, o));
+
+  program
+    .command('yank')
+    .description('Yank a release or a file (PEP 592): pip skips it unless pinned')
+    .argument('<root>', 'package directory holding the files')
+    .argument('<target>', 'project==version, or a file name')
+    .option('-r, --reason <text>', 'why it was yanked (shown by pip)')
+    .action(async (root: string, target: string, o: { reason?: string }) => yank(root, target, o, false));
+
+  program
+    .command('unyank')
+    .description('Undo a yank')
+    .argument('<root>', 'package directory holding the files')
+    .argument('<target>', 'project==version, or a file name')
+    .action(async (root: string, target: string) => yank(root, target, {}, true));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number; message?: string };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+      // commander already printed help/version/the error
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`pypi-lite: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}

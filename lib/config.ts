@@ -1,0 +1,97 @@
+// The server's configuration, as resolved by the CLI (lib/cli.ts) from options, environment
+// variables and defaults. Everything else receives a Config; nothing reads process.env.
+
+export type AuthAction = 'update' | 'download' | 'list';
+export type LogFormat = 'json' | 'pretty';
+
+export interface Config {
+  /** Absolute package roots; the first one receives uploads. */
+  roots: string[];
+  port: number;
+  host: string;
+  /** Where unknown projects are redirected (303); null when --disable-fallback. */
+  fallbackUrl: string | null;
+  /** Path prefix under which a reverse proxy exposes the server ('' or '/something'). */
+  basePath: string;
+  /** Absolute origin from --base-url when it was a full URL (e.g. 'https://box.example'), else null. */
+  baseOrigin: string | null;
+  logLevel: string;
+  logFormat: LogFormat;
+  /** Directory for the digest/metadata cache; null = a dotfile in each root. */
+  cacheDir: string | null;
+  /** htpasswd file; null = none configured. */
+  passwords: string | null;
+  /** Actions that require authentication. */
+  authenticate: Set<AuthAction>;
+  /** Uploads without credentials were explicitly allowed (`-a . -P .`). */
+  anonymousUploads: boolean;
+  overwrite: boolean;
+  maxUploadSize: number;
+  healthEndpoint: string;
+  metrics: boolean;
+  /** Bound on waiting for in-flight requests at shutdown. */
+  shutdownTimeoutMs: number;
+  /** Hashing/metadata worker threads. */
+  workers: number;
+}
+
+export const DEFAULTS = {
+  port: 8080,
+  host: '0.0.0.0',
+  fallbackUrl: 'https://pypi.org/simple/',
+  logLevel: 'info',
+  logFormat: 'json' as LogFormat,
+  maxUploadSize: 1024 * 1024 * 1024, // 1 GiB, PyPI's largest per-file limit class
+  healthEndpoint: '/health',
+  shutdownTimeoutMs: 10_000,
+} as const;
+
+export function parseAuthenticate(value: string): Set<AuthAction> {
+  const out = new Set<AuthAction>();
+  for (const raw of value.split(/[\s,]+/)) {
+    const item = raw.trim().toLowerCase();
+    if (item === '' || item === '.') continue;
+    if (item === 'update' || item === 'download' || item === 'list') out.add(item);
+    else throw new Error(`--authenticate: unknown action "${raw}" (use update, download, list or .)`);
+  }
+  return out;
+}
+
+/** Split --base-url into an optional origin and a normalized path prefix without trailing slash. */
+export function parseBaseUrl(value: string | undefined): { basePath: string; baseOrigin: string | null } {
+  if (!value || value === '/') return { basePath: '', baseOrigin: null };
+  let path = value;
+  let origin: string | null = null;
+  if (/^https?:\/\//i.test(value)) {
+    const u = new URL(value);
+    origin = u.origin;
+    path = u.pathname;
+  }
+  if (!path.startsWith('/')) path = `/${path}`;
+  path = path.replace(/\/+$/, '');
+  if (/[\s"'<>\\?#]/.test(path)) throw new Error(`--base-url: invalid path "${value}"`);
+  return { basePath: path, baseOrigin: origin };
+}
+
+export function makeConfig(partial: Partial<Config> & { roots: string[] }): Config {
+  return {
+    port: 0,
+    host: '127.0.0.1',
+    fallbackUrl: null,
+    basePath: '',
+    baseOrigin: null,
+    logLevel: 'silent',
+    logFormat: 'json',
+    cacheDir: null,
+    passwords: null,
+    authenticate: new Set<AuthAction>(['update']),
+    anonymousUploads: false,
+    overwrite: false,
+    maxUploadSize: DEFAULTS.maxUploadSize,
+    healthEndpoint: DEFAULTS.healthEndpoint,
+    metrics: true,
+    shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
+    workers: 2,
+    ...partial,
+  };
+}

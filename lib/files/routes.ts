@@ -1,0 +1,169 @@
+// Downloads: GET/HEAD /packages/<relative path> and the PEP 658 metadata files
+// (/packages/<file>.metadata). A path is only ever looked up in the catalog's map, never
+// joined onto a directory, so no request can reach a file that is not in the index.
+
+import { constants, promises as fsp } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { NextFunction, Request, Response } from 'express';
+import type { Catalog, DistFile } from '../catalog/catalog.js';
+import { httpError } from '../errors.js';
+import { etagMatches } from '../http/respond.js';
+import type { MetadataReader } from '../metadata/reader.js';
+
+export interface FilesDeps {
+  catalog: Catalog;
+  metadata: MetadataReader;
+}
+
+const MAX_PATH = 1024;
+
+/** Decode /packages/<...> into a catalog key; null for anything malformed or suspicious. */
+export function decodeFilePath(pathname: string): string | null {
+  if (!pathname.startsWith('/packages/') || pathname.length > MAX_PATH) return null;
+  const segments = pathname.slice('/packages/'.length).split('/');
+  const out: string[] = [];
+  for (const seg of segments) {
+    let s: string;
+    try {
+      s = decodeURIComponent(seg);
+    } catch {
+      return null;
+    }
+    // eslint-disable-next-line no-control-regex
+    if (s === '' || s === '.' || s === '..' || s.startsWith('.') || /[\\/\u0000-\u001f\u007f]/.test(s)) return null;
+    out.push(s);
+  }
+  return out.length ? out.join('/') : null;
+}
+
+function strongEtag(file: DistFile): string {
+  return file.sha256 ? `"${file.sha256}"` : `"${file.size.toString(16)}-${Math.floor(file.mtimeMs).toString(16)}"`;
+}
+
+/** Parse a single `bytes=` range; null = ignore the header (serve 200), 'unsatisfiable' = 416. */
+export function parseRange(header: string, size: number): { start: number; end: number } | null | 'unsatisfiable' {
+  const m = /^bytes=\s*(\d*)\s*-\s*(\d*)\s*$/.exec(header.trim());
+  if (!m) return null; // multiple ranges or other units: serve the whole file
+  const [, a, b] = m;
+  let start: number;
+  let end: number;
+  if (a === '' && b === '') return null;
+  if (a === '') {
+    const suffix = Number(b);
+    if (suffix === 0) return 'unsatisfiable';
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(a);
+    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
+    if (b !== '' && Number(b) < start) return null;
+  }
+  if (start >= size || size === 0) return 'unsatisfiable';
+  return { start, end };
+}
+
+function ifRangeAllows(req: IncomingMessage, etag: string, lastModified: string): boolean {
+  const raw = req.headers['if-range'];
+  const ifRange = Array.isArray(raw) ? raw[0] : raw;
+  if (!ifRange) return true;
+  if (ifRange.startsWith('"') || ifRange.startsWith('W/')) return ifRange === etag;
+  const since = Date.parse(ifRange);
+  return !Number.isNaN(since) && Math.floor(Date.parse(lastModified) / 1000) <= Math.floor(since / 1000);
+}
+
+async function serveDist(req: IncomingMessage, res: ServerResponse, file: DistFile): Promise<void> {
+  // O_NOFOLLOW: a file swapped for a symbolic link after indexing is not followed.
+  const fh = await fsp.open(file.absPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
+  if (!fh) throw httpError('FILE_NOT_FOUND');
+  let handedOff = false;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw httpError('FILE_NOT_FOUND');
+    const size = st.size;
+    const etag = st.size === file.size && st.mtimeMs === file.mtimeMs ? strongEtag(file) : `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+    const lastModified = new Date(st.mtimeMs).toUTCString();
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.setHeader('Content-Disposition', `attachment; filename="${file.filename.replace(/["\\]/g, '_')}"`);
+    res.setHeader('Accept-Ranges', 'bytes');
+    res.setHeader('ETag', etag);
+    res.setHeader('Last-Modified', lastModified);
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    if (etagMatches(req.headers['if-none-match'], etag)) {
+      res.statusCode = 304;
+      res.end();
+      return;
+    }
+    const ims = req.headers['if-modified-since'];
+    if (!req.headers['if-none-match'] && ims && Math.floor(st.mtimeMs / 1000) <= Math.floor(Date.parse(ims) / 1000)) {
+      res.statusCode = 304;
+      res.end();
+      return;
+    }
+    let start = 0;
+    let end = size - 1;
+    const rangeHeader = req.headers.range;
+    if (rangeHeader && ifRangeAllows(req, etag, lastModified)) {
+      const r = parseRange(rangeHeader, size);
+      if (r === 'unsatisfiable') throw httpError('RANGE_NOT_SATISFIABLE', undefined, { 'Content-Range': `bytes */${size}` });
+      if (r) {
+        start = r.start;
+        end = r.end;
+        res.statusCode = 206;
+        res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
+      }
+    }
+    if (res.statusCode !== 206) res.statusCode = 200;
+    res.setHeader('Content-Length', size === 0 ? 0 : end - start + 1);
+    if (req.method === 'HEAD' || size === 0) {
+      res.end();
+      return;
+    }
+    handedOff = true;
+    const stream = fh.createReadStream({ start, end, highWaterMark: 256 * 1024, autoClose: true });
+    await pipeline(stream, res).catch(() => {
+      /* client went away: nothing to do, the stream closed the file */
+    });
+  } finally {
+    if (!handedOff) await fh.close().catch(() => {});
+  }
+}
+
+async function serveMetadata(req: IncomingMessage, res: ServerResponse, deps: FilesDeps, file: DistFile): Promise<void> {
+  if (!file.metadata?.servable) throw httpError('METADATA_NOT_FOUND');
+  const bytes = await deps.metadata.read(file);
+  if (!bytes) throw httpError('METADATA_NOT_FOUND');
+  const etag = `"${file.metadata.sha256}"`;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('ETag', etag);
+  res.setHeader('Cache-Control', 'public, max-age=300');
+  if (etagMatches(req.headers['if-none-match'], etag)) {
+    res.statusCode = 304;
+    res.end();
+    return;
+  }
+  res.statusCode = 200;
+  res.setHeader('Content-Length', bytes.length);
+  res.end(req.method === 'HEAD' ? undefined : bytes);
+}
+
+export function fileRoutes(deps: FilesDeps) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (!req.path.startsWith('/packages')) return next();
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    req.routeName = 'packages';
+    if (req.path === '/packages' || req.path === '/packages/') throw httpError('NOT_FOUND');
+    const rel = decodeFilePath(req.path);
+    if (!rel) throw httpError('FILE_NOT_FOUND');
+    const file = deps.catalog.fileAt(rel);
+    if (file) return serveDist(req, res, file);
+    if (rel.endsWith('.metadata')) {
+      const dist = deps.catalog.fileAt(rel.slice(0, -'.metadata'.length));
+      if (dist) {
+        req.routeName = 'metadata';
+        return serveMetadata(req, res, deps, dist);
+      }
+    }
+    throw httpError('FILE_NOT_FOUND');
+  };
+}

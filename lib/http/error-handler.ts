@@ -1,0 +1,59 @@
+// The one final error handler: every error ends here. Known errors (HttpError) answer with
+// their status and a reason phrase carrying the message (twine prints only the reason); an
+// unexpected error is logged with the request id and answered 500 with that id, and the
+// process keeps serving. Errors from body parsers and multer are mapped to client errors.
+
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { HttpError, httpError, toReasonPhrase } from '../errors.js';
+
+interface StatusLike {
+  status?: unknown;
+  statusCode?: unknown;
+  expose?: unknown;
+  message?: unknown;
+  type?: unknown;
+}
+
+/** Map errors thrown by libraries (http-errors style objects with a 4xx status) to HttpError. */
+export function toHttpError(err: unknown): HttpError | null {
+  if (err instanceof HttpError) return err;
+  const e = err as StatusLike | null;
+  const status = typeof e?.status === 'number' ? e.status : typeof e?.statusCode === 'number' ? e.statusCode : 0;
+  if (status >= 400 && status < 500) {
+    const msg = typeof e?.message === 'string' ? e.message : undefined;
+    if (status === 413) return httpError('PAYLOAD_TOO_LARGE', msg);
+    if (status === 415) return httpError('UNSUPPORTED_MEDIA_TYPE', msg);
+    return httpError('BAD_REQUEST', msg);
+  }
+  return null;
+}
+
+export function sendError(req: Request, res: Response, err: HttpError): void {
+  const message = err.message;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  res.statusCode = err.status;
+  res.statusMessage = toReasonPhrase(message);
+  const body = `${err.status} ${message}\n`;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+export function errorHandler(log: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    const known = toHttpError(err);
+    if (known) {
+      if (known.status >= 500) log.error({ err, reqId: req.id }, known.message);
+      sendError(req, res, known);
+      return;
+    }
+    log.error({ err, reqId: req.id, method: req.method, path: req.path }, 'unexpected error');
+    sendError(req, res, httpError('INTERNAL', `request id ${req.id}`));
+  };
+}

@@ -1,0 +1,52 @@
+// Per-request bookkeeping shared by Express and the fast path: a request id, one log line per
+// request (method, path, status, bytes, ms, user; never headers or query strings), and the
+// metrics hook.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+
+export interface RequestMetrics {
+  observe(route: string, method: string, status: number, seconds: number, bytes: number): void;
+}
+
+interface Observed {
+  id?: string;
+  user?: string;
+  routeName?: string;
+}
+
+let counter = 0;
+const PREFIX = `${process.pid.toString(36)}-`;
+
+export function nextRequestId(): string {
+  counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
+  return PREFIX + counter.toString(36);
+}
+
+export function pathOnly(url: string | undefined): string {
+  if (!url) return '/';
+  const q = url.indexOf('?');
+  const p = q === -1 ? url : url.slice(0, q);
+  return p.length > 512 ? `${p.slice(0, 509)}...` : p;
+}
+
+export function observeRequest(req: IncomingMessage, res: ServerResponse, log: Logger, metrics: RequestMetrics | null): string {
+  const r = req as IncomingMessage & Observed;
+  const id = r.id ?? nextRequestId();
+  r.id = id;
+  const start = process.hrtime.bigint();
+  res.on('close', () => {
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    const lengthHeader = res.getHeader('content-length');
+    const bytes = res.writableFinished ? Number(lengthHeader ?? 0) || 0 : 0;
+    const status = res.writableFinished ? res.statusCode : 499;
+    metrics?.observe(r.routeName ?? 'other', req.method ?? 'GET', status, ms / 1000, bytes);
+    if (log.isLevelEnabled('info')) {
+      log.info(
+        { reqId: id, method: req.method, path: pathOnly(req.url), status, bytes, ms: Math.round(ms * 100) / 100, user: r.user, remote: req.socket.remoteAddress },
+        'request',
+      );
+    }
+  });
+  return id;
+}

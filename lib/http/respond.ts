@@ -1,0 +1,74 @@
+// Small response helpers shared by the routes: cached pages with ETag/gzip, redirects that
+// respect --base-url, and the conditional-request checks.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RenderedPage } from '../simple/pages.js';
+
+/** Does an If-None-Match header match one of our ETags? */
+export function etagMatches(ifNoneMatch: string | undefined, ...etags: string[]): boolean {
+  if (!ifNoneMatch) return false;
+  if (ifNoneMatch.trim() === '*') return true;
+  for (const raw of ifNoneMatch.split(',')) {
+    const tag = raw.trim().replace(/^W\//, '');
+    if (etags.includes(tag)) return true;
+  }
+  return false;
+}
+
+/** Does the client accept gzip (and not refuse it with q=0)? */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  for (const part of header.split(',')) {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    if (coding !== 'gzip' && coding !== '*') continue;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    if (q && Number(q.slice(2)) === 0) return coding === '*' ? false : false;
+    return true;
+  }
+  return false;
+}
+
+export function sendPage(req: IncomingMessage, res: ServerResponse, page: RenderedPage, contentType: string): void {
+  const gzip = acceptsGzip(req.headers['accept-encoding']);
+  const etag = gzip ? page.gzipEtag : page.etag;
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Vary', 'Accept, Accept-Encoding');
+  res.setHeader('ETag', etag);
+  res.setHeader('Last-Modified', page.lastModified);
+  res.setHeader('Cache-Control', 'max-age=0, must-revalidate');
+  if (etagMatches(req.headers['if-none-match'], page.etag, page.gzipEtag)) {
+    res.statusCode = 304;
+    res.end();
+    return;
+  }
+  const body = gzip ? page.gzip : page.body;
+  if (gzip) res.setHeader('Content-Encoding', 'gzip');
+  res.setHeader('Content-Length', body.length);
+  res.statusCode = 200;
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+export interface UrlBase {
+  basePath: string;
+  baseOrigin: string | null;
+}
+
+/** A Location for a path of ours, with the reverse proxy's prefix (and origin if configured). */
+export function location(base: UrlBase, pathname: string, search = ''): string {
+  return `${base.baseOrigin ?? ''}${base.basePath}${pathname}${search}`;
+}
+
+export function redirect(res: ServerResponse, status: 301 | 302 | 303 | 307 | 308, to: string): void {
+  res.statusCode = status;
+  res.setHeader('Location', to);
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  const body = `Redirecting to ${to}\n`;
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
+}
+
+/** The query string of a request URL, including its '?', or ''. */
+export function searchOf(url: string | undefined): string {
+  const i = url?.indexOf('?') ?? -1;
+  return i >= 0 ? url!.slice(i) : '';
+}

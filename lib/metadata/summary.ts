@@ -1,0 +1,21 @@
+// What the index keeps of a core metadata file: its digest, size and the few fields the
+// Simple API needs. The bytes themselves stay in the archive and are re-read on demand.
+
+import { createHash } from 'node:crypto';
+import type { MetadataSummary } from '../catalog/catalog.js';
+import type { ArchiveKind } from './extract.js';
+import { parseMetadata, sdistMetadataIsStatic } from './parse.js';
+
+export function summarizeMetadata(bytes: Buffer, kind: ArchiveKind): MetadataSummary {
+  const md = parseMetadata(bytes);
+  // PEP 658: wheels always; sdists only when their metadata is static (Metadata-Version >= 2.2).
+  const servable = kind === 'wheel' || ((kind === 'tar.gz' || kind === 'zip' || kind === 'tgz') && sdistMetadataIsStatic(md));
+  return {
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    size: bytes.length,
+    name: md.name,
+    version: md.version,
+    requiresPython: md.requiresPython,
+    servable,
+  };
+}

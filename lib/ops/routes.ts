@@ -1,0 +1,49 @@
+// Operations endpoints: /health (pypiserver's path, configurable), /metrics (Prometheus) and
+// the welcome page at /.
+
+import type { NextFunction, Request, Response } from 'express';
+import type { Config } from '../config.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Indexer } from '../catalog/indexer.js';
+import { renderWelcome } from './welcome.js';
+import type { Metrics } from './metrics.js';
+
+export type { Metrics } from './metrics.js';
+
+export interface OpsDeps {
+  catalog: Catalog;
+  indexer: Indexer;
+  metrics: Metrics | null;
+}
+
+export function opsRoutes(config: Config, deps: OpsDeps) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    if (req.path === config.healthEndpoint) {
+      req.routeName = 'health';
+      const { projects, files } = deps.catalog.size;
+      const ready = deps.indexer.isLoaded;
+      res.status(ready ? 200 : 503);
+      res.setHeader('Cache-Control', 'no-store');
+      res.json({ status: ready ? 'ok' : 'loading', projects, files, hashing: deps.indexer.backlog });
+      return;
+    }
+    if (req.path === '/metrics' && deps.metrics) {
+      req.routeName = 'metrics';
+      const text = await deps.metrics.render();
+      res.setHeader('Content-Type', deps.metrics.contentType);
+      res.setHeader('Cache-Control', 'no-store');
+      res.end(text);
+      return;
+    }
+    if (req.path === '/' || req.path === '/index.html') {
+      req.routeName = 'welcome';
+      const body = renderWelcome(req, config, deps.catalog.size);
+      res.setHeader('Content-Type', 'text/html; charset=utf-8');
+      res.setHeader('Cache-Control', 'no-store');
+      res.end(body);
+      return;
+    }
+    next();
+  };
+}

@@ -1,0 +1,117 @@
+// Wires the collaborators together, listens, and shuts down gracefully. `startServer` is what
+// the CLI and the integration tests call; `createApp` (lib/app.ts) is the pure factory.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { createApp } from './app.js';
+import type { Config } from './config.js';
+import { Indexer } from './catalog/indexer.js';
+import { YankStore } from './catalog/yank.js';
+import { AuthGuard } from './auth/guard.js';
+import { PasswordFile } from './auth/htpasswd.js';
+import { MetadataReader } from './metadata/reader.js';
+import { Metrics } from './ops/metrics.js';
+import { PageCache } from './simple/pages.js';
+import { FileUploader } from './upload/uploader.js';
+import { fastPath } from './http/fast-path.js';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  server: http.Server;
+  indexer: Indexer;
+  /** Resolves when the initial scan has listed every file. */
+  loaded: Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  let passwords: PasswordFile | null = null;
+  if (config.passwords) {
+    passwords = new PasswordFile(config.passwords, {
+      onReload: (users) => log.info({ users }, 'password file reloaded'),
+      onError: (err) => log.error({ err: err.message }, 'password file not reloaded, keeping the previous users'),
+    });
+    await passwords.load();
+    passwords.watch();
+  }
+
+  const indexer = new Indexer({ roots: config.roots, cacheDir: config.cacheDir, workers: config.workers, watch: true }, log);
+  const yanks = new YankStore(config.roots, (root) => indexer.refreshYanks(root), (msg, err) => indexer.warnOnce(msg, err));
+  await yanks.load();
+  yanks.watch();
+  indexer.yanks = yanks;
+  const catalog = indexer.catalog;
+  const pages = new PageCache(catalog, indexer);
+  const metadata = new MetadataReader();
+  const metrics = config.metrics
+    ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog })
+    : null;
+  const auth = new AuthGuard({ authenticate: config.authenticate, passwords, anonymousUploads: config.anonymousUploads });
+  const uploader = new FileUploader(config, { indexer, metadata, log, metrics });
+  const app = createApp(config, { catalog, indexer, pages, metadata, auth, uploader, log, metrics });
+  const fast = fastPath(config, { pages, log, metrics });
+
+  const server = http.createServer(
+    {
+      maxHeaderSize: 16 * 1024,
+      requestTimeout: 0, // uploads of large files may take long; slowloris is handled by headersTimeout
+      headersTimeout: 20_000,
+      keepAliveTimeout: 5_000,
+    },
+    (req, res) => {
+      if (!fast(req, res)) app(req, res);
+    },
+  );
+  // A client that stops sending (mid-body) for this long is cut off.
+  server.timeout = 120_000;
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+
+  const listening = new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // Serve while the catalog loads: /health says 503 until then.
+  const loaded = indexer.start();
+  loaded.catch(() => {});
+  await listening;
+
+  const addr = server.address() as AddressInfo;
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${shownHost}:${addr.port}`;
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      server.close();
+      // Idle keep-alive connections go now; busy ones may finish within the bound.
+      server.closeIdleConnections();
+      const deadline = Date.now() + config.shutdownTimeoutMs;
+      while (sockets.size > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        server.closeIdleConnections();
+      }
+      for (const s of sockets) s.destroy();
+      await uploader.close();
+      yanks.close();
+      passwords?.close();
+      await indexer.close();
+    })();
+    return closing;
+  };
+  return { url, port: addr.port, server, indexer, loaded, close };
+}

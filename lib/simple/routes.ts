@@ -1,0 +1,106 @@
+// The Simple API routes: /simple/ and /simple/<project>/ in HTML or JSON (PEP 503/691),
+// with PEP 503 redirects to the normalized, slash-terminated URL and the fallback for
+// unknown projects.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NextFunction, Request, Response } from 'express';
+import { httpError } from '../errors.js';
+import { normalizeName } from '../catalog/names.js';
+import { location, redirect, searchOf, sendPage, type UrlBase } from '../http/respond.js';
+import { JSON_V1, negotiateRequest, type SimpleType } from './negotiate.js';
+import type { PageCache, PageFormat, RenderedPage } from './pages.js';
+
+export interface SimpleDeps {
+  pages: PageCache;
+  base: UrlBase;
+  fallbackUrl: string | null;
+}
+
+function formatOf(type: SimpleType): PageFormat {
+  return type === JSON_V1 ? 'json' : 'html';
+}
+
+function contentTypeOf(type: SimpleType): string {
+  return type === JSON_V1 ? type : `${type}; charset=utf-8`;
+}
+
+function formatParam(url: string | undefined): string | undefined {
+  const q = searchOf(url);
+  if (!q.includes('format=')) return undefined;
+  return new URLSearchParams(q).get('format') ?? undefined;
+}
+
+type Resolution =
+  | { kind: 'page'; type: SimpleType; page: RenderedPage }
+  | { kind: 'pending'; type: SimpleType; project: string }
+  | { kind: 'redirect'; status: 301 | 303; to: string }
+  | { kind: 'error'; code: 'NOT_ACCEPTABLE' | 'PROJECT_NOT_FOUND' }
+  | { kind: 'skip' };
+
+/**
+ * Decide what a /simple request gets without waiting. Shared by the Express route and the
+ * fast path in front of Express (lib/http/fast-path.ts), so both answer identically.
+ */
+export function resolveSimple(deps: SimpleDeps, req: IncomingMessage, pathname: string): Resolution {
+  if (pathname === '/simple') return { kind: 'redirect', status: 301, to: location(deps.base, '/simple/', searchOf(req.url)) };
+  if (!pathname.startsWith('/simple/')) return { kind: 'skip' };
+  const type = negotiateRequest(req.headers.accept, formatParam(req.url));
+  const rest = pathname.slice('/simple/'.length);
+  if (rest === '') {
+    if (!type) return { kind: 'error', code: 'NOT_ACCEPTABLE' };
+    return { kind: 'page', type, page: deps.pages.root(formatOf(type)) };
+  }
+  const slash = rest.indexOf('/');
+  if (slash !== -1 && slash !== rest.length - 1) return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
+  let raw: string;
+  try {
+    raw = decodeURIComponent(slash === -1 ? rest : rest.slice(0, -1));
+  } catch {
+    return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
+  }
+  const name = normalizeName(raw);
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
+  if (name !== raw || slash === -1) {
+    return { kind: 'redirect', status: 301, to: location(deps.base, `/simple/${name}/`, searchOf(req.url)) };
+  }
+  const cached = type ? deps.pages.cached(name, formatOf(type)) : deps.pages.cached(name, 'html');
+  if (cached === null) {
+    if (deps.fallbackUrl) return { kind: 'redirect', status: 303, to: `${deps.fallbackUrl.replace(/\/+$/, '')}/${name}/` };
+    return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
+  }
+  if (!type) return { kind: 'error', code: 'NOT_ACCEPTABLE' };
+  if (cached) return { kind: 'page', type, page: cached };
+  return { kind: 'pending', type, project: name };
+}
+
+export function sendSimplePage(req: IncomingMessage, res: ServerResponse, type: SimpleType, page: RenderedPage): void {
+  sendPage(req, res, page, contentTypeOf(type));
+}
+
+/** Express handler for everything under /simple. */
+export function simpleRoutes(deps: SimpleDeps) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    const r = resolveSimple(deps, req, req.path);
+    switch (r.kind) {
+      case 'skip':
+        return next();
+      case 'redirect':
+        if (r.status === 301) res.setHeader('Vary', 'Accept');
+        return redirect(res, r.status, r.to);
+      case 'error':
+        res.setHeader('Vary', 'Accept');
+        throw httpError(r.code);
+      case 'page':
+        req.routeName = 'simple';
+        return sendSimplePage(req, res, r.type, r.page);
+      case 'pending': {
+        req.routeName = 'simple';
+        const page = await deps.pages.project(r.project, formatOf(r.type));
+        if (!page) throw httpError('PROJECT_NOT_FOUND');
+        return sendSimplePage(req, res, r.type, page);
+      }
+    }
+  };
+}
+

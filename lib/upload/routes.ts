@@ -1,0 +1,136 @@
+// The legacy upload API as twine, uv publish, poetry and flit speak it: POST multipart/form-data
+// to / or /legacy/ (answered directly: twine refuses redirects). Credentials are checked before
+// the body is read; the body streams to a temp file through multer; every failure is a 4xx
+// whose reason phrase carries the message.
+
+import type { NextFunction, Request, Response } from 'express';
+import multer from 'multer';
+import type { Config } from '../config.js';
+import type { AuthGuard } from '../auth/guard.js';
+import { HttpError, httpError } from '../errors.js';
+import type { StoredFileInfo } from './storage.js';
+import type { FileUploader, UploadForm } from './uploader.js';
+
+export type Uploader = FileUploader;
+
+const UPLOAD_PATHS = new Set(['/', '/legacy', '/legacy/', '/upload', '/upload/']);
+/** Room for the form fields around the file in a multipart body. */
+const FORM_OVERHEAD = 8 * 1024 * 1024;
+
+type Body = Record<string, unknown>;
+
+/** The first string value of a form field ('' and 'UNKNOWN' count as absent). */
+export function field(body: Body, key: string): string | null {
+  const v = body[key];
+  const s = Array.isArray(v) ? v.find((x): x is string => typeof x === 'string') : typeof v === 'string' ? v : undefined;
+  if (s === undefined) return null;
+  const t = s.trim();
+  return t === '' || t === 'UNKNOWN' ? null : t;
+}
+
+/** Every string value of a repeated field. */
+export function fieldList(body: Body, key: string): string[] {
+  const v = body[key];
+  const all = Array.isArray(v) ? v : v === undefined ? [] : [v];
+  return all.filter((x): x is string => typeof x === 'string' && x.trim() !== '' && x.trim() !== 'UNKNOWN');
+}
+
+function multerToHttp(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  if (err instanceof multer.MulterError) {
+    switch (err.code) {
+      case 'LIMIT_FILE_SIZE':
+        return httpError('PAYLOAD_TOO_LARGE');
+      case 'LIMIT_PART_COUNT':
+      case 'LIMIT_FIELD_COUNT':
+      case 'LIMIT_FILE_COUNT':
+        return httpError('TOO_MANY_FIELDS');
+      case 'LIMIT_FIELD_VALUE':
+      case 'LIMIT_FIELD_KEY':
+        return httpError('FIELD_TOO_LARGE', err.field);
+      case 'LIMIT_UNEXPECTED_FILE':
+        return httpError('UNEXPECTED_FILE', err.field);
+      default:
+        return httpError('BAD_MULTIPART', err.message);
+    }
+  }
+  const msg = err instanceof Error ? err.message : String(err);
+  return httpError('BAD_MULTIPART', msg);
+}
+
+export function uploadRoutes(config: Config, deps: { auth: AuthGuard; uploader: Uploader }) {
+  const parser = multer({
+    storage: deps.uploader.storage,
+    limits: {
+      fileSize: config.maxUploadSize,
+      files: 2,
+      fields: 200,
+      parts: 210,
+      fieldSize: 4 * 1024 * 1024,
+      fieldNameSize: 200,
+      headerPairs: 200,
+    },
+  }).fields([
+    { name: 'content', maxCount: 1 },
+    { name: 'gpg_signature', maxCount: 1 },
+  ]);
+
+  const parse = (req: Request, res: Response): Promise<void> =>
+    new Promise((resolve, reject) => parser(req, res, (err?: unknown) => (err ? reject(multerToHttp(err)) : resolve())));
+
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (req.method !== 'POST' || !UPLOAD_PATHS.has(req.path)) return next();
+    req.routeName = 'upload';
+    // Whatever goes wrong before the body is read, do not leave the client sending into the void.
+    const refuse = (err: HttpError): never => {
+      res.setHeader('Connection', 'close');
+      throw err;
+    };
+    if (!req.is('multipart/form-data')) refuse(httpError('UNSUPPORTED_MEDIA_TYPE'));
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > config.maxUploadSize + FORM_OVERHEAD) refuse(httpError('PAYLOAD_TOO_LARGE', `limit is ${config.maxUploadSize} bytes`));
+    try {
+      req.user = (await deps.auth.check(req, 'update')) || undefined;
+    } catch (err) {
+      if (err instanceof HttpError) refuse(err);
+      throw err;
+    }
+
+    await parse(req, res);
+    const body = (req.body ?? {}) as Body;
+    const files = (req.files ?? {}) as Record<string, (Express.Multer.File & Partial<StoredFileInfo>)[]>;
+    const content = files.content?.[0];
+    const stored = content?.digests ?? null;
+    try {
+      const action = field(body, ':action') ?? (typeof req.query[':action'] === 'string' ? req.query[':action'] : null);
+      const protocol = field(body, 'protocol_version');
+      if (protocol !== null && protocol !== '1') throw httpError('BAD_PROTOCOL_VERSION', protocol.slice(0, 20));
+      const name = field(body, 'name');
+      const version = field(body, 'version');
+      if (action === 'remove_pkg') {
+        if (!name || !version) throw httpError('MISSING_FIELD', 'name and version');
+        const removed = await deps.uploader.remove(name, version);
+        if (!removed.length) throw httpError('FILE_NOT_FOUND', `${name} ${version}`);
+        res.type('text/plain').send(`Removed ${removed.join(', ')}\n`);
+        return;
+      }
+      if (action !== 'file_upload') throw httpError('UNSUPPORTED_ACTION', action === null ? 'missing' : action.slice(0, 40));
+      if (!name) throw httpError('MISSING_FIELD', 'name');
+      if (!version) throw httpError('MISSING_FIELD', 'version');
+      if (!content || !stored) throw httpError('MISSING_CONTENT');
+      const form: UploadForm = {
+        name,
+        version,
+        filetype: field(body, 'filetype'),
+        filename: content.originalname ?? '',
+        sha256Digest: field(body, 'sha256_digest'),
+        md5Digest: field(body, 'md5_digest'),
+        blake2Digest: field(body, 'blake2_256_digest'),
+      };
+      const outcome = await deps.uploader.accept(form, stored);
+      res.type('text/plain').send(outcome.status === 'identical' ? `${form.filename} was already uploaded with identical content\n` : `OK: ${form.filename}\n`);
+    } finally {
+      if (stored) await deps.uploader.storage.discard(stored.tempPath);
+    }
+  };
+}

@@ -1,0 +1,216 @@
+// The upload domain logic, free of HTTP: validate a finished temp file against the form,
+// move it into place atomically (a hard link never replaces an existing file, so concurrent
+// uploads of one name have exactly one winner), and add it to the catalog before the response
+// goes out. Also `remove_pkg`.
+
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { DistFile } from '../catalog/catalog.js';
+import { archiveKindOf, type Indexer } from '../catalog/indexer.js';
+import { parseFilename } from '../catalog/filename.js';
+import { isValidProjectName, normalizeName } from '../catalog/names.js';
+import { parseVersion, versionsEqual } from '../catalog/version.js';
+import { httpError } from '../errors.js';
+import { extractMetadata } from '../metadata/extract.js';
+import type { MetadataReader } from '../metadata/reader.js';
+import { summarizeMetadata } from '../metadata/summary.js';
+import type { Metrics } from '../ops/metrics.js';
+import { TempFileStorage, sweepTempFiles, type StoredUpload } from './storage.js';
+
+export interface UploadForm {
+  name: string;
+  version: string;
+  filetype: string | null;
+  filename: string;
+  sha256Digest: string | null;
+  md5Digest: string | null;
+  blake2Digest: string | null;
+}
+
+export type UploadOutcome = { status: 'created' | 'identical' | 'replaced'; file: DistFile | undefined };
+
+const ALLOWED_EXTENSIONS = ['.whl', '.tar.gz', '.zip'] as const;
+
+/** Checks that need only the form (run before the body is trusted). Throws HttpError. */
+export function validateForm(form: UploadForm): { extension: string } {
+  const { filename } = form;
+  // eslint-disable-next-line no-control-regex
+  if (filename === '' || filename.length > 255 || /[/\\\u0000-\u001f\u007f]/.test(filename) || filename.startsWith('.')) {
+    throw httpError('INVALID_FILENAME', JSON.stringify(filename.slice(0, 100)));
+  }
+  const lower = filename.toLowerCase();
+  const extension = ALLOWED_EXTENSIONS.find((e) => lower.endsWith(e));
+  if (!extension) throw httpError('INVALID_EXTENSION', filename);
+  if (form.filetype !== null) {
+    const expected = extension === '.whl' ? 'bdist_wheel' : 'sdist';
+    if (form.filetype !== expected) throw httpError('FILETYPE_MISMATCH', `${filename} is not a ${form.filetype}`);
+  }
+  if (!isValidProjectName(form.name)) throw httpError('INVALID_NAME', JSON.stringify(form.name.slice(0, 100)));
+  if (!parseVersion(form.version)) throw httpError('INVALID_VERSION', `${JSON.stringify(form.version.slice(0, 100))} is not a valid PEP 440 version`);
+  const parsed = parseFilename(filename);
+  if (!parsed) throw httpError('INVALID_FILENAME', `${filename} is not a valid ${extension === '.whl' ? 'wheel' : 'sdist'} file name`);
+  if (parsed.project !== normalizeName(form.name)) throw httpError('NAME_MISMATCH', `${filename} is not a file of ${form.name}`);
+  if (!versionsEqual(parsed.version.replace(/_/g, '-'), form.version) && !versionsEqual(parsed.version, form.version)) {
+    throw httpError('VERSION_MISMATCH', `${filename} is not version ${form.version}`);
+  }
+  return { extension };
+}
+
+function digestMismatch(sent: string | null, actual: string): boolean {
+  return sent !== null && sent.trim().toLowerCase() !== actual;
+}
+
+export class FileUploader {
+  readonly root: string;
+  readonly storage: TempFileStorage;
+  /** Filenames being moved into place right now: the second of two racing uploads waits. */
+  private readonly inProgress = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly deps: { indexer: Indexer; metadata: MetadataReader; log: Logger; metrics: Metrics | null },
+  ) {
+    this.root = config.roots[0]!;
+    this.storage = new TempFileStorage(this.root);
+    void sweepTempFiles(this.root).then((n) => n && deps.log.warn({ removed: n }, 'removed temp files left by an interrupted upload'));
+  }
+
+  /** Validate the stored temp file and move it into place. Always consumes the temp file. */
+  async accept(form: UploadForm, stored: StoredUpload): Promise<UploadOutcome> {
+    try {
+      const result = await this.serialize(form.filename, () => this.place(form, stored));
+      this.deps.metrics?.upload(result.status === 'identical' ? 'identical' : 'accepted', stored.size);
+      return result;
+    } catch (err) {
+      this.deps.metrics?.upload('rejected');
+      throw err;
+    } finally {
+      await this.storage.discard(stored.tempPath);
+    }
+  }
+
+  private async serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    while (this.inProgress.has(key)) await this.inProgress.get(key)!.catch(() => {});
+    const p = fn();
+    this.inProgress.set(key, p);
+    try {
+      return await p;
+    } finally {
+      this.inProgress.delete(key);
+    }
+  }
+
+  private async place(form: UploadForm, stored: StoredUpload): Promise<UploadOutcome> {
+    validateForm(form);
+    if (digestMismatch(form.sha256Digest, stored.sha256)) throw httpError('DIGEST_MISMATCH', 'sha256_digest');
+    if (digestMismatch(form.md5Digest, stored.md5)) throw httpError('DIGEST_MISMATCH', 'md5_digest');
+    if (digestMismatch(form.blake2Digest, stored.blake2b256)) throw httpError('DIGEST_MISMATCH', 'blake2_256_digest');
+    if (stored.size === 0) throw httpError('INVALID_DISTRIBUTION', 'the file is empty');
+
+    const parsed = parseFilename(form.filename)!;
+    const kind = archiveKindOf(parsed);
+    const extracted = await extractMetadata(stored.tempPath, kind);
+    let summary = null;
+    let metadataError: string | undefined;
+    if (extracted.ok) {
+      summary = summarizeMetadata(extracted.bytes, kind);
+      if (summary.name && normalizeName(summary.name) !== parsed.project) {
+        throw httpError('NAME_MISMATCH', `the metadata inside ${form.filename} names the project "${summary.name}"`);
+      }
+      if (summary.version && !versionsEqual(summary.version, form.version)) {
+        throw httpError('VERSION_MISMATCH', `the metadata inside ${form.filename} says version ${summary.version}`);
+      }
+    } else if (kind === 'wheel') {
+      throw httpError('INVALID_DISTRIBUTION', `${form.filename}: ${extracted.error}`);
+    } else {
+      metadataError = extracted.error;
+    }
+
+    const catalog = this.deps.indexer.catalog;
+    const existing = catalog.findByFilename(parsed.project, form.filename);
+    if (existing) {
+      if (existing.sha256 === stored.sha256) return { status: 'identical', file: existing };
+      if (!this.config.overwrite) throw httpError('FILE_EXISTS', form.filename);
+    }
+    if (parsed.kind === 'sdist' && !existing) {
+      const project = catalog.project(parsed.project);
+      const other = project && [...project.files.values()].find((f) => f.parsed.kind === 'sdist' && f.filename !== form.filename && versionsEqual(f.version, form.version));
+      if (other) throw httpError('SDIST_EXISTS', `${other.filename} is already the sdist of ${form.name} ${form.version}`);
+    }
+
+    // Make the bytes durable before they become visible.
+    const fh = await fsp.open(stored.tempPath, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const target = existing && existing.root === this.root ? existing.absPath : path.join(this.root, form.filename);
+    let status: UploadOutcome['status'] = 'created';
+    if (existing && this.config.overwrite) {
+      await fsp.rename(stored.tempPath, target);
+      status = 'replaced';
+    } else {
+      try {
+        await fsp.link(stored.tempPath, target);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        // On disk but not yet (or no longer) in the index: compare bytes via the digest.
+        const same = await sameDigest(target, stored.sha256);
+        if (same) return { status: 'identical', file: catalog.findByFilename(parsed.project, form.filename) };
+        if (!this.config.overwrite) throw httpError('FILE_EXISTS', form.filename);
+        await fsp.rename(stored.tempPath, target);
+        status = 'replaced';
+      }
+    }
+    await syncDir(path.dirname(target));
+    this.storage.settled(stored.tempPath);
+    const st = await fsp.stat(target);
+    const file = this.deps.indexer.addUploaded(this.root, target, st, { sha256: stored.sha256, md5: stored.md5, blake2b256: stored.blake2b256 }, summary, metadataError);
+    if (file && extracted.ok) this.deps.metadata.remember(file, extracted.bytes);
+    this.deps.log.info({ file: form.filename, project: parsed.project, version: form.version, bytes: stored.size, status }, 'upload accepted');
+    return { status, file };
+  }
+
+  /** `:action=remove_pkg`: delete every file of a release. Returns the removed file names. */
+  async remove(name: string, version: string): Promise<string[]> {
+    const project = this.deps.indexer.catalog.project(normalizeName(name));
+    if (!project) return [];
+    const doomed = [...project.files.values()].filter((f) => versionsEqual(f.version, version));
+    const removed: string[] = [];
+    for (const f of doomed) {
+      await fsp.rm(f.absPath, { force: true });
+      this.deps.indexer.catalog.remove(f.root, f.relPath);
+      this.deps.indexer.cacheFor(f.root)?.delete(f.relPath);
+      removed.push(f.filename);
+    }
+    if (removed.length) this.deps.log.info({ project: project.name, version, files: removed }, 'release removed');
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    await this.storage.removeAll();
+  }
+}
+
+async function sameDigest(file: string, sha256: string): Promise<boolean> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex') === sha256;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const fh = await fsp.open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    /* not supported on every file system; the data itself is synced */
+  }
+}
