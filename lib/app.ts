@@ -18,6 +18,7 @@ import type { AuthGuard } from './auth/guard.js';
 import { uploadRoutes, type Uploader } from './upload/routes.js';
 import { opsRoutes, type Metrics } from './ops/routes.js';
 import { pypiJsonRoutes } from './pypi-json/routes.js';
+import { adminRoutes } from './admin/routes.js';
 import './http/types.js';
 
 export interface AppDeps {
@@ -29,6 +30,8 @@ export interface AppDeps {
   uploader: Uploader;
   log: Logger;
   metrics: Metrics | null;
+  /** Re-read the yank files now (after an HTTP yank). */
+  reloadYanks: () => Promise<void>;
 }
 
 export function createApp(config: Config, deps: AppDeps): express.Express {
@@ -62,8 +65,9 @@ export function createApp(config: Config, deps: AppDeps): express.Express {
   app.use('/packages', deps.auth.require('download'));
   app.use(fileRoutes({ catalog: deps.catalog, metadata: deps.metadata }));
   app.use('/pypi', deps.auth.require('list'));
-  app.use(pypiJsonRoutes({ catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata, base, fallbackUrl: config.fallbackUrl }));
+  app.use(pypiJsonRoutes({ catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata, base, config }));
   app.use(uploadRoutes(config, { auth: deps.auth, uploader: deps.uploader }));
+  app.use(adminRoutes({ auth: deps.auth, catalog: deps.catalog, roots: config.roots, reloadYanks: deps.reloadYanks }));
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(httpError('NOT_FOUND', req.method === 'GET' || req.method === 'HEAD' ? undefined : `${req.method} ${req.path}`));

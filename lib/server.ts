@@ -51,7 +51,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     : null;
   const auth = new AuthGuard({ authenticate: config.authenticate, passwords, anonymousUploads: config.anonymousUploads });
   const uploader = new FileUploader(config, { indexer, metadata, log, metrics });
-  const app = createApp(config, { catalog, indexer, pages, metadata, auth, uploader, log, metrics });
+  const reloadYanks = async () => {
+    await yanks.load();
+    for (const root of config.roots) indexer.refreshYanks(root);
+  };
+  const app = createApp(config, { catalog, indexer, pages, metadata, auth, uploader, log, metrics, reloadYanks });
   const fast = fastPath(config, { pages, log, metrics });
 
   const server = http.createServer(

@@ -308,6 +308,10 @@ describe('metadata extraction', function () {
         { name: 'C:/drive.dist-info/METADATA', data: Buffer.from('Name: evil3\n') },
         { name: 'back\\slash.dist-info\\METADATA', data: Buffer.from('Name: evil4\n') },
         { name: 'x.dist-info/../METADATA', data: Buffer.from('Name: evil5\n') },
+        // two segments, but unsafe: must not be matched either
+        { name: 'a\\b.dist-info/METADATA', data: Buffer.from('Name: evil6\n') },
+        { name: 'C:c.dist-info/METADATA', data: Buffer.from('Name: evil7\n') },
+        { name: 'd.dist-info/METADATA\0', data: Buffer.from('Name: evil8\n') },
       ];
       const only = write('trav-only.whl', makeZip(hostile));
       expect(err(await extractMetadata(only, 'wheel'))).to.equal('no .dist-info/METADATA in wheel');
@@ -593,6 +597,11 @@ describe('metadata extraction', function () {
       }
       expect(okCount).to.equal(80);
       expect(openFdCount()).to.equal(before);
+      // descriptors are released before each promise resolves
+      for (const j of jobs) {
+        await j();
+        expect(openFdCount()).to.equal(before);
+      }
     });
 
     it('still works after all the hostile archives', async function () {
@@ -809,6 +818,16 @@ describe('metadata parsing', function () {
     expect(Object.getOwnPropertyDescriptor(md.headers, '__proto__')?.value).to.deep.equal(['polluted']);
     expect(Object.getOwnPropertyDescriptor(md.projectUrls, '__proto__')?.value).to.equal('https://evil.example');
     expect(Object.getPrototypeOf(md.projectUrls)).to.equal(Object.prototype);
+  });
+
+  it('handles a huge folded header without blowing the stack', function () {
+    const lines = ['Metadata-Version: 2.1', 'Name: huge', 'Version: 1', 'Description: start'];
+    for (let i = 0; i < 300_000; i++) lines.push(`        line ${i}`);
+    const md = parseMetadata(Buffer.from(`${lines.join('\n')}\n`));
+    expect(md.name).to.equal('huge');
+    const desc = md.description ?? '';
+    expect(desc.startsWith('start\nline 0\nline 1\n')).to.equal(true);
+    expect(desc.endsWith('\nline 299999')).to.equal(true);
   });
 
   it('never throws, on empty or random input', function () {

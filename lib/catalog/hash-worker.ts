@@ -1,7 +1,7 @@
 // Worker thread: hashes files and reads their core metadata, off the main thread.
 // Receives batches of HashTask, answers with batches of HashResult (same order).
 
-import { createHash } from 'node:crypto';
+import { Digester } from '../digests.js';
 import { promises as fsp } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { extractMetadata, extractMetadataFromBuffer, type ArchiveKind } from '../metadata/extract.js';
@@ -17,9 +17,7 @@ async function digestFile(task: HashTask): Promise<HashResult> {
     fh = await fsp.open(task.path, 'r');
     const st = await fh.stat();
     if (!st.isFile()) return { id: task.id, ok: false, error: 'not a regular file' };
-    const sha = createHash('sha256');
-    const md5 = task.extraDigests ? createHash('md5') : null;
-    const b2 = task.extraDigests ? createHash('blake2b512', { outputLength: 32 }) : null;
+    const digester = await Digester.create({ md5: task.extraDigests, blake2b256: task.extraDigests });
     let whole: Buffer | null = null;
     if (st.size <= IN_MEMORY_LIMIT) {
       whole = Buffer.allocUnsafe(st.size);
@@ -30,9 +28,7 @@ async function digestFile(task: HashTask): Promise<HashResult> {
         off += bytesRead;
       }
       if (off !== st.size) whole = whole.subarray(0, off);
-      sha.update(whole);
-      md5?.update(whole);
-      b2?.update(whole);
+      digester.update(whole);
     } else {
       const buf = Buffer.allocUnsafe(CHUNK);
       let pos = 0;
@@ -40,19 +36,13 @@ async function digestFile(task: HashTask): Promise<HashResult> {
         const { bytesRead } = await fh.read(buf, 0, CHUNK, pos);
         if (bytesRead === 0) break;
         const chunk = buf.subarray(0, bytesRead);
-        sha.update(chunk);
-        md5?.update(chunk);
-        b2?.update(chunk);
+        digester.update(chunk);
         pos += bytesRead;
       }
     }
     await fh.close();
     fh = undefined;
-    const result: HashResult = { id: task.id, ok: true, size: st.size, mtimeMs: st.mtimeMs, sha256: sha.digest('hex') };
-    if (md5 && b2) {
-      result.md5 = md5.digest('hex');
-      result.blake2b256 = b2.digest('hex');
-    }
+    const result: HashResult = { id: task.id, ok: true, size: st.size, mtimeMs: st.mtimeMs, ...digester.digest() };
     if (task.archive) {
       const kind: ArchiveKind = task.archive;
       const extracted = whole ? await extractMetadataFromBuffer(whole, kind) : await extractMetadata(task.path, kind);

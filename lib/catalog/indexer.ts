@@ -215,7 +215,7 @@ export class Indexer {
   }
 
   /** Record a file that an upload just wrote and hashed (no second read needed). */
-  addUploaded(root: string, abs: string, st: Stats, digests: { sha256: string; md5: string; blake2b256: string }, metadata: MetadataSummary | null, metadataError?: string): DistFile | undefined {
+  addUploaded(root: string, abs: string, st: Stats, digests: { sha256: string; md5?: string; blake2b256?: string }, metadata: MetadataSummary | null, metadataError?: string): DistFile | undefined {
     const relPath = toRelPath(root, abs);
     this.caches.get(root)?.set(relPath, { size: st.size, mtimeMs: st.mtimeMs, ...digests, metadata, metadataError });
     return this.addFromStat(root, abs, st);

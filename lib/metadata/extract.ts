@@ -352,7 +352,10 @@ function extractFromZip(openZip: ZipOpener, kind: 'wheel' | 'zip' | 'egg', limit
       }
       let name: string;
       try {
-        name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, true);
+        // decoded like Python's zipfile (UTF-8 flag, else CP437; the Info-ZIP
+        // Unicode Path extra field is ignored) so we see the names pip sees;
+        // strict: backslashes are kept, and then refused by safeSegments
+        name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, [], true);
       } catch {
         next();
         return;

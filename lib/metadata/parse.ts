@@ -66,8 +66,13 @@ export function parseMetadata(bytes: Buffer): CoreMetadata {
   }
   if (text.startsWith('\ufeff')) text = text.slice(1);
 
-  const { raw, body } = splitMessage(text);
-  return buildMetadata(raw, body);
+  try {
+    const { raw, body } = splitMessage(text);
+    return buildMetadata(raw, body);
+  } catch {
+    // defensive: the contract is to never throw
+    return buildMetadata([], null);
+  }
 }
 
 export function sdistMetadataIsStatic(md: CoreMetadata): boolean {
@@ -223,7 +228,9 @@ function deindent(h: RawHeader): string {
     lines = cont.map((l) => (isBlank(l) ? '' : l.replace(PIPE, '')));
   } else {
     const lead = (l: string): number => /^[ \t]*/.exec(l)?.[0].length ?? 0;
-    const common = nonBlank.length > 0 ? Math.min(8, ...nonBlank.map(lead)) : 0;
+    // a loop, not Math.min(...spread): a huge header must not overflow the stack
+    let common = nonBlank.length > 0 ? 8 : 0;
+    for (const l of nonBlank) common = Math.min(common, lead(l));
     lines = cont.map((l) => (isBlank(l) ? '' : l.slice(common)));
   }
   const first = h.first.trim();

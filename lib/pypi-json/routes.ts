@@ -1,18 +1,70 @@
-// Placeholder: the Warehouse-compatible JSON API (/pypi/<project>/json) is built in lib/pypi-json/.
+// The Warehouse-compatible JSON API: GET /pypi/<project>/json and /pypi/<project>/<version>/json,
+// in the shape PyPI serves, for pip-audit, renovate, poetry and friends.
+
 import type { NextFunction, Request, Response } from 'express';
+import type { Config } from '../config.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
-import type { UrlBase } from '../http/respond.js';
+import { normalizeName } from '../catalog/names.js';
+import { compareVersions, isPrerelease, versionsEqual } from '../catalog/version.js';
+import { httpError } from '../errors.js';
+import { location, redirect, searchOf, type UrlBase } from '../http/respond.js';
 import type { MetadataReader } from '../metadata/reader.js';
+import { serverUrl } from '../ops/welcome.js';
+import { buildProjectJson, buildReleaseJson } from './build.js';
 
 export interface PypiJsonDeps {
   catalog: Catalog;
   indexer: Indexer;
   metadata: MetadataReader;
   base: UrlBase;
-  fallbackUrl: string | null;
+  config: Config;
 }
 
-export function pypiJsonRoutes(_deps: PypiJsonDeps) {
-  return (_req: Request, _res: Response, next: NextFunction): void => next();
+export function pypiJsonRoutes(deps: PypiJsonDeps) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || !req.path.startsWith('/pypi/')) return next();
+    const m = /^\/pypi\/([^/]+)(?:\/([^/]+))?\/json\/?$/.exec(req.path);
+    if (!m) return next();
+    req.routeName = 'pypi-json';
+    let rawName: string;
+    let rawVersion: string | undefined;
+    try {
+      rawName = decodeURIComponent(m[1]!);
+      rawVersion = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
+    } catch {
+      throw httpError('PROJECT_NOT_FOUND');
+    }
+    const name = normalizeName(rawName);
+    if (name !== rawName) {
+      const tail = rawVersion === undefined ? 'json' : `${encodeURIComponent(rawVersion)}/json`;
+      return redirect(res, 301, location(deps.base, `/pypi/${name}/${tail}`, searchOf(req.url)));
+    }
+    const project = deps.catalog.project(name);
+    if (!project) throw httpError('PROJECT_NOT_FOUND');
+    await deps.indexer.ensureHashed(project);
+    const files = deps.catalog.filesOf(project);
+    const versions = deps.catalog.versionsOf(project);
+    const ctx = { files, versions, baseUrl: serverUrl(req, deps.config), indexer: deps.indexer, metadata: deps.metadata, projectName: project.displayName };
+    let body: unknown;
+    if (rawVersion === undefined) {
+      body = await buildProjectJson(ctx, pickLatest(versions, files.filter((f) => !f.yank).map((f) => f.version)));
+    } else {
+      const version = versions.find((v) => v === rawVersion) ?? versions.find((v) => versionsEqual(v, rawVersion!));
+      if (!version) throw httpError('NOT_FOUND', `${project.displayName} has no version ${rawVersion}`);
+      body = await buildReleaseJson(ctx, version);
+    }
+    const text = JSON.stringify(body);
+    res.setHeader('Content-Type', 'application/json');
+    res.setHeader('Cache-Control', 'max-age=0, must-revalidate');
+    res.setHeader('Content-Length', Buffer.byteLength(text));
+    res.end(req.method === 'HEAD' ? undefined : text);
+  };
+}
+
+/** PyPI's "latest": the newest stable, non-yanked version; else the newest non-yanked; else the newest. */
+export function pickLatest(versions: string[], unyanked: string[]): string {
+  const live = new Set(unyanked);
+  const sorted = [...versions].sort(compareVersions).reverse();
+  return sorted.find((v) => live.has(v) && !isPrerelease(v)) ?? sorted.find((v) => live.has(v)) ?? sorted[0]!;
 }

@@ -2,13 +2,14 @@
 // target root (invisible to the watcher and the index) while computing its digests, and
 // fsyncs it, so that what is later linked into place is complete and durable.
 
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request } from 'express';
 import type multer from 'multer';
+import { Digester } from '../digests.js';
 
 export const TEMP_PREFIX = '.pypi-lite-upload-';
 
@@ -16,8 +17,9 @@ export interface StoredUpload {
   tempPath: string;
   size: number;
   sha256: string;
-  md5: string;
-  blake2b256: string;
+  /** Computed when the client sent md5_digest / blake2_256_digest before the file. */
+  md5?: string;
+  blake2b256?: string;
 }
 
 /** Storage result as multer sees it (it merges these fields into the file object). */
@@ -28,17 +30,18 @@ export interface StoredFileInfo {
 }
 
 class Hasher extends Transform {
-  readonly sha256: Hash = createHash('sha256');
-  readonly md5: Hash = createHash('md5');
-  readonly blake2b: Hash = createHash('blake2b512', { outputLength: 32 });
-  bytes = 0;
+  constructor(readonly digester: Digester) {
+    super();
+  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.sha256.update(chunk);
-    this.md5.update(chunk);
-    this.blake2b.update(chunk);
+    this.digester.update(chunk);
     cb(null, chunk);
   }
+}
+
+/** Has the form announced this digest field (twine sends the fields before the file)? */
+function announced(body: unknown, key: string): boolean {
+  return typeof body === 'object' && body !== null && key in body;
 }
 
 export class TempFileStorage implements multer.StorageEngine {
@@ -47,7 +50,7 @@ export class TempFileStorage implements multer.StorageEngine {
 
   constructor(private readonly dir: string) {}
 
-  _handleFile(_req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
+  _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
     if (file.fieldname !== 'content') {
       // gpg_signature and friends are accepted and ignored, as PyPI does today.
       file.stream.resume();
@@ -56,24 +59,20 @@ export class TempFileStorage implements multer.StorageEngine {
     }
     const tempPath = path.join(this.dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
     this.live.add(tempPath);
-    const hasher = new Hasher();
-    const out = createWriteStream(tempPath, { flags: 'wx', mode: 0o644 });
-    pipeline(file.stream, hasher, out).then(
-      () => {
-        const digests: StoredUpload = {
-          tempPath,
-          size: hasher.bytes,
-          sha256: hasher.sha256.digest('hex'),
-          md5: hasher.md5.digest('hex'),
-          blake2b256: hasher.blake2b.digest('hex'),
-        };
-        const info: Partial<StoredFileInfo> = { path: tempPath, size: hasher.bytes, digests };
+    const want = { md5: announced(req.body, 'md5_digest'), blake2b256: announced(req.body, 'blake2_256_digest') };
+    Digester.create(want)
+      .then(async (digester) => {
+        const hasher = new Hasher(digester);
+        const out = createWriteStream(tempPath, { flags: 'wx', mode: 0o644 });
+        await pipeline(file.stream, hasher, out);
+        const digests: StoredUpload = { tempPath, size: digester.bytes, ...digester.digest() };
+        const info: Partial<StoredFileInfo> = { path: tempPath, size: digester.bytes, digests };
         cb(null, info as Partial<Express.Multer.File>);
-      },
-      (err: unknown) => {
+      })
+      .catch((err: unknown) => {
+        file.stream.resume();
         void this.discard(tempPath).finally(() => cb(err));
-      },
-    );
+      });
   }
 
   _removeFile(_req: Request, file: Express.Multer.File, cb: (error: Error | null) => void): void {

@@ -3,7 +3,6 @@
 // uploads of one name have exactly one winner), and add it to the catalog before the response
 // goes out. Also `remove_pkg`.
 
-import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -14,6 +13,7 @@ import { parseFilename } from '../catalog/filename.js';
 import { isValidProjectName, normalizeName } from '../catalog/names.js';
 import { parseVersion, versionsEqual } from '../catalog/version.js';
 import { httpError } from '../errors.js';
+import { Digester, type Digests } from '../digests.js';
 import { extractMetadata } from '../metadata/extract.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { summarizeMetadata } from '../metadata/summary.js';
@@ -105,9 +105,13 @@ export class FileUploader {
 
   private async place(form: UploadForm, stored: StoredUpload): Promise<UploadOutcome> {
     validateForm(form);
+    if ((form.md5Digest && !stored.md5) || (form.blake2Digest && !stored.blake2b256)) {
+      // The digest fields came after the file in the form: hash the temp file again.
+      Object.assign(stored, await digestFile(stored.tempPath, { md5: Boolean(form.md5Digest), blake2b256: Boolean(form.blake2Digest) }));
+    }
     if (digestMismatch(form.sha256Digest, stored.sha256)) throw httpError('DIGEST_MISMATCH', 'sha256_digest');
-    if (digestMismatch(form.md5Digest, stored.md5)) throw httpError('DIGEST_MISMATCH', 'md5_digest');
-    if (digestMismatch(form.blake2Digest, stored.blake2b256)) throw httpError('DIGEST_MISMATCH', 'blake2_256_digest');
+    if (form.md5Digest && digestMismatch(form.md5Digest, stored.md5 ?? '')) throw httpError('DIGEST_MISMATCH', 'md5_digest');
+    if (form.blake2Digest && digestMismatch(form.blake2Digest, stored.blake2b256 ?? '')) throw httpError('DIGEST_MISMATCH', 'blake2_256_digest');
     if (stored.size === 0) throw httpError('INVALID_DISTRIBUTION', 'the file is empty');
 
     const parsed = parseFilename(form.filename)!;
@@ -196,10 +200,14 @@ export class FileUploader {
   }
 }
 
+async function digestFile(file: string, want: { md5?: boolean; blake2b256?: boolean } = {}): Promise<Digests> {
+  const d = await Digester.create(want);
+  for await (const chunk of createReadStream(file)) d.update(chunk as Buffer);
+  return d.digest();
+}
+
 async function sameDigest(file: string, sha256: string): Promise<boolean> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex') === sha256;
+  return (await digestFile(file)).sha256 === sha256;
 }
 
 async function syncDir(dir: string): Promise<void> {

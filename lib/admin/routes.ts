@@ -1,0 +1,57 @@
+// Authenticated administration over HTTP: yank / unyank (PEP 592). Same credentials as
+// uploads. Body as JSON or a form: target = "project==version" or a file name, reason = text.
+//
+//   curl -u alice -d target=demo==1.0 -d reason='broken on Windows' http://box:8080/api/yank
+//   curl -u alice -d target=demo==1.0 http://box:8080/api/unyank
+
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { AuthGuard } from '../auth/guard.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { parseTarget, editYankFile } from '../catalog/yank.js';
+import { versionsEqual } from '../catalog/version.js';
+import { httpError } from '../errors.js';
+
+export interface AdminDeps {
+  auth: AuthGuard;
+  catalog: Catalog;
+  roots: string[];
+  /** Re-read yank files now rather than at the next poll. */
+  reloadYanks: () => Promise<void>;
+}
+
+/** The roots holding files the target names (the first root when none does, for a release). */
+export function rootsFor(catalog: Catalog, roots: string[], target: string): string[] {
+  const t = parseTarget(target);
+  if (!t) return [];
+  const found = new Set<string>();
+  if (t.kind === 'release') {
+    const p = catalog.project(t.project);
+    for (const f of p?.files.values() ?? []) if (versionsEqual(f.version, t.version)) found.add(f.root);
+  } else {
+    for (const p of catalog.projects()) for (const f of p.files.values()) if (f.filename === t.filename) found.add(f.root);
+  }
+  return roots.filter((r) => found.has(r));
+}
+
+export function adminRoutes(deps: AdminDeps) {
+  const router = express.Router();
+  const parsers = [express.json({ limit: '16kb' }), express.urlencoded({ extended: false, limit: '16kb' })];
+  const handler = (yank: boolean) => async (req: Request, res: Response): Promise<void> => {
+    req.routeName = 'admin';
+    req.user = (await deps.auth.check(req, 'update')) || undefined;
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const target = typeof body.target === 'string' ? body.target.trim() : '';
+    const reason = typeof body.reason === 'string' ? body.reason.replace(/[\r\n]+/g, ' ').slice(0, 500) : '';
+    if (!parseTarget(target)) throw httpError('MISSING_FIELD', 'target (project==version or a file name)');
+    const roots = rootsFor(deps.catalog, deps.roots, target);
+    if (!roots.length) throw httpError('FILE_NOT_FOUND', target);
+    let changed = false;
+    for (const root of roots) changed = (await editYankFile(root, target, yank ? { yank: true, reason } : { yank: false })) || changed;
+    if (!yank && !changed) throw httpError('NOT_FOUND', `${target} is not yanked`);
+    await deps.reloadYanks();
+    res.type('text/plain').send(`${yank ? 'Yanked' : 'Unyanked'} ${target}\n`);
+  };
+  router.post('/api/yank', ...parsers, handler(true));
+  router.post('/api/unyank', ...parsers, handler(false));
+  return (req: Request, res: Response, next: NextFunction) => (req.path.startsWith('/api/') ? router(req, res, next) : next());
+}
