@@ -72,6 +72,7 @@ interface ServeOptions {
   healthEndpoint: string;
   metrics: boolean;
   workers: number;
+  headersTimeout: number;
 }
 
 export async function buildConfig(roots: string[], o: ServeOptions): Promise<Config> {
@@ -117,6 +118,7 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
     healthEndpoint: o.healthEndpoint,
     metrics: o.metrics,
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
+    headersTimeoutMs: o.headersTimeout,
     workers: o.workers,
   };
 }
@@ -158,11 +160,17 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
       },
     );
   };
+  // A bug in one request must not take the index down for everyone: log it and keep serving.
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception (still serving)'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (still serving)'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  await running.loaded.catch((err: unknown) => {
+  try {
+    await running.loaded;
+  } catch (err) {
+    await running.close().catch(() => {});
     throw new UsageError(`cannot scan the package directories: ${(err as Error).message}`);
-  });
+  }
 }
 
 async function readPasswordFromStdin(): Promise<string> {
@@ -261,6 +269,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'pretty']).default('json').env('PYPI_LITE_LOG_FORMAT'))
     .addOption(new Option('--health-endpoint <path>', 'path of the health check').default(DEFAULTS.healthEndpoint).env('PYPI_LITE_HEALTH_ENDPOINT'))
     .addOption(new Option('--no-metrics', 'disable /metrics').env('PYPI_LITE_NO_METRICS'))
+    .addOption(new Option('--headers-timeout <ms>', 'time a client has to send its request headers (slowloris guard)').default(DEFAULTS.headersTimeoutMs).env('PYPI_LITE_HEADERS_TIMEOUT').argParser(intOption('--headers-timeout', 100, 600_000)))
     .addOption(new Option('--workers <n>', 'hashing threads').default(Math.max(1, os.availableParallelism()), 'number of CPUs').env('PYPI_LITE_WORKERS').argParser(intOption('--workers', 1, 64)))
     .action(async (roots: string[], o: ServeOptions) => serve(roots, o));
 

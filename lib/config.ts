@@ -29,6 +29,8 @@ export interface Config {
   maxUploadSize: number;
   healthEndpoint: string;
   metrics: boolean;
+  /** A client must send its request headers within this many ms (slowloris guard). */
+  headersTimeoutMs: number;
   /** Bound on waiting for in-flight requests at shutdown. */
   shutdownTimeoutMs: number;
   /** Hashing/metadata worker threads. */
@@ -44,6 +46,7 @@ export const DEFAULTS = {
   maxUploadSize: 1024 * 1024 * 1024, // 1 GiB, PyPI's largest per-file limit class
   healthEndpoint: '/health',
   shutdownTimeoutMs: 10_000,
+  headersTimeoutMs: 20_000,
 } as const;
 
 export function parseAuthenticate(value: string): Set<AuthAction> {
@@ -91,6 +94,7 @@ export function makeConfig(partial: Partial<Config> & { roots: string[] }): Conf
     healthEndpoint: DEFAULTS.healthEndpoint,
     metrics: true,
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
+    headersTimeoutMs: DEFAULTS.headersTimeoutMs,
     workers: 2,
     ...partial,
   };

@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { createApp } from './app.js';
+import { createApp, type AppDeps } from './app.js';
 import type { Config } from './config.js';
 import { Indexer } from './catalog/indexer.js';
 import { YankStore } from './catalog/yank.js';
@@ -22,6 +22,8 @@ export interface RunningServer {
   port: number;
   server: http.Server;
   indexer: Indexer;
+  /** The collaborators the app was built with. */
+  deps: AppDeps;
   /** Resolves when the initial scan has listed every file. */
   loaded: Promise<void>;
   close(): Promise<void>;
@@ -55,21 +57,24 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await yanks.load();
     for (const root of config.roots) indexer.refreshYanks(root);
   };
-  const app = createApp(config, { catalog, indexer, pages, metadata, auth, uploader, log, metrics, reloadYanks });
+  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log, metrics, reloadYanks };
+  const app = createApp(config, deps);
   const fast = fastPath(config, { pages, log, metrics });
 
   const server = http.createServer(
     {
       maxHeaderSize: 16 * 1024,
       requestTimeout: 0, // uploads of large files may take long; slowloris is handled by headersTimeout
-      headersTimeout: 20_000,
+      headersTimeout: config.headersTimeoutMs,
+      // headersTimeout is enforced when this periodic check runs; keep it tight.
+      connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
       keepAliveTimeout: 5_000,
     },
     (req, res) => {
       if (!fast(req, res)) app(req, res);
     },
   );
-  // A client that stops sending (mid-body) for this long is cut off.
+  // A client that stops sending (mid-body) or reading for this long is cut off.
   server.timeout = 120_000;
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
@@ -117,5 +122,5 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     })();
     return closing;
   };
-  return { url, port: addr.port, server, indexer, loaded, close };
+  return { url, port: addr.port, server, indexer, deps, loaded, close };
 }

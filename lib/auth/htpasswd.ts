@@ -12,6 +12,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { type Stats, unwatchFile, watchFile } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
+import { bcryptCompare } from './bcrypt-pool.js';
 
 export type HashKind = 'bcrypt' | 'apr1' | 'sha1';
 
@@ -206,7 +207,8 @@ export async function verifyPassword(entry: HtpasswdEntry, password: string): Pr
   switch (entry.kind) {
     case 'bcrypt':
       try {
-        return await bcrypt.compare(password, entry.hash);
+        // In a worker thread: bcryptjs would otherwise hold the event loop for ~100 ms slices.
+        return await bcryptCompare(password, entry.hash);
       } catch {
         return false;
       }

@@ -258,13 +258,17 @@ export class Indexer {
     });
     const mdName = file.metadata?.name;
     if (mdName) {
-      const before = file.project;
+      // regroup() compares against the current project and display name, so hand it the old
+      // ones: otherwise a display name learnt from the metadata (Fancy.Mixed_Name for
+      // fancy_mixed_name-*.whl) never reaches the project and the project list.
+      const before = { project: file.project, displayName: file.displayName };
       this.applyMetadataName(file);
-      file.project = before;
+      file.project = before.project;
+      file.displayName = before.displayName;
       this.catalog.regroup(file, mdName);
-    } else {
-      this.catalog.changed(file);
     }
+    // The digest and metadata are new either way: the project's pages must be re-rendered.
+    this.catalog.changed(file);
     file.yank = this.yanks?.lookup(file.root, file.parsed, file.project, file.version) ?? null;
   }
 

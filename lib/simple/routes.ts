@@ -24,10 +24,22 @@ function contentTypeOf(type: SimpleType): string {
   return type === JSON_V1 ? type : `${type}; charset=utf-8`;
 }
 
+/**
+ * The `format` query parameter. A `+` stays a `+` (not a space as in form encoding): users type
+ * `?format=application/vnd.pypi.simple.v1+json` unencoded, and no media type contains a space.
+ */
 function formatParam(url: string | undefined): string | undefined {
   const q = searchOf(url);
   if (!q.includes('format=')) return undefined;
-  return new URLSearchParams(q).get('format') ?? undefined;
+  for (const pair of q.slice(1).split('&')) {
+    if (!pair.startsWith('format=')) continue;
+    try {
+      return decodeURIComponent(pair.slice('format='.length));
+    } catch {
+      return pair.slice('format='.length);
+    }
+  }
+  return undefined;
 }
 
 type Resolution =

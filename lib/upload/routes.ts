@@ -61,6 +61,9 @@ function multerToHttp(err: unknown): HttpError {
 export function uploadRoutes(config: Config, deps: { auth: AuthGuard; uploader: Uploader }) {
   const parser = multer({
     storage: deps.uploader.storage,
+    // busboy would otherwise cut "../evil-1.0.tar.gz" or "a\b.whl" down to its last segment and
+    // the upload would be accepted under another name; keep it whole so validateForm refuses it.
+    preservePath: true,
     limits: {
       fileSize: config.maxUploadSize,
       files: 2,
