@@ -2,8 +2,11 @@
 // hashing and metadata reading in the background (through the HashPool), and the persistent
 // DigestCache that makes restarts instant. Knows nothing of HTTP.
 
-import { promises as fsp, type Stats } from 'node:fs';
+import { createReadStream, lstatSync, promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import { Catalog, type DistFile, type MetadataSummary, type Project } from './catalog.js';
 import { DigestCache, cacheFileFor } from './cache.js';
@@ -41,8 +44,17 @@ export function archiveKindOf(parsed: ParsedFilename): ArchiveKind {
 }
 
 export function toRelPath(root: string, absPath: string): string {
+  // The common case without path.relative (a hot spot at 100,000 files): a normalized path
+  // below the root, whose tail is then already the answer.
+  if (path.sep === '/' && absPath.length > root.length + 1 && absPath.startsWith(root) && absPath.charCodeAt(root.length) === 47) {
+    const rel = absPath.slice(root.length + 1);
+    if (!NOT_NORMALIZED.test(rel)) return rel;
+  }
   return path.relative(root, absPath).split(path.sep).join('/');
 }
+
+/** An empty, '.' or '..' segment: path.relative would normalize it away. */
+const NOT_NORMALIZED = /(^|\/)\.{0,2}(\/|$)/;
 
 export class Indexer {
   readonly catalog: Catalog;
@@ -141,14 +153,23 @@ export class Indexer {
         else if (e.isFile()) files.push(abs);
         else if (e.isSymbolicLink() && isDistFilename(e.name)) this.warnOnce(`skipping symbolic link ${abs} (links are not followed)`);
       }
-      await mapLimit(files, 64, async (abs) => {
-        if (!this.consider(root, abs)) return;
-        try {
-          this.addFromStat(root, abs, await fsp.lstat(abs));
-        } catch (err) {
-          this.warnOnce(`cannot stat ${abs}`, err);
-        }
-      });
+      // Synchronous lstat, in slices of ~10 ms between which the event loop runs: on a local
+      // file system that costs ~3 us a file, against ~20 us of CPU plus a thread-pool round trip
+      // with the promise API (100,000 files: 0.3 s instead of 2-4 s).
+      for (let i = 0; i < files.length; ) {
+        const until = performance.now() + 10;
+        do {
+          const abs = files[i++]!;
+          const parsed = this.consider(root, abs);
+          if (!parsed) continue;
+          try {
+            this.addFromStat(root, abs, lstatSync(abs), parsed);
+          } catch (err) {
+            this.warnOnce(`cannot stat ${abs}`, err);
+          }
+        } while (i < files.length && performance.now() < until);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
     }
   }
 
@@ -176,8 +197,9 @@ export class Indexer {
       return;
     }
     if (existing && existing.root === root && existing.size === st.size && existing.mtimeMs === st.mtimeMs) return;
-    if (!this.consider(root, abs)) return;
-    const file = this.addFromStat(root, abs, st);
+    const parsed = this.consider(root, abs);
+    if (!parsed) return;
+    const file = this.addFromStat(root, abs, st, parsed);
     if (file) this.log.info({ file: relPath, project: file.project }, existing ? 'file changed' : 'file added');
   }
 
@@ -185,9 +207,9 @@ export class Indexer {
     for (const f of this.catalog.filesUnder(root, toRelPath(root, dir))) this.catalog.remove(root, f.relPath);
   }
 
-  private addFromStat(root: string, abs: string, st: Stats): DistFile | undefined {
+  /** `parsed`: parseFilename of the basename, when the caller has it already. */
+  private addFromStat(root: string, abs: string, st: Stats, parsed: ParsedFilename | null = parseFilename(path.basename(abs))): DistFile | undefined {
     if (!st.isFile() || isHiddenPath(root, abs)) return undefined;
-    const parsed = parseFilename(path.basename(abs));
     if (!parsed) return undefined;
     const relPath = toRelPath(root, abs);
     const cached = this.caches.get(root)?.lookup(relPath, st.size, st.mtimeMs);
@@ -223,9 +245,18 @@ export class Indexer {
 
   private hash(file: DistFile): void {
     if (this.inflight.has(file)) return;
+    // A file that appears while we run may still be being written (scp, a slow copy). A
+    // truncated zip or wheel fails to open, but a truncated sdist often still yields its
+    // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
+    const verifyGzip = this.loaded && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
     const p = this.pool
       .run({ path: file.absPath, archive: archiveKindOf(file.parsed) })
-      .then((r) => this.applyHash(file, r))
+      .then(async (r) => {
+        if (verifyGzip && r.ok && !r.metadataError && this.catalog.fileAt(file.relPath) === file && !(await gzipComplete(file.absPath, r.size))) {
+          r = { ...r, metadata: null, metadataError: 'corrupt gzip: unexpected end of file' };
+        }
+        this.applyHash(file, r);
+      })
       .finally(() => {
         this.inflight.delete(file);
         if (this.inflight.size === 0) for (const w of this.idleWaiters.splice(0)) w();
@@ -237,6 +268,14 @@ export class Indexer {
     if (this.catalog.fileAt(file.relPath) !== file) return; // replaced or removed meanwhile
     if (!r.ok) {
       this.warnOnce(`cannot read ${file.relPath}: ${r.error}`);
+      this.catalog.remove(file.root, file.relPath);
+      return;
+    }
+    if (r.metadataError && isTruncated(r.metadataError)) {
+      // Most likely still being written: never list it with the digest of a partial file. The
+      // watcher reports the next change, and the file is listed once it is complete. Not
+      // cached, so that a restart looks again.
+      this.warnOnce(`skipping ${file.relPath} for now: incomplete archive (still being written?): ${r.metadataError}`);
       this.catalog.remove(file.root, file.relPath);
       return;
     }
@@ -327,10 +366,29 @@ export class Indexer {
   }
 }
 
-async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (i < items.length) await fn(items[i++]!);
+/** Metadata errors that mean the archive ends early (a file cut off, or still being written). */
+function isTruncated(error: string): boolean {
+  return /^corrupt (zip|gzip|tar):/.test(error) && /unexpected end of file|end of central directory record signature not found|truncated/i.test(error);
+}
+
+/** Above this much output a gzip stream is taken as complete (bounds the work on a bomb). */
+const GZIP_VERIFY_LIMIT = 256 * 1024 ** 2;
+
+/** Does the file's first `size` bytes hold a complete gzip stream? Decoded off the main thread. */
+async function gzipComplete(absPath: string, size: number): Promise<boolean> {
+  if (size === 0) return false;
+  let out = 0;
+  const tooBig = new Error('limit');
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      out += chunk.length;
+      cb(out > GZIP_VERIFY_LIMIT ? tooBig : null);
+    },
   });
-  await Promise.all(runners);
+  try {
+    await pipeline(createReadStream(absPath, { start: 0, end: size - 1 }), createGunzip(), sink);
+    return true;
+  } catch (err) {
+    return err === tooBig;
+  }
 }

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Yank } from './catalog.js';
 import type { ParsedFilename } from './filename.js';
 import { normalizeName } from './names.js';
-import { normalizeVersion, versionsEqual } from './version.js';
+import { versionsEqual } from './version.js';
 
 export const YANK_FILE = 'yanked.txt';
 
@@ -66,7 +66,8 @@ export function sameTarget(a: string, b: string): boolean {
 
 /** The yank state of every root, kept in memory and in sync with the yanked.txt files. */
 export class YankStore {
-  private readonly byRoot = new Map<string, { files: Map<string, string>; releases: Map<string, string> }>();
+  /** Per root: file name -> reason, and project -> yanked releases (matched by PEP 440 equality). */
+  private readonly byRoot = new Map<string, { files: Map<string, string>; releases: Map<string, { version: string; reason: string }[]> }>();
   private readonly watching: string[] = [];
 
   constructor(
@@ -91,11 +92,19 @@ export class YankStore {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.onWarn(`cannot read ${YankStore.fileOf(root)}`, err);
     }
     const files = new Map<string, string>();
-    const releases = new Map<string, string>();
+    const releases = new Map<string, { version: string; reason: string }[]>();
     for (const e of parseYankFile(text)) {
       const t = parseTarget(e.target);
       if (t?.kind === 'file') files.set(t.filename, e.reason);
-      else if (t?.kind === 'release') releases.set(`${t.project}==${normalizeVersion(t.version) ?? t.version}`, e.reason);
+      else if (t?.kind === 'release') {
+        // `demo==2.0` must yank the files of 2.0.0 too: compare versions by PEP 440 equality,
+        // not by their canonical spelling (which keeps trailing zeros). A later line wins.
+        const list = releases.get(t.project) ?? [];
+        const i = list.findIndex((r) => versionsEqual(r.version, t.version));
+        if (i >= 0) list[i] = { version: t.version, reason: e.reason };
+        else list.push({ version: t.version, reason: e.reason });
+        releases.set(t.project, list);
+      }
     }
     this.byRoot.set(root, { files, releases });
   }
@@ -120,8 +129,8 @@ export class YankStore {
     if (!state) return null;
     const byFile = state.files.get(parsed.filename);
     if (byFile !== undefined) return { reason: byFile };
-    const byRelease = state.releases.get(`${project}==${normalizeVersion(version) ?? version}`);
-    return byRelease !== undefined ? { reason: byRelease } : null;
+    const byRelease = state.releases.get(project)?.find((r) => versionsEqual(r.version, version));
+    return byRelease !== undefined ? { reason: byRelease.reason } : null;
   }
 }
 

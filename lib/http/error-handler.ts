@@ -29,12 +29,40 @@ export function toHttpError(err: unknown): HttpError | null {
   return null;
 }
 
+/** How long the unread rest of a request body is still read (and discarded) after an error answer. */
+const DRAIN_MS = 15_000;
+
+/**
+ * Answer at once, then read and discard what is left of the request body before the
+ * connection may close. Closing a socket that still has unread data makes TCP reset the
+ * connection, and a client still sending (requests/twine, Node, hyper) then reports
+ * "connection reset" / EPIPE instead of our 4xx. Reading on lets it finish sending and read
+ * the answer; a body that has not ended within DRAIN_MS is cut off.
+ */
+function answerThenDrain(req: Request, res: Response, answer: () => void): void {
+  if (req.complete || req.readableEnded || req.destroyed) return answer();
+  if (res.getHeader('Connection') === 'close') res.removeHeader('Connection');
+  answer();
+  const timer = setTimeout(() => req.socket.destroy(), DRAIN_MS);
+  timer.unref();
+  const stop = () => clearTimeout(timer);
+  req.once('end', stop);
+  req.once('close', stop);
+  req.once('error', stop);
+  req.resume();
+}
+
 export function sendError(req: Request, res: Response, err: HttpError): void {
-  const message = err.message;
   if (res.headersSent) {
     res.destroy();
     return;
   }
+  answerThenDrain(req, res, () => writeError(req, res, err));
+}
+
+function writeError(req: Request, res: Response, err: HttpError): void {
+  const message = err.message;
+  if (res.headersSent || res.destroyed) return;
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
   res.statusCode = err.status;
   res.statusMessage = toReasonPhrase(message);

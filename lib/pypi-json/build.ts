@@ -9,7 +9,10 @@ import { parseMetadata, type CoreMetadata } from '../metadata/parse.js';
 
 export interface JsonContext {
   files: DistFile[];
+  /** One spelling per release (see groupReleases). */
   versions: string[];
+  /** The release a file's version belongs to (PEP 440-equal spellings are one release). */
+  releaseOf: (version: string) => string;
   baseUrl: string;
   projectName: string;
   indexer: Indexer;
@@ -114,8 +117,8 @@ function lastSerial(files: DistFile[]): number {
 export async function buildProjectJson(ctx: JsonContext, latest: string) {
   const releases: Record<string, JsonFileInfo[]> = {};
   for (const v of ctx.versions) releases[v] = [];
-  for (const f of ctx.files) releases[f.version]!.push(await fileInfo(ctx, f));
-  const latestFiles = ctx.files.filter((f) => f.version === latest);
+  for (const f of ctx.files) releases[ctx.releaseOf(f.version)]!.push(await fileInfo(ctx, f));
+  const latestFiles = ctx.files.filter((f) => ctx.releaseOf(f.version) === latest);
   return {
     info: await info(ctx, latest, latestFiles),
     last_serial: lastSerial(ctx.files),
@@ -126,7 +129,7 @@ export async function buildProjectJson(ctx: JsonContext, latest: string) {
 }
 
 export async function buildReleaseJson(ctx: JsonContext, version: string) {
-  const files = ctx.files.filter((f) => f.version === version);
+  const files = ctx.files.filter((f) => ctx.releaseOf(f.version) === version);
   return {
     info: await info(ctx, version, files),
     last_serial: lastSerial(ctx.files),

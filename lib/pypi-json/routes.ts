@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
 import { normalizeName } from '../catalog/names.js';
-import { compareVersions, isPrerelease, versionsEqual } from '../catalog/version.js';
+import { compareVersions, isPrerelease, normalizeVersion, versionsEqual } from '../catalog/version.js';
 import { httpError } from '../errors.js';
 import { location, redirect, searchOf, type UrlBase } from '../http/respond.js';
 import type { MetadataReader } from '../metadata/reader.js';
@@ -44,11 +44,11 @@ export function pypiJsonRoutes(deps: PypiJsonDeps) {
     if (!project) throw httpError('PROJECT_NOT_FOUND');
     await deps.indexer.ensureHashed(project);
     const files = deps.catalog.filesOf(project);
-    const versions = deps.catalog.versionsOf(project);
-    const ctx = { files, versions, baseUrl: serverUrl(req, deps.config), indexer: deps.indexer, metadata: deps.metadata, projectName: project.displayName };
+    const { versions, releaseOf } = groupReleases(deps.catalog.versionsOf(project));
+    const ctx = { files, versions, releaseOf, baseUrl: serverUrl(req, deps.config), indexer: deps.indexer, metadata: deps.metadata, projectName: project.displayName };
     let body: unknown;
     if (rawVersion === undefined) {
-      body = await buildProjectJson(ctx, pickLatest(versions, files.filter((f) => !f.yank).map((f) => f.version)));
+      body = await buildProjectJson(ctx, pickLatest(versions, files.filter((f) => !f.yank).map((f) => releaseOf(f.version))));
     } else {
       const version = versions.find((v) => v === rawVersion) ?? versions.find((v) => versionsEqual(v, rawVersion!));
       if (!version) throw httpError('NOT_FOUND', `${project.displayName} has no version ${rawVersion}`);
@@ -60,6 +60,30 @@ export function pypiJsonRoutes(deps: PypiJsonDeps) {
     res.setHeader('Content-Length', Buffer.byteLength(text));
     res.end(req.method === 'HEAD' ? undefined : text);
   };
+}
+
+/**
+ * One release per version: PEP 440-equal spellings found in file names (1.0 / 1.0.0, 2.0rc1 /
+ * 2.0-RC1) are one release, named by the canonical spelling when a file uses it, else by the
+ * first. `sorted` is in PEP 440 order, so equal versions are adjacent.
+ */
+export function groupReleases(sorted: string[]): { versions: string[]; releaseOf: (version: string) => string } {
+  const key = new Map<string, string>();
+  const versions: string[] = [];
+  let group: string[] = [];
+  const flush = (): void => {
+    if (group.length === 0) return;
+    const name = group.find((v) => normalizeVersion(v) === v) ?? group[0]!;
+    versions.push(name);
+    for (const v of group) key.set(v, name);
+    group = [];
+  };
+  for (const v of sorted) {
+    if (group.length > 0 && !versionsEqual(group[0]!, v)) flush();
+    group.push(v);
+  }
+  flush();
+  return { versions, releaseOf: (v) => key.get(v) ?? v };
 }
 
 /** PyPI's "latest": the newest stable, non-yanked version; else the newest non-yanked; else the newest. */

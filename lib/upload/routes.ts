@@ -35,12 +35,12 @@ export function fieldList(body: Body, key: string): string[] {
   return all.filter((x): x is string => typeof x === 'string' && x.trim() !== '' && x.trim() !== 'UNKNOWN');
 }
 
-function multerToHttp(err: unknown): HttpError {
+function multerToHttp(err: unknown, limit: number): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof multer.MulterError) {
     switch (err.code) {
       case 'LIMIT_FILE_SIZE':
-        return httpError('PAYLOAD_TOO_LARGE');
+        return httpError('PAYLOAD_TOO_LARGE', `limit is ${limit} bytes`);
       case 'LIMIT_PART_COUNT':
       case 'LIMIT_FIELD_COUNT':
       case 'LIMIT_FILE_COUNT':
@@ -79,25 +79,17 @@ export function uploadRoutes(config: Config, deps: { auth: AuthGuard; uploader: 
   ]);
 
   const parse = (req: Request, res: Response): Promise<void> =>
-    new Promise((resolve, reject) => parser(req, res, (err?: unknown) => (err ? reject(multerToHttp(err)) : resolve())));
+    new Promise((resolve, reject) => parser(req, res, (err?: unknown) => (err ? reject(multerToHttp(err, config.maxUploadSize)) : resolve())));
 
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     if (req.method !== 'POST' || !UPLOAD_PATHS.has(req.path)) return next();
     req.routeName = 'upload';
-    // Whatever goes wrong before the body is read, do not leave the client sending into the void.
-    const refuse = (err: HttpError): never => {
-      res.setHeader('Connection', 'close');
-      throw err;
-    };
-    if (!req.is('multipart/form-data')) refuse(httpError('UNSUPPORTED_MEDIA_TYPE'));
+    // Refusals before the body is read are answered at once; the error handler then drains
+    // the body (bounded) so that the client, still sending, can read the answer.
+    if (!req.is('multipart/form-data')) throw httpError('UNSUPPORTED_MEDIA_TYPE');
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > config.maxUploadSize + FORM_OVERHEAD) refuse(httpError('PAYLOAD_TOO_LARGE', `limit is ${config.maxUploadSize} bytes`));
-    try {
-      req.user = (await deps.auth.check(req, 'update')) || undefined;
-    } catch (err) {
-      if (err instanceof HttpError) refuse(err);
-      throw err;
-    }
+    if (declared > config.maxUploadSize + FORM_OVERHEAD) throw httpError('PAYLOAD_TOO_LARGE', `limit is ${config.maxUploadSize} bytes`);
+    req.user = (await deps.auth.check(req, 'update')) || undefined;
 
     await parse(req, res);
     const body = (req.body ?? {}) as Body;
@@ -114,6 +106,8 @@ export function uploadRoutes(config: Config, deps: { auth: AuthGuard; uploader: 
         if (!name || !version) throw httpError('MISSING_FIELD', 'name and version');
         const removed = await deps.uploader.remove(name, version);
         if (!removed.length) throw httpError('FILE_NOT_FOUND', `${name} ${version}`);
+        // A file sent along with remove_pkg is not needed: gone before the answer goes out.
+        if (stored) await deps.uploader.storage.discard(stored.tempPath);
         res.type('text/plain').send(`Removed ${removed.join(', ')}\n`);
         return;
       }

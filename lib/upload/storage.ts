@@ -3,7 +3,7 @@
 // fsyncs it, so that what is later linked into place is complete and durable.
 
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -47,6 +47,8 @@ function announced(body: unknown, key: string): boolean {
 export class TempFileStorage implements multer.StorageEngine {
   /** Temp files currently being written, removed on shutdown. */
   readonly live = new Set<string>();
+  /** Temp files whose write stream is still open (settles once it is closed, written or not). */
+  private readonly writing = new Map<string, Promise<void>>();
 
   constructor(private readonly dir: string) {}
 
@@ -59,25 +61,48 @@ export class TempFileStorage implements multer.StorageEngine {
     }
     const tempPath = path.join(this.dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
     this.live.add(tempPath);
+    // Tell multer the path now, not only once the file is complete: when the request fails while
+    // the file is still being written, multer then removes it (_removeFile, which waits for the
+    // write to stop) before the answer goes out, instead of leaving that to this callback, which
+    // multer does not wait for once the file stream has failed.
+    file.path = tempPath;
+    let writeDone!: () => void;
+    this.writing.set(tempPath, new Promise<void>((resolve) => (writeDone = resolve)));
     const want = { md5: announced(req.body, 'md5_digest'), blake2b256: announced(req.body, 'blake2_256_digest') };
+    let out: WriteStream | null = null;
     Digester.create(want)
       .then(async (digester) => {
         const hasher = new Hasher(digester);
-        const out = createWriteStream(tempPath, { flags: 'wx', mode: 0o644 });
+        out = createWriteStream(tempPath, { flags: 'wx', mode: 0o644 });
         await pipeline(file.stream, hasher, out);
         const digests: StoredUpload = { tempPath, size: digester.bytes, ...digester.digest() };
         const info: Partial<StoredFileInfo> = { path: tempPath, size: digester.bytes, digests };
+        this.writing.delete(tempPath);
+        writeDone();
         cb(null, info as Partial<Express.Multer.File>);
       })
-      .catch((err: unknown) => {
+      .catch(async (err: unknown) => {
         file.stream.resume();
-        void this.discard(tempPath).finally(() => cb(err));
+        // A write stream destroyed while still opening creates its file afterwards: wait for it.
+        const stream = out as WriteStream | null;
+        if (stream && !stream.closed) {
+          await new Promise<void>((resolve) => {
+            stream.once('close', () => resolve());
+            stream.destroy();
+          });
+        }
+        await this.discard(tempPath);
+        this.writing.delete(tempPath);
+        writeDone();
+        cb(err);
       });
   }
 
   _removeFile(_req: Request, file: Express.Multer.File, cb: (error: Error | null) => void): void {
     if (!file.path) return cb(null);
-    void this.discard(file.path).then(() => cb(null));
+    const tempPath = file.path;
+    const writing = this.writing.get(tempPath) ?? Promise.resolve();
+    void writing.then(() => this.discard(tempPath)).then(() => cb(null));
   }
 
   async discard(tempPath: string): Promise<void> {
