@@ -23,6 +23,16 @@ function version(): string {
   }
 }
 
+/** A boolean from the environment: 1/true/yes/on, 0/false/no/off/empty; undefined when unset. */
+export function envFlag(name: string): boolean | undefined {
+  const v = process.env[name];
+  if (v === undefined) return undefined;
+  const t = v.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(t)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(t)) return false;
+  throw new UsageError(`${name} must be 1/true/yes/on or 0/false/no/off, not "${v}"`);
+}
+
 function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
@@ -254,7 +264,7 @@ export function buildProgram(): Command {
     .addOption(new Option('-p, --port <n>', 'port to listen on').default(DEFAULTS.port).env('PYPI_LITE_PORT').argParser(intOption('--port', 0, 65535)))
     .addOption(new Option('-H, --host <addr>', 'address to listen on').default(DEFAULTS.host).env('PYPI_LITE_HOST'))
     .addOption(new Option('--fallback-url <url>', 'where unknown projects are redirected').default(DEFAULTS.fallbackUrl).env('PYPI_LITE_FALLBACK_URL'))
-    .addOption(new Option('--disable-fallback', 'answer 404 for unknown projects instead of redirecting').env('PYPI_LITE_DISABLE_FALLBACK'))
+    .addOption(new Option('--disable-fallback', 'answer 404 for unknown projects instead of redirecting (env: PYPI_LITE_DISABLE_FALLBACK=1)'))
     .addOption(new Option('--base-url <url>', 'public URL or path prefix when behind a reverse proxy (e.g. /pypi or https://box/pypi)').env('PYPI_LITE_BASE_URL'))
     .addOption(new Option('-P, --passwords <file>', 'htpasswd file (bcrypt, apr1 or SHA entries); "." for none').env('PYPI_LITE_PASSWORDS'))
     .addOption(
@@ -262,16 +272,26 @@ export function buildProgram(): Command {
         .default('update')
         .env('PYPI_LITE_AUTHENTICATE'),
     )
-    .addOption(new Option('--overwrite', 'allow uploads to replace an existing file').env('PYPI_LITE_OVERWRITE'))
+    .addOption(new Option('--overwrite', 'allow uploads to replace an existing file (env: PYPI_LITE_OVERWRITE=1)'))
     .addOption(new Option('--max-upload-size <bytes>', 'largest accepted upload (K, M, G suffixes)').default(DEFAULTS.maxUploadSize, '1G').env('PYPI_LITE_MAX_UPLOAD_SIZE').argParser(sizeOption))
     .addOption(new Option('--cache-dir <dir>', 'where to keep the digest cache (default: a dotfile in each root)').env('PYPI_LITE_CACHE_DIR'))
     .addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`).default(DEFAULTS.logLevel).env('PYPI_LITE_LOG_LEVEL'))
     .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'pretty']).default('json').env('PYPI_LITE_LOG_FORMAT'))
     .addOption(new Option('--health-endpoint <path>', 'path of the health check').default(DEFAULTS.healthEndpoint).env('PYPI_LITE_HEALTH_ENDPOINT'))
-    .addOption(new Option('--no-metrics', 'disable /metrics').env('PYPI_LITE_NO_METRICS'))
+    .addOption(new Option('--no-metrics', 'disable /metrics (env: PYPI_LITE_NO_METRICS=1)'))
     .addOption(new Option('--headers-timeout <ms>', 'time a client has to send its request headers (slowloris guard)').default(DEFAULTS.headersTimeoutMs).env('PYPI_LITE_HEADERS_TIMEOUT').argParser(intOption('--headers-timeout', 100, 600_000)))
     .addOption(new Option('--workers <n>', 'hashing threads').default(Math.max(1, os.availableParallelism()), 'number of CPUs').env('PYPI_LITE_WORKERS').argParser(intOption('--workers', 1, 64)))
-    .action(async (roots: string[], o: ServeOptions) => serve(roots, o));
+    .action(async (roots: string[], o: ServeOptions, cmd: Command) => {
+      // Boolean switches from the environment: commander would take any value (even "0") as on.
+      const fromEnv = (key: string, env: string): boolean | undefined => (cmd.getOptionValueSource(key) === 'cli' ? undefined : envFlag(env));
+      const disable = fromEnv('disableFallback', 'PYPI_LITE_DISABLE_FALLBACK');
+      if (disable !== undefined) o.disableFallback = disable;
+      const overwrite = fromEnv('overwrite', 'PYPI_LITE_OVERWRITE');
+      if (overwrite !== undefined) o.overwrite = overwrite;
+      const noMetrics = fromEnv('metrics', 'PYPI_LITE_NO_METRICS');
+      if (noMetrics !== undefined) o.metrics = !noMetrics;
+      return serve(roots, o);
+    });
 
   program
     .command('passwd')

@@ -64,6 +64,7 @@ export class Indexer {
   private readonly warned = new Set<string>();
   private watcher: RootWatcher | null = null;
   private loaded = false;
+  private readonly rechecks = new Set<NodeJS.Timeout>();
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   yanks: YankStore | null = null;
@@ -203,6 +204,18 @@ export class Indexer {
     if (file) this.log.info({ file: relPath, project: file.project }, existing ? 'file changed' : 'file added');
   }
 
+  private recheckLater(root: string, abs: string, delayMs: number): void {
+    const t = setTimeout(() => {
+      this.rechecks.delete(t);
+      if (this.closed) return;
+      fsp.lstat(abs).then(
+        (st) => this.reconcile(root, abs, st),
+        () => this.reconcile(root, abs, null),
+      );
+    }, delayMs);
+    this.rechecks.add(t);
+  }
+
   private dropDir(root: string, dir: string): void {
     for (const f of this.catalog.filesUnder(root, toRelPath(root, dir))) this.catalog.remove(root, f.relPath);
   }
@@ -248,14 +261,15 @@ export class Indexer {
     // A file that appears while we run may still be being written (scp, a slow copy). A
     // truncated zip or wheel fails to open, but a truncated sdist often still yields its
     // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
-    const verifyGzip = this.loaded && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
+    const appeared = this.loaded;
+    const verifyGzip = appeared && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
     const p = this.pool
       .run({ path: file.absPath, archive: archiveKindOf(file.parsed) })
       .then(async (r) => {
         if (verifyGzip && r.ok && !r.metadataError && this.catalog.fileAt(file.relPath) === file && !(await gzipComplete(file.absPath, r.size))) {
           r = { ...r, metadata: null, metadataError: 'corrupt gzip: unexpected end of file' };
         }
-        this.applyHash(file, r);
+        this.applyHash(file, r, appeared);
       })
       .finally(() => {
         this.inflight.delete(file);
@@ -264,20 +278,24 @@ export class Indexer {
     this.inflight.set(file, p);
   }
 
-  private applyHash(file: DistFile, r: HashResult): void {
+  /** `appeared`: the file showed up while we were running (not found by the initial scan). */
+  private applyHash(file: DistFile, r: HashResult, appeared = false): void {
     if (this.catalog.fileAt(file.relPath) !== file) return; // replaced or removed meanwhile
     if (!r.ok) {
       this.warnOnce(`cannot read ${file.relPath}: ${r.error}`);
       this.catalog.remove(file.root, file.relPath);
       return;
     }
-    if (r.metadataError && isTruncated(r.metadataError)) {
-      // Most likely still being written: never list it with the digest of a partial file. The
-      // watcher reports the next change, and the file is listed once it is complete. Not
-      // cached, so that a restart looks again.
-      this.warnOnce(`skipping ${file.relPath} for now: incomplete archive (still being written?): ${r.metadataError}`);
-      this.catalog.remove(file.root, file.relPath);
-      return;
+    if (r.metadataError && isTruncated(r.metadataError) && appeared) {
+      const age = Date.now() - r.mtimeMs;
+      if (age < SETTLE_FOR_TRUNCATED_MS) {
+        // Most likely still being written (a slow copy that paused): never list it with the
+        // digest of a partial file. Look again once it has not changed for a while; then a
+        // still-broken archive is listed without metadata, like any corrupt one. Not cached.
+        this.catalog.remove(file.root, file.relPath);
+        this.recheckLater(file.root, file.absPath, SETTLE_FOR_TRUNCATED_MS - age + 50);
+        return;
+      }
     }
     if (r.size !== file.size || r.mtimeMs !== file.mtimeMs) {
       // Changed while we read it: the watcher will report it again once it settles.
@@ -360,6 +378,8 @@ export class Indexer {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.rechecks) clearTimeout(t);
+    this.rechecks.clear();
     await this.watcher?.close();
     await this.pool.close();
     await this.flush();
@@ -367,6 +387,9 @@ export class Indexer {
 }
 
 /** Metadata errors that mean the archive ends early (a file cut off, or still being written). */
+/** A truncated archive modified less than this long ago is taken as still being written. */
+const SETTLE_FOR_TRUNCATED_MS = 2000;
+
 function isTruncated(error: string): boolean {
   return /^corrupt (zip|gzip|tar):/.test(error) && /unexpected end of file|end of central directory record signature not found|truncated/i.test(error);
 }

@@ -42,6 +42,24 @@ const DRAIN_MS = 15_000;
 function answerThenDrain(req: Request, res: Response, answer: () => void): void {
   if (req.complete || req.readableEnded || req.destroyed) return answer();
   if (res.getHeader('Connection') === 'close') res.removeHeader('Connection');
+  if (!res.shouldKeepAlive) {
+    // The client asked to close after this exchange (`Connection: close`, HTTP/1.0): Node closes
+    // the socket as soon as the answer is written, unread body and all, so the reset would come
+    // right away. There, read the body first (bounded) and answer after.
+    let answered = false;
+    const go = () => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      answer();
+    };
+    const timer = setTimeout(go, DRAIN_MS);
+    req.once('end', go);
+    req.once('close', go);
+    req.once('error', go);
+    req.resume();
+    return;
+  }
   answer();
   const timer = setTimeout(() => req.socket.destroy(), DRAIN_MS);
   timer.unref();
