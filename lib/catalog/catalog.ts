@@ -5,7 +5,7 @@
 
 import type { ParsedFilename } from './filename.js';
 import { normalizeName } from './names.js';
-import { compareVersions, normalizeVersion } from './version.js';
+import { compareVersions } from './version.js';
 
 /** What the index keeps of a distribution's core metadata (the bytes stay in the archive). */
 export interface MetadataSummary {
@@ -101,18 +101,13 @@ export class Catalog {
   }
 
   /**
-   * Versions of a project, ascending (PEP 440 order), each once: spellings of one version
-   * (`2.0`/`2.0.0` are distinct releases to pip, but `2.0rc1`/`2.0-RC1` are not) are merged
-   * under the canonical spelling when a file uses it.
+   * Versions of a project, ascending (PEP 440 order): the set of the files' version strings,
+   * exactly as each file states it, so that every file's version is in the list (PEP 700).
    */
   versionsOf(project: Project): string[] {
-    const byCanonical = new Map<string, string>();
-    for (const f of project.files.values()) {
-      const canonical = normalizeVersion(f.version) ?? f.version;
-      const seen = byCanonical.get(canonical);
-      if (seen === undefined || (seen !== canonical && f.version === canonical)) byCanonical.set(canonical, f.version);
-    }
-    return [...byCanonical.values()].sort(compareVersions);
+    const set = new Set<string>();
+    for (const f of project.files.values()) set.add(f.version);
+    return [...set].sort((a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0));
   }
 
   /** A file of this project with this basename (in any subdirectory), if any. */
