@@ -58,6 +58,13 @@ export interface Project {
   lastModifiedMs: number;
 }
 
+/** The distinct version strings of some files, in PEP 440 order (ties by string: deterministic). */
+export function versionsIn(files: Iterable<DistFile>): string[] {
+  const set = new Set<string>();
+  for (const f of files) set.add(f.version);
+  return [...set].sort((a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
 export type ChangeListener = (project: string) => void;
 
 export class Catalog {
@@ -105,9 +112,7 @@ export class Catalog {
    * exactly as each file states it, so that every file's version is in the list (PEP 700).
    */
   versionsOf(project: Project): string[] {
-    const set = new Set<string>();
-    for (const f of project.files.values()) set.add(f.version);
-    return [...set].sort((a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0));
+    return versionsIn(project.files.values());
   }
 
   /** A file of this project with this basename (in any subdirectory), if any. */

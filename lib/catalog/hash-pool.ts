@@ -14,6 +14,8 @@ export interface HashTask {
   archive?: ArchiveKind;
   /** Also compute md5 and blake2b-256 (the JSON API's digests). */
   extraDigests?: boolean;
+  /** Set by the pool: the worker starts it before the files it already holds. */
+  urgent?: boolean;
 }
 
 export type HashResult =
@@ -63,9 +65,17 @@ class Queue {
 }
 
 const MAX_BATCH = 64;
+/** A worker gets more work once fewer than this many of its files are unfinished. */
+const LOW_WATER = 16;
+
+interface Slot {
+  worker: Worker;
+  /** Jobs sent to this worker and not answered yet, by task id. */
+  inflight: Map<number, Job>;
+}
 
 export class HashPool {
-  private readonly workers: { worker: Worker; busy: Job[] | null }[] = [];
+  private readonly workers: Slot[] = [];
   private readonly urgent = new Queue();
   private readonly normal = new Queue();
   /** Queued, not yet started jobs by path, so that a waiting page can promote them. */
@@ -77,18 +87,18 @@ export class HashPool {
     const url = new URL('./hash-worker.js', import.meta.url);
     for (let i = 0; i < size; i++) {
       const worker = new Worker(url);
-      const slot: { worker: Worker; busy: Job[] | null } = { worker, busy: null };
+      const slot: Slot = { worker, inflight: new Map() };
       worker.on('message', (results: HashResult[]) => {
-        const jobs = slot.busy ?? [];
-        slot.busy = null;
-        const byId = new Map(results.map((r) => [r.id, r]));
-        for (const job of jobs) job.resolve(byId.get(job.task.id) ?? { id: job.task.id, ok: false, error: 'lost result' });
+        for (const r of results) {
+          const job = slot.inflight.get(r.id);
+          slot.inflight.delete(r.id);
+          job?.resolve(r);
+        }
         this.pump();
       });
       worker.on('error', (err) => {
-        const jobs = slot.busy ?? [];
-        slot.busy = null;
-        for (const job of jobs) job.resolve({ id: job.task.id, ok: false, error: `worker failed: ${err.message}` });
+        for (const job of slot.inflight.values()) job.resolve({ id: job.task.id, ok: false, error: `worker failed: ${err.message}` });
+        slot.inflight.clear();
       });
       worker.unref();
       this.workers.push(slot);
@@ -97,7 +107,7 @@ export class HashPool {
 
   get backlog(): number {
     let inFlight = 0;
-    for (const w of this.workers) inFlight += w.busy?.length ?? 0;
+    for (const w of this.workers) inFlight += w.inflight.size;
     return this.urgent.length + this.normal.length + inFlight;
   }
 
@@ -123,16 +133,28 @@ export class HashPool {
   }
 
   private pump(): void {
-    for (const slot of this.workers) {
-      if (slot.busy) continue;
-      // Urgent work goes out in small batches so that it is never stuck behind a big one.
-      let batch = this.urgent.take(4);
-      if (!batch.length) batch = this.normal.take(MAX_BATCH);
-      if (!batch.length) return;
-      for (const job of batch) if (this.queuedByPath.get(job.task.path) === job) this.queuedByPath.delete(job.task.path);
-      slot.busy = batch;
-      slot.worker.postMessage(batch.map((j) => j.task));
+    // Urgent work goes at once to the least busy worker, in small batches, even if that worker
+    // still has files in hand: the worker interleaves them, so a page never waits for a batch.
+    while (this.urgent.length) {
+      const slot = this.workers.reduce((a, b) => (b.inflight.size < a.inflight.size ? b : a));
+      const batch = this.urgent.take(4);
+      for (const job of batch) job.task.urgent = true;
+      if (!this.send(slot, batch)) break;
     }
+    for (const slot of this.workers) {
+      if (slot.inflight.size >= LOW_WATER) continue;
+      if (!this.send(slot, this.normal.take(MAX_BATCH - slot.inflight.size))) return;
+    }
+  }
+
+  private send(slot: Slot, batch: Job[]): boolean {
+    if (!batch.length) return false;
+    for (const job of batch) {
+      if (this.queuedByPath.get(job.task.path) === job) this.queuedByPath.delete(job.task.path);
+      slot.inflight.set(job.task.id, job);
+    }
+    slot.worker.postMessage(batch.map((j) => j.task));
+    return true;
   }
 
   async close(): Promise<void> {

@@ -74,6 +74,40 @@ async function digestFile(task: HashTask): Promise<HashResult> {
   }
 }
 
+// Results go back as soon as they are ready (grouped per event-loop turn), so that one slow
+// file (a big download, a bomb being refused) never holds up the rest of its batch.
+let ready: HashResult[] = [];
+let flushScheduled = false;
+function send(result: HashResult): void {
+  ready.push(result);
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(() => {
+    flushScheduled = false;
+    const out = ready;
+    ready = [];
+    parentPort?.postMessage(out);
+  });
+}
+
+// A few files at a time (bounded memory: small files are read whole); urgent ones first.
+const CONCURRENCY = 4;
+const queue: HashTask[] = [];
+let running = 0;
+function next(): void {
+  while (running < CONCURRENCY && queue.length) {
+    const task = queue.shift()!;
+    running++;
+    void digestFile(task).then((r) => {
+      running--;
+      send(r);
+      next();
+    });
+  }
+}
+
 parentPort?.on('message', (batch: HashTask[]) => {
-  void Promise.all(batch.map(digestFile)).then((results) => parentPort?.postMessage(results));
+  if (batch[0]?.urgent) queue.unshift(...batch);
+  else queue.push(...batch);
+  next();
 });

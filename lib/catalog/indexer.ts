@@ -119,18 +119,26 @@ export class Indexer {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Make sure every file of the project is hashed, jumping the queue; a page waits for this. */
+  /**
+   * Make sure every file of the project is hashed, jumping the queue; a page waits for this.
+   * Files added while waiting are waited for too (bounded, so a stream of new files cannot
+   * hold a page forever).
+   */
   async ensureHashed(project: Project): Promise<void> {
-    const waits: Promise<void>[] = [];
-    for (const f of project.files.values()) {
-      if (f.sha256 !== null && f.metadata !== undefined) continue;
-      const p = this.inflight.get(f);
-      if (p) {
-        this.pool.promote(f.absPath);
-        waits.push(p);
+    for (let round = 0; round < 20; round++) {
+      const current = this.catalog.project(project.name) ?? project;
+      const waits: Promise<void>[] = [];
+      for (const f of current.files.values()) {
+        if (f.sha256 !== null && f.metadata !== undefined) continue;
+        const p = this.inflight.get(f);
+        if (p) {
+          this.pool.promote(f.absPath);
+          waits.push(p);
+        }
       }
+      if (!waits.length) return;
+      await Promise.all(waits);
     }
-    if (waits.length) await Promise.all(waits);
   }
 
   private async scanDir(root: string, dir: string): Promise<void> {

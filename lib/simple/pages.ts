@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import type { Catalog } from '../catalog/catalog.js';
+import { versionsIn, type Catalog } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
 import { renderIndexHtml, renderIndexJson, renderProjectHtml, renderProjectJson, type IndexEntry } from './render.js';
 
@@ -71,11 +71,14 @@ export class PageCache {
     }
     const existing = entry[format];
     if (existing) return existing;
-    const data = { name: p.name, displayName: p.displayName, files: this.catalog.filesOf(p), versions: this.catalog.versionsOf(p) };
+    // A file is listed only with its digest: one still being hashed (it appeared while this page
+    // waited) shows up on the next render, which its digest triggers. Such a page is not cached.
+    const all = this.catalog.filesOf(p);
+    const files = all.filter((f) => f.sha256 !== null);
+    const data = { name: p.name, displayName: p.displayName, files, versions: versionsIn(files) };
     const lastModified = new Date(p.lastModifiedMs || Date.now()).toUTCString();
     const page = new RenderedPage(format === 'json' ? renderProjectJson(data) : renderProjectHtml(data), lastModified);
-    // Only cache what was rendered from complete data; a file still hashing means a re-render later.
-    if (data.files.every((f) => f.sha256 !== null)) entry[format] = page;
+    if (files.length === all.length) entry[format] = page;
     return page;
   }
 
