@@ -190,16 +190,39 @@ async function readPasswordFromStdin(): Promise<string> {
 }
 
 async function promptPassword(question: string): Promise<string> {
-  if (!process.stdin.isTTY) throw new UsageError('no terminal to ask for a password: use --password-stdin');
-  const { createInterface } = await import('node:readline');
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-  const out = rl as unknown as { _writeToOutput?: (s: string) => void };
+  const stdin = process.stdin;
+  if (!stdin.isTTY) throw new UsageError('no terminal to ask for a password: use --password-stdin');
   process.stderr.write(question);
-  out._writeToOutput = () => {};
-  const answer = await new Promise<string>((resolve) => rl.question('', resolve));
-  rl.close();
-  process.stderr.write('\n');
-  return answer;
+  stdin.setRawMode(true);
+  stdin.setEncoding('utf8');
+  stdin.resume();
+  return new Promise<string>((resolve, reject) => {
+    let password = '';
+    const finish = () => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\n');
+    };
+    // Raw mode: characters arrive one by one and are not echoed.
+    const onData = (chunk: string) => {
+      for (const c of chunk) {
+        if (c === '\r' || c === '\n' || c === '\u0004') {
+          finish();
+          resolve(password);
+          return;
+        }
+        if (c === '\u0003') {
+          finish();
+          reject(new UsageError('cancelled'));
+          return;
+        }
+        if (c === '\u007f' || c === '\b') password = password.slice(0, -1);
+        else password += c;
+      }
+    };
+    stdin.on('data', onData);
+  });
 }
 
 async function passwd(file: string, user: string, o: { delete?: boolean; passwordStdin?: boolean; rounds: number }): Promise<void> {

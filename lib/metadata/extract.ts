@@ -395,8 +395,8 @@ function extractFromZip(openZip: ZipOpener, kind: 'wheel' | 'zip' | 'egg', limit
 
 /** True when the zip was opened from a file (its reader closes a descriptor and emits 'close'). */
 function isFdReader(zip: ZipFile): boolean {
-  const reader: unknown = (zip as unknown as { reader?: unknown }).reader;
-  return typeof reader === 'object' && reader !== null && typeof (reader as { fd?: unknown }).fd === 'number';
+  const reader: unknown = Reflect.get(zip, 'reader');
+  return typeof reader === 'object' && reader !== null && typeof Reflect.get(reader, 'fd') === 'number';
 }
 
 /** Checks done on central-directory data, before any byte is inflated. */
