@@ -185,9 +185,21 @@ function err(r: ExtractResult): string {
   return r.error;
 }
 
-function openFdCount(): number | null {
+/**
+ * Descriptors this process holds on files under `under` (the test's archives). Counting only
+ * those keeps the test exact when other tests in the same process open and close sockets.
+ */
+function openFdCount(under: string): number | null {
   try {
-    return fs.readdirSync('/proc/self/fd').length;
+    let n = 0;
+    for (const fd of fs.readdirSync('/proc/self/fd')) {
+      try {
+        if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(under)) n++;
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+    return n;
   } catch {
     return null;
   }
@@ -565,7 +577,7 @@ describe('metadata extraction', function () {
 
     it('leaks no file descriptors over many extractions', async function () {
       this.timeout(60_000);
-      if (openFdCount() === null) this.skip();
+      if (openFdCount(dir) === null) this.skip();
       const small = write('small.tar.gz', await makeTarGz([
         { name: 'pkg-1.0/a.bin', data: randomBytes(256 * 1024) },
         { name: 'pkg-1.0/PKG-INFO', data: PKG_INFO },
@@ -589,18 +601,18 @@ describe('metadata extraction', function () {
       ];
       // warm up (libuv may open descriptors lazily), then measure
       await Promise.all(jobs.map((j) => j()));
-      const before = openFdCount();
+      const before = openFdCount(dir);
       let okCount = 0;
       for (let round = 0; round < 40; round++) {
         const results = await Promise.all(jobs.map((j) => j()));
         okCount += results.filter((r) => r.ok).length;
       }
       expect(okCount).to.equal(80);
-      expect(openFdCount()).to.equal(before);
+      expect(openFdCount(dir)).to.equal(before);
       // descriptors are released before each promise resolves
       for (const j of jobs) {
         await j();
-        expect(openFdCount()).to.equal(before);
+        expect(openFdCount(dir)).to.equal(before);
       }
     });
 

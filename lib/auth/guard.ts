@@ -3,7 +3,7 @@
 // answering in the way pip and twine understand (401 + WWW-Authenticate when credentials are
 // missing, so pip asks keyring or prompts; 403 when they are wrong).
 
-import { parse as parseBasicAuth } from 'basic-auth';
+import basicAuth from 'basic-auth';
 import type { NextFunction, Request, Response } from 'express';
 import type { AuthAction } from '../config.js';
 import { httpError } from '../errors.js';
@@ -50,7 +50,7 @@ export class AuthGuard {
     if (!this.needs(action)) return '';
     const passwords = this.opts.passwords;
     const challenge = { 'WWW-Authenticate': `Basic realm="${REALM}", charset="UTF-8"` };
-    const creds = parseBasicAuth(req.headers.authorization ?? '');
+    const creds = basicAuth.parse(req.headers.authorization ?? '');
     if (!creds) throw httpError('AUTH_REQUIRED', undefined, challenge);
     const client = req.socket.remoteAddress ?? 'unknown';
     const delay = this.throttle.delayFor(client);

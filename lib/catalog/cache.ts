@@ -46,7 +46,7 @@ export class DigestCache {
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
   private writeFailed = false;
-  /** How long the last write took (the next one waits at least five times that). */
+  /** How long the last write took (the next one waits at least ten times that). */
   private lastWriteMs = 0;
 
   constructor(
@@ -117,7 +117,7 @@ export class DigestCache {
           this.timer = null;
           void this.flush();
         },
-        Math.max(this.delayMs, this.lastWriteMs * 5),
+        Math.max(this.delayMs, this.lastWriteMs * 10),
       );
       this.timer.unref();
     }
