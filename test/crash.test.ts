@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cacheFileFor } from '../lib/catalog/cache.js';
+import { cacheFileFor, decodeLine, type CacheEntry } from '../lib/catalog/cache.js';
 import { buildWheel, parseProjectPage, send, sha256, TEMP_PREFIX, upload, type HttpResult, type Wheel } from '../bench/soak.js';
 import { spawnServer, waitHealthy, type Spawned } from './helpers/server.js';
 
@@ -62,8 +62,12 @@ describe('crash test: kill -9 during uploads, then restart', function () {
     expect((await listing(first.url, 'crash-victim')).get(victim.filename)).to.equal(victim.sha256);
     expect(await first.stop('SIGTERM')).to.equal(0);
     const cacheFile = cacheFileFor(root, cacheDir);
-    const cached = JSON.parse(await fsp.readFile(cacheFile, 'utf8')) as { entries: Record<string, { sha256: string; size: number; mtimeMs: number }> };
-    const oldEntry = cached.entries[victim.filename];
+    const journal = new Map<string, CacheEntry | null>();
+    for (const line of (await fsp.readFile(cacheFile, 'utf8')).split('\n').slice(1)) {
+      const d = line ? decodeLine(line) : null;
+      if (d) journal.set(d[0], d[1]);
+    }
+    const oldEntry = journal.get(victim.filename);
     expect(oldEntry?.sha256, 'the cache holds the victim before the crash').to.equal(victim.sha256);
 
     // 2. Concurrent big uploads; kill -9 while some are acknowledged and others still in flight.

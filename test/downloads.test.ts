@@ -242,7 +242,7 @@ describe('downloads: /packages/ (real server)', function () {
       '/packages/..%00/package.json',
       '/packages/%c0%ae%c0%ae/package.json',
       '/packages/%',
-      '/packages/.pypi-lite-cache.json',
+      '/packages/.pypi-lite-cache',
       '/packages/.build/rebuild.sh',
       '/packages/evil-1.0.tar.gz',
       '/packages/evil-1.0.tar.gz.metadata',

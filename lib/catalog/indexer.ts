@@ -109,6 +109,8 @@ export class Indexer {
       void this.watcher.start().then(() => this.log.debug('watcher ready'));
     }
     for (const root of this.opts.roots) await this.scanDir(root, root);
+    // Entries of files that are gone would otherwise stay in the journal forever.
+    for (const [root, cache] of this.caches) cache.retain((rel) => this.catalog.fileAt(rel)?.root === root);
     this.loaded = true;
     this.log.info({ ...this.catalog.size, hashing: this.backlog }, 'catalog loaded');
   }

@@ -9,7 +9,7 @@ import type { Config } from '../config.js';
 import type { PageCache } from '../simple/pages.js';
 import { resolveSimple, sendSimplePage } from '../simple/routes.js';
 import { observeRequest, type RequestMetrics } from './observe.js';
-import { securityHeaders } from './security.js';
+import { SECURITY_HEADERS } from './security.js';
 
 export function fastPath(config: Config, deps: { pages: PageCache; log: Logger; metrics: RequestMetrics | null }) {
   const simple = { pages: deps.pages, base: { basePath: config.basePath, baseOrigin: config.baseOrigin }, fallbackUrl: config.fallbackUrl };
@@ -25,9 +25,8 @@ export function fastPath(config: Config, deps: { pages: PageCache; log: Logger; 
     const decision = resolveSimple(simple, req, pathname);
     if (decision.kind !== 'page') return false;
     (req as IncomingMessage & { routeName?: string }).routeName = 'simple';
-    securityHeaders(res);
     observeRequest(req, res, deps.log, deps.metrics);
-    sendSimplePage(req, res, decision.type, decision.page);
+    sendSimplePage(req, res, decision.type, decision.page, SECURITY_HEADERS);
     return true;
   };
 }

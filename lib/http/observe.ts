@@ -4,6 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { BODY_BYTES, type CountedResponse } from './respond.js';
 
 export interface RequestMetrics {
   observe(route: string, method: string, status: number, seconds: number, bytes: number): void;
@@ -37,8 +38,8 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, log: L
   const start = process.hrtime.bigint();
   res.on('close', () => {
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
-    const lengthHeader = res.getHeader('content-length');
-    const bytes = res.writableFinished ? Number(lengthHeader ?? 0) || 0 : 0;
+    const counted = (res as CountedResponse)[BODY_BYTES];
+    const bytes = !res.writableFinished ? 0 : counted ?? (Number(res.getHeader('content-length') ?? 0) || 0);
     const status = res.writableFinished ? res.statusCode : 499;
     metrics?.observe(r.routeName ?? 'other', req.method ?? 'GET', status, ms / 1000, bytes);
     if (log.isLevelEnabled('info')) {

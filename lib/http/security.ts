@@ -5,6 +5,14 @@ import type { ServerResponse } from 'node:http';
 
 export const CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/** The same headers as a flat [name, value, ...] list, for writeHead. */
+export const SECURITY_HEADERS: readonly string[] = [
+  'X-Content-Type-Options', 'nosniff',
+  'Content-Security-Policy', CSP,
+  'Referrer-Policy', 'no-referrer',
+  'X-Frame-Options', 'DENY',
+];
+
 export function securityHeaders(res: ServerResponse): void {
   res.setHeader('X-Content-Type-Options', 'nosniff');
   res.setHeader('Content-Security-Policy', CSP);

@@ -42,10 +42,23 @@ export class Metrics implements RequestMetrics {
     return this.registry.contentType;
   }
 
+  /** Labelled children, looked up once per label set (prom-client hashes labels on every call). */
+  private readonly children = new Map<string, { requests: { inc(): void }; latency: { observe(v: number): void }; bytes: { inc(v: number): void } }>();
+
   observe(route: string, method: string, status: number, seconds: number, bytes: number): void {
-    this.requests.inc({ route, method, status: String(status) });
-    this.latency.observe({ route }, seconds);
-    if (bytes) this.responseBytes.inc({ route }, bytes);
+    const key = `${route}\0${method}\0${status}`;
+    let c = this.children.get(key);
+    if (!c) {
+      c = {
+        requests: this.requests.labels(route, method, String(status)),
+        latency: this.latency.labels(route),
+        bytes: this.responseBytes.labels(route),
+      };
+      if (this.children.size < 10_000) this.children.set(key, c);
+    }
+    c.requests.inc();
+    c.latency.observe(seconds);
+    if (bytes) c.bytes.inc(bytes);
   }
 
   upload(result: 'accepted' | 'identical' | 'rejected', bytes = 0): void {

@@ -85,8 +85,8 @@ export function resolveSimple(deps: SimpleDeps, req: IncomingMessage, pathname: 
   return { kind: 'pending', type, project: name };
 }
 
-export function sendSimplePage(req: IncomingMessage, res: ServerResponse, type: SimpleType, page: RenderedPage): void {
-  sendPage(req, res, page, contentTypeOf(type));
+export function sendSimplePage(req: IncomingMessage, res: ServerResponse, type: SimpleType, page: RenderedPage, extraHeaders?: readonly string[]): void {
+  sendPage(req, res, page, contentTypeOf(type), extraHeaders);
 }
 
 /** Express handler for everything under /simple. */

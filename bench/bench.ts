@@ -1,0 +1,594 @@
+// `npm run bench`: pypi-lite's speed at 100,000 files, each number next to a baseline measured
+// in the same run on the same machine (a bare node:http server serving the same bytes, and
+// sha256sum for hashing), because absolute numbers on a shared machine mean little.
+//
+//   npm run bench                         5,000 projects x 10 versions x (wheel + sdist)
+//   npm run bench -- --quick              200 projects, 2 s per measurement (smoke test)
+//   npm run bench -- --projects 1000 --versions 4 --duration 5
+//   npm run bench -- --cpu-prof           also profile the servers and print the hot functions
+//
+// It measures, never judges: the exit code is 0 unless the benchmark itself fails.
+
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { capturePages, ROOT_PATH, warmPages } from './baseline.js';
+import { ensureCorpus, mb, randomPayload, SCRATCH_PREFIX, stageNewFiles, type Corpus } from './corpus.js';
+import { projectName, wheelParts } from './dists.js';
+import { load, rng, type LoadResult } from './load.js';
+import { formatSummary, profileFiles, summarize } from './profile.js';
+import { BIN, download, get, getJson, HTML_ACCEPT, PIP_ACCEPT, post, startBaseline, startPypiLite, waitUntil, type Proc } from './procs.js';
+
+// ---------------------------------------------------------------------------------------------
+// options
+
+interface Args {
+  projects: number;
+  versions: number;
+  seconds: number;
+  connections: number;
+  sample: number;
+  bigMb: number;
+  newFiles: number;
+  downloads: number;
+  uploads: number;
+  fresh: boolean;
+  cpuProf: boolean;
+  skip: Set<string>;
+  quick: boolean;
+}
+
+const SKIPPABLE = ['sha256sum', 'pages', 'info', 'download', 'upload', 'newfiles'];
+
+function usage(): string {
+  return `usage: npm run bench -- [options]
+  --projects N      projects in the corpus (default 5000)
+  --versions M      versions per project, each a wheel and an sdist (default 10)
+  --duration S      seconds per throughput measurement (default 10)
+  --connections C   concurrent connections (default 32)
+  --sample K        project pages in the request mix (default 2000)
+  --new-files N     files copied in for the "new files visible" measurement (default 1000)
+  --big-mb N        size of the download/upload file in MB (default 100)
+  --downloads N     downloads of the big file per server (default 6)
+  --uploads N       uploads of a big wheel per server (default 3)
+  --quick           200 projects, 2 s measurements: a smoke test of about a minute
+  --fresh           regenerate the corpus even if a complete one exists
+  --cpu-prof        run the pypi-lite servers with --cpu-prof and print the hottest functions
+  --skip LIST       comma list of: ${SKIPPABLE.join(', ')}
+`;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { projects: 5000, versions: 10, seconds: 10, connections: 32, sample: 2000, bigMb: 100, newFiles: 1000, downloads: 6, uploads: 3, fresh: false, cpuProf: false, skip: new Set(), quick: false };
+  const explicit = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!;
+    const num = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`${k} needs a positive number\n${usage()}`);
+      explicit.add(k);
+      return v;
+    };
+    switch (k) {
+      case '--projects': a.projects = Math.floor(num()); break;
+      case '--versions': a.versions = Math.floor(num()); break;
+      case '--duration': a.seconds = num(); break;
+      case '--connections': a.connections = Math.floor(num()); break;
+      case '--sample': a.sample = Math.floor(num()); break;
+      case '--new-files': a.newFiles = Math.floor(num()); break;
+      case '--big-mb': a.bigMb = num(); break;
+      case '--downloads': a.downloads = Math.floor(num()); break;
+      case '--uploads': a.uploads = Math.floor(num()); break;
+      case '--quick': a.quick = true; break;
+      case '--fresh': a.fresh = true; break;
+      case '--cpu-prof': a.cpuProf = true; break;
+      case '--skip':
+        for (const s of (argv[++i] ?? '').split(',').filter(Boolean)) {
+          if (!SKIPPABLE.includes(s)) throw new Error(`unknown --skip ${s}\n${usage()}`);
+          a.skip.add(s);
+        }
+        break;
+      case '-h':
+      case '--help':
+        process.stdout.write(usage());
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${k}\n${usage()}`);
+    }
+  }
+  if (a.quick) {
+    if (!explicit.has('--projects')) a.projects = 200;
+    if (!explicit.has('--duration')) a.seconds = 2;
+    if (!explicit.has('--new-files')) a.newFiles = 200;
+    if (!explicit.has('--downloads')) a.downloads = 4;
+    if (!explicit.has('--uploads')) a.uploads = 2;
+  }
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+const T0 = performance.now();
+function log(msg: string): void {
+  process.stderr.write(`[bench ${((performance.now() - T0) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
+}
+
+const normalize = (name: string): string => name.replace(/[-_.]+/g, '-').toLowerCase();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const running = new Set<Proc>();
+function track(p: Proc): Proc {
+  running.add(p);
+  p.proc.once('exit', () => running.delete(p));
+  return p;
+}
+async function stop(p: Proc): Promise<void> {
+  await p.stop();
+  running.delete(p);
+}
+
+function run(cmd: string, args: string[], input?: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, out }));
+    p.stdin.end(input ?? '');
+  });
+}
+
+/** Wall time and CPU time (user + system of find, xargs and sha256sum) of hashing every file. */
+async function sha256sum(root: string): Promise<{ ms: number; cpuMs: number }> {
+  const t0 = performance.now();
+  // bash's `times` prints the CPU time of the shell, then of its (waited-for) children.
+  const r = await run('bash', ['-c', 'find "$1" -type f -print0 | xargs -0 sha256sum > /dev/null || exit 1; times', 'bash', root]);
+  const ms = performance.now() - t0;
+  if (r.code !== 0) throw new Error(`sha256sum failed: ${r.out}`);
+  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.out.trim());
+  const cpuMs = m ? (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000 : NaN;
+  return { ms, cpuMs };
+}
+
+interface Health {
+  status: string;
+  projects: number;
+  files: number;
+  hashing: number;
+}
+
+async function health(url: string): Promise<{ status: number; json: Health } | null> {
+  try {
+    return await getJson<Health>(`${url}/health`);
+  } catch {
+    return null;
+  }
+}
+
+function multipart(boundary: string, fields: [string, string][], file?: { field: string; filename: string; parts: Buffer[] }): Buffer[] {
+  let head = '';
+  for (const [k, v] of fields) head += `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`;
+  if (!file) return [Buffer.from(`${head}--${boundary}--\r\n`)];
+  head += `--${boundary}\r\nContent-Disposition: form-data; name="${file.field}"; filename="${file.filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+  return [Buffer.from(head), ...file.parts, Buffer.from(`\r\n--${boundary}--\r\n`)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// results
+
+interface Row {
+  metric: string;
+  pypi: string;
+  base: string;
+  ratio: string;
+  target: string;
+  ok: boolean | null;
+}
+
+const rows: Row[] = [];
+const cpuRows: { metric: string; pypi: string; base: string; ratio: string }[] = [];
+const notes: string[] = [];
+
+/** A row of the CPU-cost table; `ratio` is baseline cost / pypi-lite cost (1 = as cheap as the baseline). */
+function cpuRow(metric: string, pypi: number, base: number | null, unit: string): void {
+  const fmt = (n: number) => `${n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1)} ${unit}`;
+  cpuRows.push({ metric, pypi: fmt(pypi), base: base === null ? '—' : fmt(base), ratio: base === null || !pypi ? '—' : (base / pypi).toFixed(2) });
+}
+
+function row(metric: string, pypi: string, base: string, ratio: number | null, target: string, ok: boolean | null): void {
+  rows.push({ metric, pypi, base, ratio: ratio === null ? '—' : ratio.toFixed(2), target, ok });
+}
+
+function table(): string {
+  const head = ['metric', 'pypi-lite', 'baseline', 'ratio', 'target', 'ok?'];
+  return markdown(head, rows.map((r) => [r.metric, r.pypi, r.base, r.ratio, r.target, r.ok === null ? '—' : r.ok ? 'yes' : '**NO**']));
+}
+
+function markdown(head: string[], body: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
+}
+
+const fmtRps = (n: number) => Math.round(n).toLocaleString('en-US');
+const fmtMs = (n: number) => `${Math.round(n).toLocaleString('en-US')} ms`;
+
+/** Alternate the two servers (A B B A) so that drift on a noisy machine hits both equally. */
+type Measured = LoadResult & { cpuMs: number };
+
+async function abba(
+  what: string,
+  a: Args,
+  targets: { pypi: Proc; base: Proc },
+  paths: string[],
+  headers: Record<string, string>,
+): Promise<{ pypi: Measured; base: Measured }> {
+  const half = a.seconds / 2;
+  const warm = Math.min(1, half);
+  const opts = { paths, headers, connections: a.connections };
+  const measure = async (p: Proc, seconds: number): Promise<Measured> => {
+    const c0 = p.cpuMs() ?? 0;
+    const r = await load(p.url, { ...opts, seconds });
+    return { ...r, cpuMs: (p.cpuMs() ?? 0) - c0 };
+  };
+  await measure(targets.pypi, warm);
+  await measure(targets.base, warm);
+  const p1 = await measure(targets.pypi, half);
+  const b1 = await measure(targets.base, half);
+  const b2 = await measure(targets.base, half);
+  const p2 = await measure(targets.pypi, half);
+  const merge = (x: Measured, y: Measured): Measured => ({
+    cpuMs: x.cpuMs + y.cpuMs,
+    rps: (x.rps + y.rps) / 2,
+    p50: (x.p50 + y.p50) / 2,
+    p99: Math.max(x.p99, y.p99),
+    requests: x.requests + y.requests,
+    non2xx: x.non2xx + y.non2xx,
+    errors: x.errors + y.errors,
+    throughput: (x.throughput + y.throughput) / 2,
+  });
+  const pypi = merge(p1, p2);
+  const base = merge(b1, b2);
+  for (const [n, r] of [['pypi-lite', pypi], ['baseline', base]] as const) {
+    if (r.non2xx || r.errors) notes.push(`${what}: ${n} had ${r.non2xx} non-2xx answers and ${r.errors} errors`);
+  }
+  const us = (m: Measured) => (m.cpuMs * 1000) / Math.max(1, m.requests);
+  log(
+    `${what}: pypi-lite ${fmtRps(pypi.rps)} req/s (p50 ${pypi.p50} ms, p99 ${pypi.p99} ms; halves ${fmtRps(p1.rps)} / ${fmtRps(p2.rps)}; ${us(pypi).toFixed(0)} us CPU/request), ` +
+      `baseline ${fmtRps(base.rps)} req/s (p50 ${base.p50} ms, p99 ${base.p99} ms; halves ${fmtRps(b1.rps)} / ${fmtRps(b2.rps)}; ${us(base).toFixed(0)} us CPU/request)`,
+  );
+  cpuRow(`${what}, CPU per request`, us(pypi), us(base), 'us');
+  return { pypi, base };
+}
+
+function pageRows(label: string, r: { pypi: LoadResult; base: LoadResult }, minRatio: number, p99Target: number | null): void {
+  const ratio = r.pypi.rps / r.base.rps;
+  row(`${label} req/s`, fmtRps(r.pypi.rps), fmtRps(r.base.rps), ratio, `>= ${minRatio} x baseline`, ratio >= minRatio);
+  if (p99Target !== null) {
+    row(`${label} p50 / p99`, `${r.pypi.p50} / ${r.pypi.p99} ms`, `${r.base.p50} / ${r.base.p99} ms`, null, `p99 < ${p99Target} ms`, r.pypi.p99 < p99Target);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the run
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'pypi-lite-bench-run-'));
+  const profDir = a.cpuProf ? path.join(work, 'profiles') : undefined;
+  log(`node ${process.version}, ${os.availableParallelism()} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM; work dir ${work}`);
+
+  const corpus: Corpus = await ensureCorpus({ projects: a.projects, versions: a.versions, bigBytes: Math.round(a.bigMb * 1e6), fresh: a.fresh, log });
+  const root = corpus.root;
+  const cacheDir = path.join(work, 'cache');
+  const uploadDir = path.join(work, 'baseline-uploads');
+  await fsp.mkdir(uploadDir);
+  const htpasswd = path.join(work, 'htpasswd');
+  const password = 'bench-password';
+  const pw = await run(process.execPath, [BIN, 'passwd', htpasswd, 'bench', '--password-stdin'], password);
+  if (pw.code !== 0) throw new Error(`pypi-lite passwd failed: ${pw.out}`);
+  const auth = `Basic ${Buffer.from(`bench:${password}`).toString('base64')}`;
+  const tag = Date.now().toString(36);
+  const pick = rng(Number.parseInt(tag.slice(-6), 36));
+
+  // 1. Cold start (empty cache dir) between two sha256sum runs over the same files.
+  const sha: { ms: number; cpuMs: number }[] = [];
+  if (!a.skip.has('sha256sum')) {
+    sha.push(await sha256sum(root));
+    log(`sha256sum over ${corpus.files} files (${mb(corpus.bytes)} MB): ${fmtMs(sha[0]!.ms)} (${fmtMs(sha[0]!.cpuMs)} CPU)`);
+  }
+  log('cold start (empty cache dir)');
+  const cold = track(await startPypiLite({ root, cacheDir, htpasswd, logLevel: 'warn', cpuProfDir: profDir && path.join(profDir, 'cold'), name: 'pypi-lite cold' }));
+  await waitUntil(async () => (await get(`${cold.url}/simple/`, { Accept: HTML_ACCEPT }).catch(() => null))?.status === 200, 60_000, 'cold /simple/', 5);
+  const coldSimpleMs = performance.now() - cold.spawnedAt;
+  let loadedMs = 0;
+  let last: Health | null = null;
+  let lastLog = performance.now();
+  await waitUntil(
+    async () => {
+      const h = await health(cold.url);
+      if (h?.status === 200 && !loadedMs) loadedMs = performance.now() - cold.spawnedAt;
+      if (h) last = h.json;
+      if (performance.now() - lastLog > 10_000 && last) {
+        lastLog = performance.now();
+        log(`  ${last.status}: ${last.files} files, ${last.hashing} still hashing`);
+      }
+      return h?.status === 200 && h.json.hashing === 0;
+    },
+    30 * 60_000,
+    'cold start hashing',
+    25,
+  );
+  const coldIdleMs = performance.now() - cold.spawnedAt;
+  const coldCpuMs = cold.cpuMs() ?? NaN;
+  const coldHealth = (await health(cold.url))!.json;
+  const coldRss = cold.peakRss();
+  log(`cold: /simple/ answered after ${fmtMs(coldSimpleMs)}, catalog loaded after ${fmtMs(loadedMs)}, every file hashed and read after ${fmtMs(coldIdleMs)} (${fmtMs(coldCpuMs)} CPU; ${coldHealth.files} files, ${coldHealth.projects} projects)`);
+  if (coldHealth.files !== corpus.files) notes.push(`pypi-lite indexed ${coldHealth.files} files, the corpus has ${corpus.files}`);
+  const expectedProjects = corpus.projects + 1;
+  if (coldHealth.projects !== expectedProjects) notes.push(`pypi-lite lists ${coldHealth.projects} projects, the corpus has ${expectedProjects}`);
+  if (cold.warnings().length) notes.push(`the cold server logged ${cold.warnings().length} warnings, e.g. ${cold.warnings()[0]!.slice(0, 300)}`);
+  await stop(cold);
+  if (!a.skip.has('sha256sum')) {
+    sha.push(await sha256sum(root));
+    log(`sha256sum again: ${fmtMs(sha[1]!.ms)} (${fmtMs(sha[1]!.cpuMs)} CPU)`);
+  }
+
+  // 2. Warm start (same cache dir): this server takes every later measurement.
+  log('warm start (same cache dir)');
+  const probeProject = normalize(projectName(Math.floor(pick() * corpus.projects)));
+  const srv = track(await startPypiLite({ root, cacheDir, htpasswd, logLevel: 'warn', cpuProfDir: profDir && path.join(profDir, 'warm'), name: 'pypi-lite' }));
+  await waitUntil(
+    async () => {
+      const h = await health(srv.url);
+      if (h?.status !== 200 || h.json.hashing !== 0) return false;
+      const page = await getJson<{ files: { hashes: { sha256?: string } }[] }>(`${srv.url}/simple/${probeProject}/`, { Accept: PIP_ACCEPT }).catch(() => null);
+      return page?.status === 200 && page.json.files.length > 0 && page.json.files.every((f) => f.hashes.sha256);
+    },
+    5 * 60_000,
+    'warm start',
+    10,
+  );
+  const warmMs = performance.now() - srv.spawnedAt;
+  const warmCpuMs = srv.cpuMs() ?? NaN;
+  log(`warm: every file served with its hash after ${fmtMs(warmMs)} (${fmtMs(warmCpuMs)} CPU)`);
+
+  // 3. Capture the pages for the baseline (this also renders them in pypi-lite), start it.
+  const indices = new Set<number>();
+  const want = Math.min(a.sample, corpus.projects);
+  while (indices.size < want) indices.add(Math.floor(pick() * corpus.projects));
+  const projectPaths = [...indices].map((i) => `/simple/${normalize(projectName(i))}/`);
+  const pagesFile = path.join(work, 'pages.json');
+  const captured = await capturePages(srv.url, projectPaths, pagesFile);
+  log(`captured ${captured.pages} pages (${mb(captured.bytes)} MB) for the baseline`);
+  const bigUrlPath = `/packages/${corpus.bigFile.relPath}`;
+  const base = track(await startBaseline([pagesFile, path.join(root, corpus.bigFile.relPath), bigUrlPath, uploadDir]));
+  await waitUntil(async () => (await get(`${base.url}/simple/`, { Accept: HTML_ACCEPT }).catch(() => null))?.status === 200, 60_000, 'baseline /simple/', 5);
+  const baseStartMs = performance.now() - base.spawnedAt;
+  for (const p of projectPaths.slice(0, 3)) {
+    for (const accept of [HTML_ACCEPT, PIP_ACCEPT]) {
+      const [x, y] = await Promise.all([get(`${srv.url}${p}`, { Accept: accept }), get(`${base.url}${p}`, { Accept: accept })]);
+      if (!x.body.equals(y.body) || x.headers['content-type'] !== y.headers['content-type']) throw new Error(`baseline does not serve the same ${p} as pypi-lite`);
+    }
+  }
+
+  row('cold start: /simple/ answers', fmtMs(coldSimpleMs), fmtMs(baseStartMs), null, '< 3,000 ms', coldSimpleMs < 3000);
+  if (sha.length) {
+    const shaMs = sha.reduce((x, y) => x + y.ms, 0) / sha.length;
+    const shaCpuMs = sha.reduce((x, y) => x + y.cpuMs, 0) / sha.length;
+    cpuRow('cold start: hashing + metadata, CPU (all threads)', coldCpuMs / 1000, shaCpuMs / 1000, 's');
+    const ratio = shaMs / coldIdleMs;
+    row(
+      'cold start: every file hashed + metadata',
+      `${fmtMs(coldIdleMs)} (${(corpus.bytes / 1e6 / (coldIdleMs / 1000)).toFixed(0)} MB/s)`,
+      `${fmtMs(shaMs)} (sha256sum)`,
+      ratio,
+      '>= 0.7 x sha256sum speed',
+      ratio >= 0.7,
+    );
+  }
+  row('warm start: all files served with hashes', fmtMs(warmMs), fmtMs(baseStartMs), null, '< 3,000 ms', warmMs < 3000);
+  cpuRow('warm start, CPU (all threads)', warmCpuMs / 1000, null, 's');
+
+  const targets = { pypi: srv, base };
+  // 4. Simple API throughput.
+  if (!a.skip.has('pages')) {
+    log(`project pages: ${projectPaths.length} random projects, ${a.connections} connections, ${a.seconds} s per server`);
+    pageRows('project page HTML', await abba('project page HTML', a, targets, projectPaths, { Accept: HTML_ACCEPT }), 0.7, 10);
+    pageRows('project page JSON', await abba('project page JSON', a, targets, projectPaths, { Accept: PIP_ACCEPT }), 0.7, 10);
+    const rootResult = await abba('root list (JSON, gzip)', a, targets, [ROOT_PATH], { Accept: PIP_ACCEPT, 'Accept-Encoding': 'gzip' });
+    const rootRatio = rootResult.pypi.rps / rootResult.base.rps;
+    row('/simple/ root list (gzip) req/s', fmtRps(rootResult.pypi.rps), fmtRps(rootResult.base.rps), rootRatio, '>= 0.5 x baseline', rootRatio >= 0.5);
+  }
+
+  // 5. The same page mix with --log-level info (a line per request, to /dev/null).
+  let infoRss: number | null = null;
+  if (!a.skip.has('info') && !a.skip.has('pages')) {
+    const info = track(await startPypiLite({ root, cacheDir, htpasswd, logLevel: 'info', cpuProfDir: profDir && path.join(profDir, 'info'), name: 'pypi-lite info' }));
+    await waitUntil(async () => (await health(info.url))?.json.hashing === 0 && (await health(info.url))?.status === 200, 5 * 60_000, 'info server ready', 20);
+    await warmPages(info.url, projectPaths);
+    const r = await abba('project page HTML, --log-level info', a, { pypi: info, base }, projectPaths, { Accept: HTML_ACCEPT });
+    const ratio = r.pypi.rps / r.base.rps;
+    row('project page HTML req/s, log level info', fmtRps(r.pypi.rps), fmtRps(r.base.rps), ratio, '(info only)', null);
+    row('project page HTML p50 / p99, log level info', `${r.pypi.p50} / ${r.pypi.p99} ms`, `${r.base.p50} / ${r.base.p99} ms`, null, '(info only)', null);
+    infoRss = info.peakRss();
+    await stop(info);
+  }
+
+  // 6. Download of the big file, alternating servers.
+  if (!a.skip.has('download')) {
+    const totals = { pypi: { bytes: 0, ms: 0, cpuMs: 0 }, base: { bytes: 0, ms: 0, cpuMs: 0 } };
+    for (let i = 0; i < a.downloads; i++) {
+      const order: ('pypi' | 'base')[] = i % 2 === 0 ? ['pypi', 'base'] : ['base', 'pypi'];
+      for (const t of order) {
+        const c0 = targets[t].cpuMs() ?? 0;
+        const r = await download(`${targets[t].url}${bigUrlPath}`);
+        if (r.status !== 200 || r.bytes !== corpus.bigFile.size) throw new Error(`download from ${t}: status ${r.status}, ${r.bytes} bytes`);
+        totals[t].bytes += r.bytes;
+        totals[t].ms += r.ms;
+        totals[t].cpuMs += (targets[t].cpuMs() ?? 0) - c0;
+      }
+    }
+    const p = totals.pypi.bytes / 1e6 / (totals.pypi.ms / 1000);
+    const b = totals.base.bytes / 1e6 / (totals.base.ms / 1000);
+    const perGb = (t: { bytes: number; cpuMs: number }) => t.cpuMs / (t.bytes / 1e9);
+    cpuRow('download, CPU per GB', perGb(totals.pypi), perGb(totals.base), 'ms');
+    log(`download ${mb(corpus.bigFile.size)} MB x ${a.downloads}: pypi-lite ${p.toFixed(0)} MB/s (${perGb(totals.pypi).toFixed(0)} ms CPU/GB), baseline ${b.toFixed(0)} MB/s (${perGb(totals.base).toFixed(0)} ms CPU/GB)`);
+    row(`download ${mb(corpus.bigFile.size)} MB`, `${p.toFixed(0)} MB/s`, `${b.toFixed(0)} MB/s`, p / b, '>= 0.9 x baseline', p / b >= 0.9);
+  }
+
+  // 7. Upload of a big wheel through the upload API (new version each time, removed after).
+  if (!a.skip.has('upload')) {
+    const payload = randomPayload(Math.round(a.bigMb * 1e6));
+    const name = `${SCRATCH_PREFIX}upload`;
+    const series = Math.floor(Date.now() / 1000);
+    const totals = { pypi: { bytes: 0, ms: 0, cpuMs: 0 }, base: { bytes: 0, ms: 0, cpuMs: 0 }, fsync: { bytes: 0, ms: 0, cpuMs: 0 } };
+    for (let i = 0; i < a.uploads; i++) {
+      // 'fsync': the baseline again, syncing the file to disk before it answers (as pypi-lite
+      // does): not the baseline of the table, but it tells how much of the gap durability costs.
+      const order: ('pypi' | 'base' | 'fsync')[] = i % 2 === 0 ? ['pypi', 'base', 'fsync'] : ['fsync', 'base', 'pypi'];
+      for (const t of order) {
+        const version = `0.${series}.${i}${t === 'pypi' ? '0' : '1'}`;
+        const w = wheelParts(name, version, { payload });
+        const size = w.parts.reduce((n, p) => n + p.length, 0);
+        const sha256 = w.parts.reduce((h, p) => h.update(p), createHash('sha256')).digest('hex');
+        const boundary = `----pypi-lite-bench-${tag}-${i}`;
+        const body = multipart(
+          boundary,
+          [
+            [':action', 'file_upload'],
+            ['protocol_version', '1'],
+            ['name', name],
+            ['version', version],
+            ['filetype', 'bdist_wheel'],
+            ['pyversion', 'py3'],
+            ['metadata_version', '2.3'],
+            ['sha256_digest', sha256],
+          ],
+          { field: 'content', filename: w.filename, parts: w.parts },
+        );
+        const headers = { 'Content-Type': `multipart/form-data; boundary=${boundary}`, Authorization: auth };
+        const target = t === 'pypi' ? srv : base;
+        const c0 = target.cpuMs() ?? 0;
+        const r = await post(t === 'pypi' ? `${srv.url}/` : `${base.url}/upload${t === 'fsync' ? '?fsync=1' : ''}`, headers, body);
+        if (r.status !== 200) throw new Error(`upload to ${t}: ${r.status} ${r.message} ${r.body.slice(0, 200)}`);
+        totals[t].bytes += size;
+        totals[t].ms += r.ms;
+        totals[t].cpuMs += (target.cpuMs() ?? 0) - c0;
+        if (t === 'pypi') {
+          const rm = multipart(boundary, [[':action', 'remove_pkg'], ['name', name], ['version', version]]);
+          const d = await post(`${srv.url}/`, { 'Content-Type': `multipart/form-data; boundary=${boundary}`, Authorization: auth }, rm);
+          if (d.status !== 200) throw new Error(`remove_pkg: ${d.status} ${d.message}`);
+        }
+      }
+    }
+    const p = totals.pypi.bytes / 1e6 / (totals.pypi.ms / 1000);
+    const b = totals.base.bytes / 1e6 / (totals.base.ms / 1000);
+    const f = totals.fsync.bytes / 1e6 / (totals.fsync.ms / 1000);
+    const perGb = (t: { bytes: number; cpuMs: number }) => t.cpuMs / (t.bytes / 1e9);
+    cpuRow('upload, CPU per GB', perGb(totals.pypi), perGb(totals.base), 'ms');
+    log(
+      `upload ${a.bigMb} MB x ${a.uploads}: pypi-lite ${p.toFixed(0)} MB/s (${perGb(totals.pypi).toFixed(0)} ms CPU/GB), baseline ${b.toFixed(0)} MB/s (${perGb(totals.base).toFixed(0)} ms CPU/GB), ` +
+        `baseline + fsync ${f.toFixed(0)} MB/s (${perGb(totals.fsync).toFixed(0)} ms CPU/GB)`,
+    );
+    notes.push(`upload: the baseline with an fsync before answering (as pypi-lite does) reached ${f.toFixed(0)} MB/s (ratio pypi-lite / that ${(p / f).toFixed(2)})`);
+    row(`upload ${a.bigMb} MB`, `${p.toFixed(0)} MB/s`, `${b.toFixed(0)} MB/s`, p / b, '>= 0.7 x baseline', p / b >= 0.7);
+  }
+
+  // 8. New files copied into the root until all of them are listed.
+  if (!a.skip.has('newfiles')) {
+    const staged = await stageNewFiles(corpus, a.newFiles, tag);
+    const want = new Set(staged.projects);
+    const t0 = performance.now();
+    let next = 0;
+    const copying = Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < staged.files.length) {
+          const f = staged.files[next++]!;
+          await fsp.copyFile(path.join(staged.dir, f), path.join(root, f));
+        }
+      }),
+    ).then(() => performance.now() - t0);
+    let seen = 0;
+    await waitUntil(
+      async () => {
+        const r = await getJson<{ projects: { name: string }[] }>(`${srv.url}/simple/`, { Accept: PIP_ACCEPT });
+        seen = 0;
+        for (const p of r.json.projects) if (want.has(normalize(p.name))) seen++;
+        return seen === want.size;
+      },
+      120_000,
+      `${a.newFiles} new files visible (saw ${seen})`,
+      20,
+    );
+    const visibleMs = performance.now() - t0;
+    const copyMs = await copying;
+    log(`${a.newFiles} new files: copied in ${fmtMs(copyMs)}, all listed in /simple/ after ${fmtMs(visibleMs)}`);
+    row(`${a.newFiles.toLocaleString('en-US')} new files visible in /simple/`, fmtMs(visibleMs), `${fmtMs(copyMs)} (the copy)`, null, '< 5,000 ms', visibleMs < 5000);
+    // Let the server finish reading them before they go (else it warns that they vanished).
+    await waitUntil(async () => (await health(srv.url))?.json.hashing === 0, 60_000, 'new files hashed', 50).catch(() => {});
+    await Promise.all(staged.files.map((f) => fsp.rm(path.join(root, f), { force: true })));
+    await fsp.rm(staged.dir, { recursive: true, force: true });
+  }
+
+  // 9. Peak memory.
+  await sleep(200);
+  const mainRss = srv.peakRss();
+  const baseRss = base.peakRss();
+  const peak = Math.max(coldRss ?? 0, mainRss ?? 0);
+  row('peak RSS (VmHWM)', `${mb(peak)} MB`, `${mb(baseRss ?? 0)} MB`, null, '< 300 MB', peak < 300e6);
+  log(`peak RSS: cold ${mb(coldRss ?? 0)} MB, warm ${mb(mainRss ?? 0)} MB${infoRss ? `, info ${mb(infoRss)} MB` : ''}, baseline ${mb(baseRss ?? 0)} MB`);
+  if (srv.warnings().length) notes.push(`the server logged ${srv.warnings().length} warnings, e.g. ${srv.warnings()[0]!.slice(0, 300)}`);
+
+  await stop(srv);
+  await stop(base);
+
+  const generated = corpus.generatedMs === null ? 'reused' : `generated in ${(corpus.generatedMs / 1000).toFixed(1)} s`;
+  process.stdout.write(
+    `\npypi-lite benchmark: ${corpus.projects.toLocaleString('en-US')} projects x ${corpus.versions} versions x (wheel + sdist) + one ${mb(corpus.bigFile.size)} MB wheel = ${corpus.files.toLocaleString('en-US')} files, ${mb(corpus.bytes)} MB (corpus ${generated})\n` +
+      `node ${process.version}, ${os.availableParallelism()} CPUs; autocannon ${a.connections} connections, no pipelining, ${a.seconds} s per server and measurement (A B B A halves)\n\n` +
+      `${table()}\n\n` +
+      `CPU time of the server processes (all threads), which other load on the machine disturbs far less than wall-clock speed; ratio = baseline / pypi-lite (1 = as cheap as the baseline):\n\n` +
+      `${markdown(['metric', 'pypi-lite', 'baseline', 'ratio'], cpuRows.map((r) => [r.metric, r.pypi, r.base, r.ratio]))}\n`,
+  );
+  if (notes.length) process.stdout.write(`\nnotes:\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
+  const missed = rows.filter((r) => r.ok === false).map((r) => r.metric);
+  process.stdout.write(`\n${missed.length ? `missed targets: ${missed.join('; ')}` : 'every target met'}\n`);
+  process.stdout.write(`total time ${((performance.now() - T0) / 1000).toFixed(0)} s\n`);
+
+  if (profDir) {
+    process.stdout.write(`\nCPU profiles in ${profDir}:\n\n`);
+    for (const sub of ['cold', 'warm', 'info']) {
+      const dir = path.join(profDir, sub);
+      const files = await profileFiles([dir]).catch(() => []);
+      for (const f of files) {
+        const s = await summarize(f, 15);
+        if (s.busyMs < 200) continue;
+        process.stdout.write(`[${sub}] ${formatSummary(s)}\n\n`);
+      }
+    }
+  } else {
+    await fsp.rm(work, { recursive: true, force: true });
+  }
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`bench: ${sig}, stopping the servers\n`);
+    void Promise.all([...running].map((p) => p.stop().catch(() => {}))).then(() => process.exit(130));
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  async (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    await Promise.all([...running].map((p) => p.stop().catch(() => {})));
+    process.exit(1);
+  },
+);
