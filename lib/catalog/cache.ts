@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import type { MetadataSummary } from './catalog.js';
 
 export interface CacheEntry {
@@ -74,7 +75,8 @@ export function encodeEntry(rel: string, e: CacheEntry): string {
   ].join('\t');
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
+/** Our own file: a length check is enough on the hot path (100,000 lines at a warm start). */
+const isDigest = (s: string | undefined): s is string => s !== undefined && s.length === 64;
 
 /** Parse one journal line: [rel, entry] for a set, [rel, null] for a delete, null if malformed. */
 export function decodeLine(line: string): [string, CacheEntry | null] | null {
@@ -84,13 +86,13 @@ export function decodeLine(line: string): [string, CacheEntry | null] | null {
   const size = Number(f[2]);
   const mtimeMs = Number(f[3]);
   const sha256 = f[4]!;
-  if (!Number.isFinite(size) || !Number.isFinite(mtimeMs) || !HEX64.test(sha256)) return null;
+  if (!Number.isFinite(size) || !Number.isFinite(mtimeMs) || !isDigest(sha256)) return null;
   const entry: CacheEntry = { size, mtimeMs, sha256 };
   if (f[5]) entry.md5 = f[5];
   if (f[6]) entry.blake2b256 = f[6];
   if (f[7] === 'n') entry.metadata = null;
   else if (f[7] === 'm') {
-    if (!HEX64.test(f[8]!)) return null;
+    if (!isDigest(f[8])) return null;
     entry.metadata = {
       sha256: f[8]!,
       size: Number(f[9]),
@@ -121,33 +123,59 @@ export class DigestCache {
   ) {}
 
   async load(): Promise<void> {
-    let text: string;
+    let fh: fsp.FileHandle;
     try {
-      text = await fsp.readFile(this.file, 'utf8');
+      fh = await fsp.open(this.file, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.onWarn(`cannot read cache ${this.file}`, err);
       return;
     }
-    const lines = text.split('\n');
-    if (lines[0] !== HEADER) {
+    // Read in slices: the whole journal as one string (and its split) would double the peak memory.
+    const decoder = new StringDecoder('utf8');
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    let rest = '';
+    let first = true;
+    let lines = 0;
+    let bad = 0;
+    try {
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        const text = rest + (bytesRead ? decoder.write(buf.subarray(0, bytesRead)) : decoder.end());
+        let start = 0;
+        for (;;) {
+          const nl = text.indexOf('\n', start);
+          if (nl === -1) break;
+          const line = text.slice(start, nl);
+          start = nl + 1;
+          if (first) {
+            first = false;
+            if (line !== HEADER) {
+              this.onWarn(`ignoring cache ${this.file}: unknown format (it will be rebuilt)`);
+              this.journalLines = Number.MAX_SAFE_INTEGER; // rewrite it at the next flush
+              return;
+            }
+            this.needsHeader = false;
+            continue;
+          }
+          lines++;
+          if (line === '') continue;
+          const d = decodeLine(line);
+          if (!d) bad++;
+          else if (d[1]) this.entries.set(d[0], d[1]);
+          else this.entries.delete(d[0]);
+        }
+        rest = text.slice(start); // a torn last line (crash mid-append) stays here and is dropped
+        if (!bytesRead) break;
+      }
+    } finally {
+      await fh.close();
+    }
+    if (first && rest !== '') {
       this.onWarn(`ignoring cache ${this.file}: unknown format (it will be rebuilt)`);
-      this.journalLines = Number.MAX_SAFE_INTEGER; // rewrite it at the next compaction point
+      this.journalLines = Number.MAX_SAFE_INTEGER;
       return;
     }
-    this.needsHeader = false;
-    let bad = 0;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      if (line === '') continue;
-      const d = decodeLine(line);
-      if (!d) {
-        bad++;
-        continue;
-      }
-      if (d[1]) this.entries.set(d[0], d[1]);
-      else this.entries.delete(d[0]);
-    }
-    this.journalLines = lines.length - 1;
+    this.journalLines = lines;
     if (bad > 1) this.onWarn(`cache ${this.file}: ignored ${bad} malformed lines`);
   }
 

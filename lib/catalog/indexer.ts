@@ -60,7 +60,12 @@ export class Indexer {
   readonly catalog: Catalog;
   private readonly pool: HashPool;
   private readonly caches = new Map<string, DigestCache>();
+  /** Files handed to the pool, with a promise settled once their result is applied. */
   private readonly inflight = new Map<DistFile, Promise<void>>();
+  /** Files waiting for their turn (FIFO in hashQueue from queueHead on). */
+  private readonly queued = new Map<DistFile, { appeared: boolean; done: Promise<void>; release: () => void }>();
+  private hashQueue: DistFile[] = [];
+  private queueHead = 0;
   private readonly warned = new Set<string>();
   private watcher: RootWatcher | null = null;
   private loaded = false;
@@ -85,7 +90,7 @@ export class Indexer {
 
   /** Files still waiting for their digest or metadata. */
   get backlog(): number {
-    return this.inflight.size;
+    return this.inflight.size + this.queued.size;
   }
 
   cacheFor(root: string): DigestCache | undefined {
@@ -117,7 +122,7 @@ export class Indexer {
 
   /** Resolves when every known file has its digest and metadata. */
   whenIdle(): Promise<void> {
-    if (this.inflight.size === 0) return Promise.resolve();
+    if (this.backlog === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -132,11 +137,10 @@ export class Indexer {
       const waits: Promise<void>[] = [];
       for (const f of current.files.values()) {
         if (f.sha256 !== null && f.metadata !== undefined) continue;
+        if (this.queued.has(f)) this.startHash(f, true);
+        else this.pool.promote(f.absPath);
         const p = this.inflight.get(f);
-        if (p) {
-          this.pool.promote(f.absPath);
-          waits.push(p);
-        }
+        if (p) waits.push(p);
       }
       if (!waits.length) return;
       await Promise.all(waits);
@@ -155,13 +159,14 @@ export class Indexer {
         this.warnOnce(`cannot read directory ${current}`, err);
         continue;
       }
-      const files: string[] = [];
+      const files: { abs: string; name: string }[] = [];
+      const prefix = current.endsWith(path.sep) ? current : current + path.sep;
       for (const e of entries) {
         if (e.name.startsWith('.')) continue;
-        const abs = path.join(current, e.name);
+        const abs = prefix + e.name;
         // Symbolic links are never followed: a link could lead outside the roots.
         if (e.isDirectory()) stack.push(abs);
-        else if (e.isFile()) files.push(abs);
+        else if (e.isFile()) files.push({ abs, name: e.name });
         else if (e.isSymbolicLink() && isDistFilename(e.name)) this.warnOnce(`skipping symbolic link ${abs} (links are not followed)`);
       }
       // Synchronous lstat, in slices of ~10 ms between which the event loop runs: on a local
@@ -170,8 +175,8 @@ export class Indexer {
       for (let i = 0; i < files.length; ) {
         const until = performance.now() + 10;
         do {
-          const abs = files[i++]!;
-          const parsed = this.consider(root, abs);
+          const { abs, name } = files[i++]!;
+          const parsed = this.consider(root, abs, name);
           if (!parsed) continue;
           try {
             this.addFromStat(root, abs, lstatSync(abs), parsed);
@@ -185,8 +190,7 @@ export class Indexer {
   }
 
   /** Is this a distribution file name we serve? Logs unparseable names once. */
-  private consider(root: string, abs: string): ParsedFilename | null {
-    const name = path.basename(abs);
+  private consider(root: string, abs: string, name = path.basename(abs)): ParsedFilename | null {
     if (!isDistFilename(name)) return null;
     const parsed = parseFilename(name);
     if (!parsed) {
@@ -266,26 +270,56 @@ export class Indexer {
     return this.addFromStat(root, abs, st);
   }
 
+  /**
+   * Queue a file for hashing. Files wait here, not in the pool, and at most HASH_WINDOW are
+   * handed to the pool at once: at a cold start over 100,000 files that keeps 100,000 pending
+   * promises and messages out of memory. A page that needs a queued file starts it at once.
+   */
   private hash(file: DistFile): void {
-    if (this.inflight.has(file)) return;
+    if (this.inflight.has(file) || this.queued.has(file)) return;
     // A file that appears while we run may still be being written (scp, a slow copy). A
     // truncated zip or wheel fails to open, but a truncated sdist often still yields its
     // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
     const appeared = this.loaded;
-    const verifyGzip = appeared && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
+    let release!: () => void;
+    const done = new Promise<void>((resolve) => (release = resolve));
+    this.queued.set(file, { appeared, done, release });
+    this.hashQueue.push(file);
+    this.pumpHashes();
+  }
+
+  private pumpHashes(): void {
+    while (this.inflight.size < HASH_WINDOW && this.queueHead < this.hashQueue.length) {
+      const file = this.hashQueue[this.queueHead++]!;
+      if (this.queued.has(file)) this.startHash(file, false);
+    }
+    if (this.queueHead > 4096 && this.queueHead * 2 > this.hashQueue.length) {
+      this.hashQueue = this.hashQueue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+  }
+
+  private startHash(file: DistFile, urgent: boolean): void {
+    const q = this.queued.get(file);
+    if (!q) return;
+    this.queued.delete(file);
+    const verifyGzip = q.appeared && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
     const p = this.pool
-      .run({ path: file.absPath, archive: archiveKindOf(file.parsed) })
+      .run({ path: file.absPath, archive: archiveKindOf(file.parsed) }, urgent)
       .then(async (r) => {
         if (verifyGzip && r.ok && !r.metadataError && this.catalog.fileAt(file.relPath) === file && !(await gzipComplete(file.absPath, r.size))) {
           r = { ...r, metadata: null, metadataError: 'corrupt gzip: unexpected end of file' };
         }
-        this.applyHash(file, r, appeared);
+        this.applyHash(file, r, q.appeared);
       })
       .finally(() => {
         this.inflight.delete(file);
-        if (this.inflight.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+        q.release();
+        this.pumpHashes();
+        if (this.backlog === 0) for (const w of this.idleWaiters.splice(0)) w();
       });
-    this.inflight.set(file, p);
+    this.inflight.set(file, q.done);
+    void p;
   }
 
   /** `appeared`: the file showed up while we were running (not found by the initial scan). */
@@ -390,6 +424,8 @@ export class Indexer {
     this.closed = true;
     for (const t of this.rechecks) clearTimeout(t);
     this.rechecks.clear();
+    for (const q of this.queued.values()) q.release();
+    this.queued.clear();
     await this.watcher?.close();
     await this.pool.close();
     await this.flush();
@@ -397,6 +433,9 @@ export class Indexer {
 }
 
 /** Metadata errors that mean the archive ends early (a file cut off, or still being written). */
+/** Files in the hashing pool at once (enough to keep every worker busy). */
+const HASH_WINDOW = 256;
+
 /** A truncated archive modified less than this long ago is taken as still being written. */
 const SETTLE_FOR_TRUNCATED_MS = 2000;
 

@@ -126,7 +126,7 @@ export class YankStore {
 
   lookup(root: string, parsed: ParsedFilename, project = parsed.project, version = parsed.version): Yank | null {
     const state = this.byRoot.get(root);
-    if (!state) return null;
+    if (!state || (state.files.size === 0 && state.releases.size === 0)) return null;
     const byFile = state.files.get(parsed.filename);
     if (byFile !== undefined) return { reason: byFile };
     const byRelease = state.releases.get(project)?.find((r) => versionsEqual(r.version, version));
