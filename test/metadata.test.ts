@@ -9,11 +9,44 @@ import * as zlib from 'node:zlib';
 import tarStream from 'tar-stream';
 import {
   DEFAULT_LIMITS,
-  extractMetadata,
-  extractMetadataFromBuffer,
+  extractMetadata as extractFromFile,
+  extractMetadataFromBuffer as extractFromBuffer,
+  extractMetadataFromBufferStreaming,
+  extractMetadataSync,
+  type ArchiveKind,
+  type ExtractLimits,
   type ExtractResult,
 } from '../lib/metadata/extract.js';
 import { parseMetadata, sdistMetadataIsStatic, type CoreMetadata } from '../lib/metadata/parse.js';
+
+// ---------------------------------------------------------------------------
+// every archive the tests extract from is recorded, to be run again through both
+// implementations (in-memory and streaming) at the end: see 'both implementations agree'
+
+interface Fixture {
+  label: string;
+  bytes: Buffer;
+  kind: ArchiveKind;
+  limits: Partial<ExtractLimits> | undefined;
+}
+
+const fixtures = new Map<string, Fixture>();
+
+function record(label: string, bytes: Buffer, kind: ArchiveKind, limits: Partial<ExtractLimits> | undefined): void {
+  const key = `${kind} ${JSON.stringify(limits ?? {})} ${bytes.length} ${zlib.crc32(bytes)}`;
+  if (!fixtures.has(key)) fixtures.set(key, { label, bytes, kind, limits });
+}
+
+function extractMetadata(file: string, kind: ArchiveKind, limits?: Partial<ExtractLimits>): Promise<ExtractResult> {
+  // a missing file has no bytes to compare; timeoutMs is only for the streaming implementation
+  if (fs.existsSync(file) && limits?.timeoutMs === undefined) record(path.basename(file), fs.readFileSync(file), kind, limits);
+  return extractFromFile(file, kind, limits);
+}
+
+function extractMetadataFromBuffer(buf: Buffer, kind: ArchiveKind, limits?: Partial<ExtractLimits>): Promise<ExtractResult> {
+  record('(buffer)', buf, kind, limits);
+  return extractFromBuffer(buf, kind, limits);
+}
 
 // ---------------------------------------------------------------------------
 // a tiny zip writer (test-only): stored or deflated entries, with the ability
@@ -147,6 +180,99 @@ async function writeGzipOfZeros(file: string, total: number): Promise<void> {
     },
   });
   await pipeline(src, zlib.createGzip({ level: 9 }), fs.createWriteStream(file));
+}
+
+// ---------------------------------------------------------------------------
+// a raw tar writer (test-only): ustar, GNU and PAX headers written byte by byte, so that
+// GNU long names, PAX records, the ustar prefix field and base-256 sizes can be tested
+
+interface RawTarEntry {
+  name: string;
+  data?: Buffer;
+  /** type flag character, '0' by default */
+  type?: string;
+  /** ustar prefix field */
+  prefix?: string;
+  linkname?: string;
+  format?: 'ustar' | 'gnu';
+  /** write the size field in base-256 */
+  base256?: boolean;
+}
+
+function rawTarHeader(e: RawTarEntry, size: number): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(e.name, 0, 100, 'utf8');
+  h.write('0000644\0', 100, 'latin1');
+  h.write('0001750\0', 108, 'latin1');
+  h.write('0001750\0', 116, 'latin1');
+  if (e.base256) {
+    h[124] = 0x80;
+    let n = size;
+    for (let i = 11; i > 0; i--) {
+      h[124 + i] = n % 256;
+      n = Math.floor(n / 256);
+    }
+  } else {
+    h.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+  }
+  h.write('14530501620\0', 136, 'latin1');
+  h.write('        ', 148, 'latin1');
+  h.write(e.type ?? '0', 156, 'latin1');
+  if (e.linkname) h.write(e.linkname, 157, 100, 'utf8');
+  if ((e.format ?? 'ustar') === 'gnu') h.write('ustar  \0', 257, 'latin1');
+  else h.write('ustar\u000000', 257, 'latin1');
+  h.write('user', 265, 'latin1');
+  h.write('group', 297, 'latin1');
+  if (e.prefix) h.write(e.prefix, 345, 155, 'utf8');
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return h;
+}
+
+/** Re-computes the checksum of the header block at `at` (fuzzing: get past the checksum check). */
+function fixTarChecksum(tar: Buffer, at: number): void {
+  tar.write('        ', at + 148, 'latin1');
+  let sum = 0;
+  for (let i = at; i < at + 512; i++) sum += tar[i]!;
+  tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 'latin1');
+}
+
+function paxRecords(records: Record<string, string>): Buffer {
+  let out = '';
+  for (const [k, v] of Object.entries(records)) {
+    const body = ` ${k}=${v}\n`;
+    let len = body.length + 1;
+    while (String(len).length + body.length !== len) len = String(len).length + body.length;
+    out += `${len}${body}`;
+  }
+  return Buffer.from(out, 'utf8');
+}
+
+function rawTar(entries: RawTarEntry[], trailer = 1024): Buffer {
+  const parts: Buffer[] = [];
+  for (const e of entries) {
+    const data = e.data ?? Buffer.alloc(0);
+    parts.push(rawTarHeader(e, data.length), data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  parts.push(Buffer.alloc(trailer));
+  return Buffer.concat(parts);
+}
+
+/** A GNU long-name (`L`) header followed by the entry itself (with a truncated name). */
+function gnuLong(e: RawTarEntry): RawTarEntry[] {
+  return [
+    { name: '././@LongLink', type: 'L', format: 'gnu', data: Buffer.from(`${e.name}\0`, 'utf8') },
+    { ...e, name: e.name.slice(0, 99), format: 'gnu' },
+  ];
+}
+
+/** A PAX (`x`) header carrying `path=` followed by the entry itself (with a decoy name). */
+function paxPath(e: RawTarEntry, decoyName = 'pax-decoy/other'): RawTarEntry[] {
+  return [
+    { name: 'PaxHeader/x', type: 'x', data: paxRecords({ path: e.name, mtime: '1700000000.5' }) },
+    { ...e, name: decoyName },
+  ];
 }
 
 // ---------------------------------------------------------------------------
@@ -620,6 +746,309 @@ describe('metadata extraction', function () {
       const r = ok(await extractMetadata(goodWheel, 'wheel'));
       expect(r.entry).to.equal('demo-1.0.dist-info/METADATA');
       expect(r.bytes.equals(WHEEL_METADATA)).to.equal(true);
+    });
+  });
+
+  // The in-memory fast path (extractMetadataFromBuffer) must answer exactly what the streaming
+  // implementation (extractMetadata on a file) answers. Runs last: it replays every archive the
+  // tests above extracted from.
+  describe('both implementations agree', function () {
+    /** The streaming paths report a lying zip entry at the first inflate chunk past the declared
+     * size; the chunk boundaries depend on how the input was cut (file reads, buffer slices). */
+    const normalise = (error: string): string => error.replace(/got at least \d+$/, 'got at least N');
+
+    /** null when they agree, else a description of the difference. */
+    const compare = async (bytes: Buffer, kind: ArchiveKind, limits: Partial<ExtractLimits> | undefined): Promise<string | null> => {
+      const p = file(`compare.${kind}`);
+      fs.writeFileSync(p, bytes);
+      const fromFile = await extractFromFile(p, kind, limits);
+      const fromBuffer = await extractFromBuffer(bytes, kind, limits);
+      const same = fromFile.ok && fromBuffer.ok
+        ? fromFile.entry === fromBuffer.entry && fromFile.bytes.equals(fromBuffer.bytes)
+        : !fromFile.ok && !fromBuffer.ok && normalise(fromFile.error) === normalise(fromBuffer.error);
+      if (same) return null;
+      const show = (r: ExtractResult): string => (r.ok ? `ok ${r.entry} (${r.bytes.length} bytes)` : r.error);
+      const streamingBuffer = await extractMetadataFromBufferStreaming(bytes, kind, limits);
+      return `file: ${show(fromFile)} | buffer: ${show(fromBuffer)} | buffer, streaming: ${show(streamingBuffer)}`;
+    };
+
+    it('on every archive the tests above extracted from', async function () {
+      this.timeout(120_000);
+      if (fixtures.size === 0) this.skip(); // run with a --grep that left out the other tests
+      const problems: string[] = [];
+      let decidedInMemory = 0;
+      for (const f of fixtures.values()) {
+        const diff = await compare(f.bytes, f.kind, f.limits);
+        if (diff !== null) problems.push(`${f.label} (${f.kind}, ${JSON.stringify(f.limits ?? {})}): ${diff}`);
+        if (extractMetadataSync(f.bytes, f.kind, f.limits) !== null) decidedInMemory++;
+      }
+      expect(problems, problems.join('\n')).to.deep.equal([]);
+      expect(fixtures.size).to.be.at.least(45);
+      // the fast path is the one that answered, except for the bombs, huge tarballs and scan limits
+      expect(decidedInMemory, `${decidedInMemory} of ${fixtures.size}`).to.be.at.least(fixtures.size - 12);
+    });
+
+    it('on tarballs with GNU long names, PAX headers, prefixes and base-256 sizes', async function () {
+      const top = `pkg-1.0-${'x'.repeat(110)}`;
+      const cases: Array<{ name: string; tar: Buffer; entry: string | null; bytes?: Buffer }> = [
+        { name: 'gnu long name', tar: rawTar([...gnuLong({ name: `${top}/PKG-INFO`, data: PKG_INFO })]), entry: `${top}/PKG-INFO` },
+        { name: 'pax path', tar: rawTar([...paxPath({ name: `${top}/PKG-INFO`, data: PKG_INFO })]), entry: `${top}/PKG-INFO` },
+        {
+          name: 'pax path replaces a matching name',
+          tar: rawTar([...paxPath({ name: 'pkg-1.0/sub/PKG-INFO', data: DECOY_PKG_INFO }, 'pkg-1.0/PKG-INFO'), { name: 'pkg-1.0/PKG-INFO', data: PKG_INFO }]),
+          entry: 'pkg-1.0/PKG-INFO',
+        },
+        {
+          name: 'global pax path applies only with a per-entry pax header',
+          tar: rawTar([
+            { name: 'PaxHeader/g', type: 'g', data: paxRecords({ path: 'pkg-1.0/PKG-INFO' }) },
+            { name: 'pkg-1.0/setup.py', data: Buffer.from('print(1)\n') },
+            { name: 'PaxHeader/x', type: 'x', data: paxRecords({ mtime: '1' }) },
+            { name: 'pkg-1.0/other.txt', data: PKG_INFO },
+          ]),
+          entry: 'pkg-1.0/PKG-INFO',
+        },
+        {
+          name: 'pax size overrides the header size',
+          tar: rawTar([{ name: 'PaxHeader/x', type: 'x', data: paxRecords({ size: '5' }) }, { name: 'pkg-1.0/PKG-INFO', data: PKG_INFO }]),
+          entry: 'pkg-1.0/PKG-INFO',
+          bytes: PKG_INFO.subarray(0, 5),
+        },
+        { name: 'ustar prefix', tar: rawTar([{ name: 'PKG-INFO', prefix: 'pkg-1.0', data: PKG_INFO }]), entry: 'pkg-1.0/PKG-INFO' },
+        { name: 'ustar prefix, too deep', tar: rawTar([{ name: 'x/PKG-INFO', prefix: 'pkg-1.0', data: PKG_INFO }]), entry: null },
+        {
+          name: 'base-256 sizes',
+          tar: rawTar([{ name: 'pkg-1.0/blob', data: randomBytes(3000), base256: true }, { name: 'pkg-1.0/PKG-INFO', data: PKG_INFO, base256: true }]),
+          entry: 'pkg-1.0/PKG-INFO',
+        },
+        {
+          name: 'gnu format, symlink and hard link named PKG-INFO',
+          tar: rawTar([
+            { name: 'pkg-1.0/PKG-INFO', type: '2', linkname: '/etc/passwd', format: 'gnu' },
+            { name: 'pkg-1.0/PKG-INFO', type: '1', linkname: 'pkg-1.0/x', format: 'gnu' },
+            { name: 'pkg-1.0/PKG-INFO', type: '7', data: PKG_INFO, format: 'gnu' },
+          ]),
+          entry: 'pkg-1.0/PKG-INFO',
+        },
+        { name: 'unknown type flag counts as a file', tar: rawTar([{ name: './pkg-1.0/PKG-INFO', type: 'Z', data: PKG_INFO }]), entry: './pkg-1.0/PKG-INFO' },
+        { name: 'no end-of-archive blocks', tar: rawTar([{ name: 'pkg-1.0/setup.py', data: Buffer.from('x') }], 0), entry: null },
+        { name: 'a partial block at the end', tar: rawTar([{ name: 'pkg-1.0/setup.py', data: Buffer.from('x') }], 300), entry: null },
+        { name: 'garbage after the end blocks', tar: Buffer.concat([rawTar([{ name: 'pkg-1.0/a', data: Buffer.from('x') }]), randomBytes(512)]), entry: null },
+        { name: 'empty tar', tar: Buffer.alloc(0), entry: null },
+        { name: 'zero blocks only', tar: Buffer.alloc(10 * 512), entry: null },
+      ];
+      const problems: string[] = [];
+      for (const c of cases) {
+        for (const [label, bytes] of [['', zlib.gzipSync(c.tar)], [' (truncated gzip)', zlib.gzipSync(c.tar).subarray(0, -6)]] as const) {
+          const diff = await compare(bytes, 'tar.gz', undefined);
+          if (diff !== null) problems.push(`${c.name}${label}: ${diff}`);
+          expect(extractMetadataSync(bytes, 'tar.gz'), `${c.name}${label}: decided in memory`).to.not.equal(null);
+        }
+        const r = await extractMetadataFromBuffer(zlib.gzipSync(c.tar), 'tar.gz');
+        if (c.entry === null) expect(r.ok, `${c.name}: ${JSON.stringify(r)}`).to.equal(false);
+        else expect(r.ok && r.entry === c.entry && r.bytes.equals(c.bytes ?? PKG_INFO), `${c.name}: ${r.ok ? r.entry : r.error}`).to.equal(true);
+      }
+      expect(problems, problems.join('\n')).to.deep.equal([]);
+    });
+
+    it('on zips with comments, CP437 names, extra fields and lies', async function () {
+      const withComment = (zip: Buffer, comment: Buffer, declared = comment.length): Buffer => {
+        const out = Buffer.concat([zip, comment]);
+        out.writeUInt16LE(declared, zip.length - 22 + 20);
+        return out;
+      };
+      const base = makeZip([
+        { name: 'demo/__init__.py', data: Buffer.from('x = 1\n') },
+        { name: 'demo-1.0.dist-info/METADATA', data: WHEEL_METADATA },
+      ]);
+      const eocdSig = Buffer.from([0x50, 0x4b, 0x05, 0x06]);
+      /** clears the UTF-8 flag of every entry: names are then CP437 */
+      const cp437 = (zip: Buffer): Buffer => {
+        const out = Buffer.from(zip);
+        for (let i = 0; i + 4 <= out.length; i++) {
+          const sig = out.readUInt32LE(i);
+          if (sig === 0x04034b50) out.writeUInt16LE(0, i + 6);
+          if (sig === 0x02014b50) out.writeUInt16LE(0, i + 8);
+        }
+        return out;
+      };
+      const setCentral = (zip: Buffer, entryIndex: number, offset: number, value: number, bytes: 2 | 4): Buffer => {
+        const out = Buffer.from(zip);
+        let at = out.readUInt32LE(out.length - 22 + 16);
+        for (let i = 0; i < entryIndex; i++) at += 46 + out.readUInt16LE(at + 28) + out.readUInt16LE(at + 30) + out.readUInt16LE(at + 32);
+        if (bytes === 2) out.writeUInt16LE(value, at + offset);
+        else out.writeUInt32LE(value, at + offset);
+        return out;
+      };
+      const cases: Array<[string, Buffer, ArchiveKind]> = [
+        ['comment', withComment(base, Buffer.from('a zip comment')), 'wheel'],
+        ['comment with an EOCD signature', withComment(base, Buffer.concat([Buffer.from('x'), eocdSig, Buffer.alloc(30)])), 'wheel'],
+        ['comment length lies', withComment(base, Buffer.from('a zip comment'), 3), 'wheel'],
+        ['64 KiB comment', withComment(base, Buffer.alloc(0xffff, 0x41)), 'wheel'],
+        ['CP437 names', cp437(makeZip([{ name: 'd\u00e9mo-1.0.dist-info/METADATA', data: WHEEL_METADATA }])), 'wheel'],
+        ['CP437 backslash name', cp437(makeZip([{ name: 'x.dist-info\\METADATA', data: WHEEL_METADATA }])), 'wheel'],
+        ['multi-disk', (() => { const z = Buffer.from(base); z.writeUInt16LE(1, z.length - 22 + 4); return z; })(), 'wheel'],
+        ['entry count larger than the directory', (() => { const z = Buffer.from(base); z.writeUInt16LE(3, z.length - 22 + 10); return z; })(), 'wheel'],
+        ['strong encryption flag', setCentral(base, 0, 8, 0x0840, 2), 'wheel'],
+        ['encrypted METADATA', setCentral(base, 1, 8, 0x0801, 2), 'wheel'],
+        ['bad extra field length', setCentral(base, 0, 30, 5, 2), 'wheel'],
+        ['stored size mismatch', setCentral(makeZip([{ name: 'a/b', data: Buffer.from('abc'), method: 0 }, { name: 'demo-1.0.dist-info/METADATA', data: WHEEL_METADATA }]), 0, 24, 2, 4), 'wheel'],
+        ['METADATA declared shorter', setCentral(base, 1, 24, WHEEL_METADATA.length - 7, 4), 'wheel'],
+        ['METADATA declared longer', setCentral(base, 1, 24, WHEEL_METADATA.length + 7, 4), 'wheel'],
+        ['METADATA compressed size too short', setCentral(base, 1, 20, 20, 4), 'wheel'],
+        ['local header offset off by one', setCentral(base, 1, 42, base.readUInt32LE(base.length - 22 + 16) > 0 ? 1 : 0, 4), 'wheel'],
+        ['sdist zip, first PKG-INFO wins', makeZip([{ name: 'pkg-1.0/PKG-INFO', data: PKG_INFO }, { name: 'pkg-1.0/PKG-INFO', data: DECOY_PKG_INFO }]), 'zip'],
+        ['egg', makeZip([{ name: 'EGG-INFO/PKG-INFO', data: PKG_INFO, method: 0 }]), 'egg'],
+        ['empty zip', makeZip([]), 'wheel'],
+      ];
+      const problems: string[] = [];
+      for (const [name, bytes, kind] of cases) {
+        const diff = await compare(bytes, kind, undefined);
+        if (diff !== null) problems.push(`${name}: ${diff}`);
+        expect(extractMetadataSync(bytes, kind), `${name}: decided in memory`).to.not.equal(null);
+      }
+      expect(problems, problems.join('\n')).to.deep.equal([]);
+      expect(ok(await extractMetadataFromBuffer(cases[4]![1], 'wheel')).entry).to.equal('d\u251c\u2310mo-1.0.dist-info/METADATA');
+    });
+
+    it('falls back to the streaming implementation for ZIP64 and big tarballs', async function () {
+      // a ZIP64 locator in front of the end-of-central-directory record
+      const zip = makeZip([{ name: 'demo-1.0.dist-info/METADATA', data: WHEEL_METADATA }]);
+      const locator = Buffer.alloc(20);
+      locator.writeUInt32LE(0x07064b50, 0);
+      locator.writeUInt32LE(0x7fffff00, 8);
+      const zip64 = Buffer.concat([zip.subarray(0, zip.length - 22), locator, zip.subarray(zip.length - 22)]);
+      expect(extractMetadataSync(zip64, 'wheel')).to.equal(null);
+      expect(await compare(zip64, 'wheel', undefined)).to.equal(null);
+      expect(extractMetadataSync(bigTarGzBytes, 'tar.gz')).to.equal(null);
+      expect(ok(await extractMetadataFromBuffer(bigTarGzBytes, 'tar.gz')).bytes.equals(PKG_INFO)).to.equal(true);
+    });
+
+    it('on randomly damaged archives (mutated bytes, truncation)', async function () {
+      this.timeout(300_000);
+      const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+      const rounds = Number(process.env.FUZZ_ROUNDS ?? 1000);
+      let state = seed >>> 0;
+      const rand = (): number => {
+        // mulberry32
+        state = (state + 0x6d2b79f5) >>> 0;
+        let t = state;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+      };
+      const int = (n: number): number => Math.floor(rand() * n);
+      const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+
+      const wheels: Buffer[] = [
+        goodWheelBytes,
+        makeZip([
+          { name: 'demo-1.0.dist-info/METADATA', data: WHEEL_METADATA, method: 0 },
+          { name: 'demo/__init__.py', data: Buffer.from('') },
+          { name: 'demo-1.0.dist-info/RECORD', data: Buffer.from('demo/__init__.py,,\n') },
+        ]),
+        makeZip([
+          { name: 'demo/big.py', data: Buffer.from('print("hello")\n'.repeat(3000)) },
+          { name: 'demo-1.0.dist-info/METADATA', data: Buffer.concat([WHEEL_METADATA, randomBytes(2000), Buffer.alloc(40_000)]) },
+          { name: 'other-1.0.dist-info/WHEEL', data: Buffer.from('Wheel-Version: 1.0\n') },
+        ]),
+      ];
+      const zips: Array<[Buffer, ArchiveKind]> = [
+        ...wheels.map((w): [Buffer, ArchiveKind] => [w, 'wheel']),
+        [makeZip([{ name: 'pkg-1.0/pkg.egg-info/PKG-INFO', data: DECOY_PKG_INFO }, { name: 'pkg-1.0/PKG-INFO', data: PKG_INFO }]), 'zip'],
+        [makeZip([{ name: 'EGG-INFO/PKG-INFO', data: PKG_INFO, method: 0 }, { name: 'pkg/__init__.py', data: Buffer.from('') }]), 'egg'],
+      ];
+      const top = `pkg-1.0-${'y'.repeat(100)}`;
+      const tars: Buffer[] = [
+        await makeTar([
+          { name: 'pkg-1.0/', type: 'directory' },
+          { name: 'pkg-1.0/setup.py', data: Buffer.from('from setuptools import setup\nsetup()\n') },
+          { name: 'pkg-1.0/pkg.egg-info/PKG-INFO', data: DECOY_PKG_INFO },
+          { name: 'pkg-1.0/PKG-INFO', data: PKG_INFO },
+        ]),
+        await makeTar([
+          { name: './pkg-1.0/PKG-INFO', data: PKG_INFO },
+          { name: './pkg-1.0/data.bin', data: randomBytes(20_000) },
+          { name: 'link', type: 'symlink', linkname: 'pkg-1.0/PKG-INFO' },
+        ]),
+        rawTar([
+          { name: 'PaxHeader/g', type: 'g', data: paxRecords({ comment: 'global' }) },
+          ...gnuLong({ name: `${top}/src/module.py`, data: Buffer.from('x = 1\n'.repeat(200)) }),
+          ...paxPath({ name: `${top}/PKG-INFO`, data: PKG_INFO }),
+          { name: 'PKG-INFO', prefix: 'other-1.0', data: DECOY_PKG_INFO, base256: true },
+        ]),
+      ];
+      /** header block offsets of a tar (for checksum-preserving mutations) */
+      const headerOffsets = (tar: Buffer): number[] => {
+        const out: number[] = [];
+        for (let at = 0; at + 512 <= tar.length;) {
+          const block = tar.subarray(at, at + 512);
+          if (block.every((b) => b === 0)) break;
+          out.push(at);
+          const size = block[124] === 0x80 ? block.readUInt32BE(124 + 8) : parseInt(block.toString('latin1', 124, 136), 8) || 0;
+          at += 512 + Math.ceil(size / 512) * 512;
+        }
+        return out;
+      };
+      const interesting = [0, 1, 0x7f, 0x80, 0xff, 0x30, 0x35, 0x20, 0x2f, 0x2e, 0x4c, 0x78, 0x67];
+      const mutate = (buf: Buffer, count: number, at?: () => number): Buffer => {
+        const out = Buffer.from(buf);
+        for (let i = 0; i < count; i++) {
+          const pos = at ? at() : int(out.length);
+          if (pos >= 0 && pos < out.length) out[pos] = rand() < 0.5 ? int(256) : pick(interesting);
+        }
+        return out;
+      };
+      const truncate = (buf: Buffer): Buffer => buf.subarray(0, int(buf.length + 1));
+
+      const problems: string[] = [];
+      let inMemory = 0;
+      const limits: Partial<ExtractLimits> = { timeoutMs: 5_000 };
+      for (let round = 0; round < rounds && problems.length < 5; round++) {
+        let bytes: Buffer;
+        let kind: ArchiveKind;
+        let how: string;
+        if (round % 2 === 0) {
+          const [zip, k] = pick(zips);
+          kind = k;
+          const mode = int(4);
+          const tail = (): number => zip.length - 1 - int(Math.min(zip.length, 160));
+          if (mode === 0) [bytes, how] = [mutate(zip, 1 + int(4)), 'mutated'];
+          else if (mode === 1) [bytes, how] = [mutate(zip, 1 + int(3), tail), 'mutated directory'];
+          else if (mode === 2) [bytes, how] = [truncate(zip), 'truncated'];
+          else [bytes, how] = [truncate(mutate(zip, 1 + int(2))), 'mutated and truncated'];
+        } else {
+          const tar = pick(tars);
+          kind = pick(['tar.gz', 'tgz'] as const);
+          const mode = int(5);
+          if (mode === 0) [bytes, how] = [mutate(zlib.gzipSync(tar), 1 + int(3)), 'gzip mutated'];
+          else if (mode === 1) [bytes, how] = [truncate(zlib.gzipSync(tar)), 'gzip truncated'];
+          else if (mode === 2) [bytes, how] = [zlib.gzipSync(truncate(tar)), 'tar truncated'];
+          else {
+            // header fields mutated, checksum fixed: gets past tar-stream's checksum check
+            const out = Buffer.from(tar);
+            const heads = headerOffsets(out);
+            const head = pick(heads);
+            const field = pick([[0, 100], [124, 12], [156, 1], [257, 8], [345, 155], [512, 64]] as const);
+            for (let i = 0, n = 1 + int(3); i < n; i++) {
+              const pos = head + field[0] + int(field[1]);
+              if (pos < out.length) out[pos] = rand() < 0.5 ? int(256) : pick(interesting);
+            }
+            if (field[0] < 512) fixTarChecksum(out, head);
+            const mutated = mode === 4 ? truncate(out) : out;
+            [bytes, how] = [zlib.gzipSync(mutated), mode === 4 ? 'tar header mutated and truncated' : 'tar header mutated'];
+          }
+        }
+        const diff = await compare(bytes, kind, limits);
+        if (extractMetadataSync(bytes, kind, limits) !== null) inMemory++;
+        if (diff !== null) {
+          problems.push(`round ${round} (${how}, ${kind}): ${diff}`);
+        }
+      }
+      expect(problems, `FUZZ_SEED=${seed}\n${problems.join('\n')}`).to.deep.equal([]);
+      // most damaged archives are still decided by the fast path
+      expect(inMemory, `decided in memory: ${inMemory} of ${rounds}`).to.be.above(rounds / 2);
+      if (process.env.FUZZ_VERBOSE) console.log(`      seed ${seed}: ${inMemory} of ${rounds} decided in memory`);
     });
   });
 });

@@ -17,6 +17,8 @@ import * as zlib from 'node:zlib';
 import yauzl from 'yauzl';
 import type { Entry as ZipEntry, Options as ZipOptions, ZipFile } from 'yauzl';
 import tarStream from 'tar-stream';
+import { extractZipSync, type ZipEntryFields, type ZipSelector, type ZipStep } from './zip-sync.js';
+import { extractTarGzSync, type TarEntryType, type TarSelector, type TarStep } from './tar-sync.js';
 
 export type ArchiveKind = 'wheel' | 'zip' | 'tar.gz' | 'tgz' | 'tar.bz2' | 'tar.xz' | 'egg';
 
@@ -64,7 +66,22 @@ export function extractMetadata(
   });
 }
 
+/**
+ * Same results as `extractMetadata` on a file with these bytes. Answered synchronously in
+ * memory (`extractMetadataSync`) when possible, else by the streaming implementation.
+ */
 export function extractMetadataFromBuffer(
+  buf: Buffer,
+  kind: ArchiveKind,
+  limits?: Partial<ExtractLimits>,
+): Promise<ExtractResult> {
+  const fast = extractMetadataSync(buf, kind, limits);
+  if (fast !== null) return Promise.resolve(fast);
+  return extractMetadataFromBufferStreaming(buf, kind, limits);
+}
+
+/** The streaming implementation on a buffer (what `extractMetadataFromBuffer` falls back to). */
+export function extractMetadataFromBufferStreaming(
   buf: Buffer,
   kind: ArchiveKind,
   limits?: Partial<ExtractLimits>,
@@ -73,6 +90,43 @@ export function extractMetadataFromBuffer(
     openZip: (options, cb) => yauzl.fromBuffer(buf, options, cb),
     openStream: () => Readable.from([buf], { objectMode: false }),
   });
+}
+
+/**
+ * The in-memory fast path: parses the zip central directory / gunzips and walks the tar
+ * headers synchronously, with the same selection rules, limits and error messages as the
+ * streaming implementation. Returns null where it cannot be sure to give the streaming
+ * implementation's answer (ZIP64, tarballs that decompress to more than min(16 MiB,
+ * maxScanBytes) or are over 4 MiB compressed, gzip/deflate data errors after some output,
+ * degenerate tar headers): the caller must then use the streaming implementation. Its work is
+ * bounded by the limits and the buffer size, so `timeoutMs` does not apply. Never throws.
+ */
+export function extractMetadataSync(
+  buf: Buffer,
+  kind: ArchiveKind,
+  partial?: Partial<ExtractLimits>,
+): ExtractResult | null {
+  try {
+    const limits = resolveLimits(partial);
+    switch (kind) {
+      case 'wheel':
+      case 'zip':
+      case 'egg':
+        return extractZipSync(buf, new ZipSelection(kind, limits));
+      case 'tar.gz':
+      case 'tgz':
+        return extractTarGzSync(buf, new TarSelection(limits), limits);
+      case 'tar.bz2':
+        return { ok: false, error: 'bz2 not supported' };
+      case 'tar.xz':
+        return { ok: false, error: 'xz not supported' };
+      default:
+        return { ok: false, error: `unsupported archive kind: ${String(kind)}` };
+    }
+  } catch {
+    // unexpected: the streaming implementation reports it its own way
+    return null;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -240,6 +294,106 @@ function isWheelMetadata(parts: string[] | null): boolean {
     && parts[0].endsWith('.dist-info') && parts[0].length > '.dist-info'.length;
 }
 
+// ---------------------------------------------------------------------------
+// entry selection, shared by the streaming and the in-memory implementations
+
+/** Which zip entry is the metadata, and what makes the archive unacceptable. */
+class ZipSelection implements ZipSelector {
+  readonly label: string;
+  private readonly missing: string;
+  private entriesSeen = 0;
+  private found: { bytes: Buffer; entry: string; dir: string } | null = null;
+
+  constructor(private readonly kind: 'wheel' | 'zip' | 'egg', private readonly limits: ExtractLimits) {
+    this.label = kind === 'wheel' ? 'METADATA' : 'PKG-INFO';
+    this.missing = kind === 'wheel'
+      ? 'no .dist-info/METADATA in wheel'
+      : kind === 'egg' ? 'no EGG-INFO/PKG-INFO in egg' : 'no PKG-INFO in sdist zip';
+  }
+
+  private matches(parts: string[] | null): boolean {
+    if (this.kind === 'wheel') return isWheelMetadata(parts);
+    if (this.kind === 'egg') return parts !== null && parts.length === 2 && parts[0] === 'EGG-INFO' && parts[1] === 'PKG-INFO';
+    return isTopLevelPkgInfo(parts);
+  }
+
+  checkEntryCount(count: number): string | null {
+    return count > this.limits.maxEntries ? `too many entries: ${count} > ${this.limits.maxEntries}` : null;
+  }
+
+  consider(entry: ZipEntryFields): ZipStep {
+    this.entriesSeen += 1;
+    if (this.entriesSeen > this.limits.maxEntries) {
+      return { action: 'fail', error: `too many entries: more than ${this.limits.maxEntries}` };
+    }
+    let name: string;
+    try {
+      // decoded like Python's zipfile (UTF-8 flag, else CP437; the Info-ZIP Unicode Path
+      // extra field is ignored) so we see the names pip sees; strict: backslashes are kept,
+      // and then refused by safeSegments
+      name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, [], true);
+    } catch {
+      return { action: 'skip' };
+    }
+    // (a cheap necessary condition first: every match ends so)
+    if (!name.endsWith(this.kind === 'wheel' ? '/METADATA' : '/PKG-INFO')) return { action: 'skip' };
+    const parts = safeSegments(name);
+    if (parts === null || !this.matches(parts)) return { action: 'skip' };
+    const dir = parts[0] ?? '';
+    if (this.kind === 'wheel' && this.found !== null) {
+      return { action: 'fail', error: this.found.dir === dir ? `duplicate entry ${name}` : 'two .dist-info directories' };
+    }
+    const problem = checkZipEntry(entry, this.label, this.limits);
+    if (problem !== null) return { action: 'fail', error: problem };
+    return { action: 'read', name, dir };
+  }
+
+  verify(bytes: Buffer, entry: ZipEntryFields): string | null {
+    if (bytes.length !== entry.uncompressedSize) {
+      return `corrupt zip: ${this.label}: expected ${entry.uncompressedSize} bytes, got ${bytes.length}`;
+    }
+    if ((zlib.crc32(bytes) >>> 0) !== (entry.crc32 >>> 0)) return `corrupt zip: ${this.label}: CRC-32 mismatch`;
+    return null;
+  }
+
+  accept(bytes: Buffer, name: string, dir: string): ExtractResult | null {
+    // wheels: keep scanning, a second .dist-info directory must be refused
+    if (this.kind === 'wheel') {
+      this.found = { bytes, entry: name, dir };
+      return null;
+    }
+    return { ok: true, bytes, entry: name };
+  }
+
+  end(): ExtractResult {
+    return this.found !== null ? { ok: true, bytes: this.found.bytes, entry: this.found.entry } : { ok: false, error: this.missing };
+  }
+}
+
+/** Which tar entry is the sdist's PKG-INFO. */
+class TarSelection implements TarSelector {
+  private entries = 0;
+
+  constructor(private readonly limits: ExtractLimits) {}
+
+  consider(name: string, type: TarEntryType | null | undefined, size: number): TarStep {
+    this.entries += 1;
+    if (this.entries > this.limits.maxEntries) {
+      return { action: 'fail', error: `too many entries: more than ${this.limits.maxEntries}` };
+    }
+    // (a cheap necessary condition first: every match ends so)
+    if (!name.endsWith('/PKG-INFO')) return { action: 'skip' };
+    // `tar -C dir .` style archives prefix every name with './'
+    const parts = safeSegments(name.replace(/^(\.\/)+/, ''));
+    const isFile = type === 'file' || type === 'contiguous-file' || type == null;
+    if (!isFile || !isTopLevelPkgInfo(parts)) return { action: 'skip' };
+    if (size > this.limits.maxMetadataBytes) {
+      return { action: 'fail', error: `PKG-INFO is larger than ${this.limits.maxMetadataBytes} bytes` };
+    }
+    return { action: 'read' };
+  }
+}
+
 function waitForEvent(emitter: EventEmitter, event: string): Promise<void> {
   return new Promise<void>((resolve) => emitter.once(event, () => resolve()));
 }
@@ -248,23 +402,13 @@ function waitForEvent(emitter: EventEmitter, event: string): Promise<void> {
 // zip (wheel, sdist .zip, egg)
 
 function extractFromZip(openZip: ZipOpener, kind: 'wheel' | 'zip' | 'egg', limits: ExtractLimits, job: Job): void {
-  const label = kind === 'wheel' ? 'METADATA' : 'PKG-INFO';
-  const matches = (parts: string[] | null): boolean => {
-    if (kind === 'wheel') return isWheelMetadata(parts);
-    if (kind === 'egg') return parts !== null && parts.length === 2 && parts[0] === 'EGG-INFO' && parts[1] === 'PKG-INFO';
-    return isTopLevelPkgInfo(parts);
-  };
-  const missing = kind === 'wheel'
-    ? 'no .dist-info/METADATA in wheel'
-    : kind === 'egg' ? 'no EGG-INFO/PKG-INFO in egg' : 'no PKG-INFO in sdist zip';
+  const selection = new ZipSelection(kind, limits);
 
   let zip: ZipFile | null = null;
   let fdClosed = false;
   let awaitingEntry = false;
   let closeRequested = false;
   let activeStream: Readable | null = null;
-  let entriesSeen = 0;
-  let found: { bytes: Buffer; entry: string; dir: string } | null = null;
 
   const closeZip = (): void => {
     if (zip === null) return;
@@ -320,8 +464,9 @@ function extractFromZip(openZip: ZipOpener, kind: 'wheel' | 'zip' | 'egg', limit
       closeZip();
       return;
     }
-    if (zipfile.entryCount > limits.maxEntries) {
-      job.fail(`too many entries: ${zipfile.entryCount} > ${limits.maxEntries}`);
+    const tooMany = selection.checkEntryCount(zipfile.entryCount);
+    if (tooMany !== null) {
+      job.fail(tooMany);
       return;
     }
 
@@ -331,12 +476,16 @@ function extractFromZip(openZip: ZipOpener, kind: 'wheel' | 'zip' | 'egg', limit
       zipfile.readEntry();
     };
 
+    const settle = (result: ExtractResult): void => {
+      if (result.ok) job.succeed(result.bytes, result.entry);
+      else job.fail(result.error);
+    };
+
     zipfile.on('end', () => {
       awaitingEntry = false;
       if (closeRequested) closeZip();
       if (job.settled) return;
-      if (found !== null) job.succeed(found.bytes, found.entry);
-      else job.fail(missing);
+      settle(selection.end());
     });
 
     zipfile.on('entry', (entry: ZipEntry) => {
@@ -345,47 +494,23 @@ function extractFromZip(openZip: ZipOpener, kind: 'wheel' | 'zip' | 'egg', limit
         closeZip();
         return;
       }
-      entriesSeen += 1;
-      if (entriesSeen > limits.maxEntries) {
-        job.fail(`too many entries: more than ${limits.maxEntries}`);
-        return;
-      }
-      let name: string;
-      try {
-        // decoded like Python's zipfile (UTF-8 flag, else CP437; the Info-ZIP
-        // Unicode Path extra field is ignored) so we see the names pip sees;
-        // strict: backslashes are kept, and then refused by safeSegments
-        name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, [], true);
-      } catch {
+      const step = selection.consider(entry);
+      if (step.action === 'skip') {
         next();
         return;
       }
-      const parts = safeSegments(name);
-      if (!matches(parts) || parts === null) {
-        next();
+      if (step.action === 'fail') {
+        job.fail(step.error);
         return;
       }
-      if (kind === 'wheel' && found !== null) {
-        job.fail(found.dir === parts[0] ? `duplicate entry ${name}` : 'two .dist-info directories');
-        return;
-      }
-      const problem = checkZipEntry(entry, label, limits);
-      if (problem !== null) {
-        job.fail(problem);
-        return;
-      }
-      readZipEntry(zipfile, entry, label, limits, job, (s) => {
+      readZipEntry(zipfile, entry, selection, limits, job, (s) => {
         activeStream = s;
       }, (bytes) => {
         activeStream = null;
         if (job.settled) return;
-        if (kind === 'wheel') {
-          // keep scanning: a second .dist-info directory must be refused
-          found = { bytes, entry: name, dir: parts[0] };
-          next();
-        } else {
-          job.succeed(bytes, name);
-        }
+        const result = selection.accept(bytes, step.name, step.dir);
+        if (result === null) next();
+        else settle(result);
       });
     });
 
@@ -400,8 +525,8 @@ function isFdReader(zip: ZipFile): boolean {
 }
 
 /** Checks done on central-directory data, before any byte is inflated. */
-function checkZipEntry(entry: ZipEntry, label: string, limits: ExtractLimits): string | null {
-  if (entry.isEncrypted()) return `${label} is encrypted`;
+function checkZipEntry(entry: ZipEntryFields, label: string, limits: ExtractLimits): string | null {
+  if ((entry.generalPurposeBitFlag & 0x1) !== 0) return `${label} is encrypted`;
   if (entry.compressionMethod !== 0 && entry.compressionMethod !== 8) {
     return `${label} uses unsupported compression method ${entry.compressionMethod}`;
   }
@@ -421,7 +546,7 @@ function checkZipEntry(entry: ZipEntry, label: string, limits: ExtractLimits): s
 function readZipEntry(
   zipfile: ZipFile,
   entry: ZipEntry,
-  label: string,
+  selection: ZipSelection,
   limits: ExtractLimits,
   job: Job,
   onStream: (s: Readable) => void,
@@ -430,6 +555,7 @@ function readZipEntry(
   // the central directory may lie: never accept more than it declared, nor
   // more than the limit
   const cap = Math.min(entry.uncompressedSize, limits.maxMetadataBytes);
+  const label = selection.label;
   zipfile.openReadStream(entry, (err, stream) => {
     if (err || !stream) {
       if (!job.settled) job.fail(`corrupt zip: ${errorMessage(err)}`);
@@ -458,12 +584,9 @@ function readZipEntry(
     stream.on('end', () => {
       if (job.settled) return;
       const bytes = Buffer.concat(chunks, total);
-      if (total !== entry.uncompressedSize) {
-        job.fail(`corrupt zip: ${label}: expected ${entry.uncompressedSize} bytes, got ${total}`);
-        return;
-      }
-      if ((zlib.crc32(bytes) >>> 0) !== (entry.crc32 >>> 0)) {
-        job.fail(`corrupt zip: ${label}: CRC-32 mismatch`);
+      const problem = selection.verify(bytes, entry);
+      if (problem !== null) {
+        job.fail(problem);
         return;
       }
       onDone(bytes);
@@ -478,9 +601,9 @@ function extractFromTarGz(openStream: () => Readable, limits: ExtractLimits, job
   const source = openStream();
   const gunzip = zlib.createGunzip();
   const extract = tarStream.extract();
+  const selection = new TarSelection(limits);
   let scanned = 0;
   let readingTarget = false;
-  let entries = 0;
 
   const counter = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -518,25 +641,18 @@ function extractFromTarGz(openStream: () => Readable, limits: ExtractLimits, job
   extract.on('entry', (header, stream, next) => {
     stream.on('error', noop);
     if (job.settled) return;
-    entries += 1;
-    if (entries > limits.maxEntries) {
-      job.fail(`too many entries: more than ${limits.maxEntries}`);
+    const original = header.name;
+    const size = header.size ?? 0;
+    const step = selection.consider(original, header.type, size);
+    if (step.action === 'fail') {
+      job.fail(step.error);
       return;
     }
-    const original = header.name;
-    // `tar -C dir .` style archives prefix every name with './'
-    const parts = safeSegments(original.replace(/^(\.\/)+/, ''));
-    const isFile = header.type === 'file' || header.type === 'contiguous-file' || header.type == null;
-    if (!isFile || !isTopLevelPkgInfo(parts)) {
+    if (step.action === 'skip') {
       stream.on('end', () => {
         if (!job.settled) next();
       });
       stream.resume();
-      return;
-    }
-    const size = header.size ?? 0;
-    if (size > limits.maxMetadataBytes) {
-      job.fail(`PKG-INFO is larger than ${limits.maxMetadataBytes} bytes`);
       return;
     }
     readingTarget = true;
