@@ -14,6 +14,7 @@
  */
 import * as zlib from 'node:zlib';
 import type { ExtractLimits, ExtractResult } from './extract.js';
+import { errorCode, fail, oneLine } from './sync-errors.js';
 
 /** tar-stream's entry types (`null` for unknown type flags). */
 export type TarEntryType =
@@ -41,21 +42,6 @@ const HEADER_BLOCK = 512;
 
 const INVALID_CHECKSUM = 'Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?';
 const UNKNOWN_FORMAT = 'Invalid tar header: unknown format.';
-
-function fail(error: string): ExtractResult {
-  return { ok: false, error };
-}
-
-function errorCode(err: unknown): string | undefined {
-  if (!(err instanceof Error)) return undefined;
-  const code: unknown = Reflect.get(err, 'code');
-  return typeof code === 'string' ? code : undefined;
-}
-
-function oneLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.replace(/\s+/g, ' ').trim() || 'unknown error';
-}
 
 /** Deflate cannot expand data more than about this much. */
 const MAX_DEFLATE_RATIO = 1032;

@@ -11,6 +11,7 @@
  */
 import * as zlib from 'node:zlib';
 import type { ExtractResult } from './extract.js';
+import { errorCode, fail, oneLine } from './sync-errors.js';
 
 /** The central-directory fields the selection rules look at. */
 export interface ZipEntryFields {
@@ -54,23 +55,8 @@ const ZLIB_CHUNK = 16 * 1024;
 /** Largest output chunk allocated up front for an entry (the declared size may lie). */
 const MAX_CHUNK = 1024 * 1024;
 
-function fail(error: string): ExtractResult {
-  return { ok: false, error };
-}
-
 function corrupt(message: string): ExtractResult {
   return { ok: false, error: `corrupt zip: ${message}` };
-}
-
-function errorCode(err: unknown): string | undefined {
-  if (!(err instanceof Error)) return undefined;
-  const code: unknown = Reflect.get(err, 'code');
-  return typeof code === 'string' ? code : undefined;
-}
-
-function oneLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.replace(/\s+/g, ' ').trim() || 'unknown error';
 }
 
 /** Where the end-of-central-directory record starts (the last signature found), or -1. */
