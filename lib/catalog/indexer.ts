@@ -256,7 +256,11 @@ export class Indexer {
       metadataError: cached?.metadataError,
       yank: null,
     };
-    this.applyMetadataName(file);
+    const mdName = this.metadataName(file);
+    if (mdName) {
+      file.project = normalizeName(mdName);
+      file.displayName = mdName;
+    }
     file.yank = this.yanks?.lookup(root, parsed, file.project, file.version) ?? null;
     this.catalog.upsert(file);
     if (file.sha256 === null || file.metadata === undefined) this.hash(file);
@@ -357,33 +361,25 @@ export class Indexer {
       metadata: file.metadata,
       ...(r.metadataError ? { metadataError: r.metadataError } : {}),
     });
-    const mdName = file.metadata?.name;
-    if (mdName) {
-      // regroup() compares against the current project and display name, so hand it the old
-      // ones: otherwise a display name learnt from the metadata (Fancy.Mixed_Name for
-      // fancy_mixed_name-*.whl) never reaches the project and the project list.
-      const before = { project: file.project, displayName: file.displayName };
-      this.applyMetadataName(file);
-      file.project = before.project;
-      file.displayName = before.displayName;
-      this.catalog.regroup(file, mdName);
-    }
+    const mdName = this.metadataName(file);
+    if (mdName) this.catalog.regroup(file, mdName);
     // The digest and metadata are new either way: the project's pages must be re-rendered.
     this.catalog.changed(file);
     file.yank = this.yanks?.lookup(file.root, file.parsed, file.project, file.version) ?? null;
   }
 
-  /** The metadata's Name wins over the file name for grouping (resolves ambiguous sdists). */
-  private applyMetadataName(file: DistFile): void {
+  /**
+   * The metadata's Name, which wins over the file name for grouping (resolves ambiguous
+   * sdists); when the two disagree, the metadata's Version is taken too (logged once).
+   */
+  private metadataName(file: DistFile): string | null {
     const mdName = file.metadata?.name;
-    if (!mdName) return;
-    const normalized = normalizeName(mdName);
-    if (normalized !== file.parsed.project) {
+    if (!mdName) return null;
+    if (normalizeName(mdName) !== file.parsed.project) {
       this.warnOnce(`${file.relPath}: file name says project "${file.parsed.project}" but its metadata says "${mdName}"; using the metadata`);
       if (file.metadata?.version) file.version = file.metadata.version;
     }
-    file.project = normalized;
-    file.displayName = mdName;
+    return mdName;
   }
 
   /** Re-apply the yank state of a root after its yank file changed. */
@@ -432,13 +428,13 @@ export class Indexer {
   }
 }
 
-/** Metadata errors that mean the archive ends early (a file cut off, or still being written). */
 /** Files in the hashing pool at once (enough to keep every worker busy). */
 const HASH_WINDOW = 256;
 
 /** A truncated archive modified less than this long ago is taken as still being written. */
 const SETTLE_FOR_TRUNCATED_MS = 2000;
 
+/** Metadata errors that mean the archive ends early (a file cut off, or still being written). */
 function isTruncated(error: string): boolean {
   return /^corrupt (zip|gzip|tar):/.test(error) && /unexpected end of file|end of central directory record signature not found|truncated/i.test(error);
 }
