@@ -10,7 +10,7 @@ import type { Config } from './config.js';
 import { Indexer } from './catalog/indexer.js';
 import { YankStore } from './catalog/yank.js';
 import { AuthGuard } from './auth/guard.js';
-import { PasswordFile } from './auth/htpasswd.js';
+import { HtpasswdError, PasswordFile } from './auth/htpasswd.js';
 import { MetadataReader } from './metadata/reader.js';
 import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
@@ -34,7 +34,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (config.passwords) {
     passwords = new PasswordFile(config.passwords, {
       onReload: (users) => log.info({ users }, 'password file reloaded'),
-      onError: (err) => log.error({ err: err.message }, 'password file not reloaded, keeping the previous users'),
+      onError: (err) =>
+        log.error(
+          { err: err.message },
+          err instanceof HtpasswdError
+            ? 'password file reloaded WITHOUT its unusable lines: fix them (those users cannot log in)'
+            : 'password file cannot be read: nobody can log in until it can be read again',
+        ),
     });
     await passwords.load();
     passwords.watch();

@@ -234,14 +234,21 @@ describe('access control', function () {
       expect((await get(`${srv.url}/simple/`, basic('alice', ALICE_PW))).status).to.equal(200);
     });
 
-    it('keeps the previous users when the file is edited into something unusable', async () => {
+    it('applies the usable lines when the file is edited into something partly unusable: a removed user is out at once', async () => {
+      // Regression (issue 9 item 4): a bad line used to keep the previous users, removed ones included.
       const good = await fsp.readFile(htpasswd, 'utf8');
       try {
-        await fsp.writeFile(htpasswd, `${good}mallory:mallorySecret9\n`);
-        const noticed = await eventually(async () => srv.output().includes('password file not reloaded'), 4000, 100);
-        expect(noticed, 'the server reports the unusable file').to.equal(true);
-        expect(srv.output()).to.include(`${htpasswd}:${good.split('\n').filter(Boolean).length + 1}:`);
+        const bob = await passwd(htpasswd, 'bob', BOB_PW);
+        expect(bob.code, bob.stderr).to.equal(0);
+        expect(await eventually(async () => (await get(`${srv.url}/simple/`, basic('bob', BOB_PW))).status === 200, 4000, 100), 'bob gets in').to.equal(true);
+        const withBob = await fsp.readFile(htpasswd, 'utf8');
+        const withoutBob = withBob.split('\n').filter((l) => !l.startsWith('bob:')).join('\n');
+        await fsp.writeFile(htpasswd, `${withoutBob}mallory:mallorySecret9\n`);
+        const noticed = await eventually(async () => srv.output().includes('password file reloaded WITHOUT its unusable lines'), 4000, 100);
+        expect(noticed, 'the server reports the unusable line').to.equal(true);
+        expect(srv.output()).to.include(`${htpasswd}:${withoutBob.split('\n').filter(Boolean).length + 1}:`);
         expect(srv.output()).not.to.include('mallorySecret9');
+        expectForbidden(await get(`${srv.url}/simple/`, basic('bob', BOB_PW)), 'bob');
         expect((await get(`${srv.url}/simple/`, basic('alice', ALICE_PW))).status).to.equal(200);
         expectForbidden(await get(`${srv.url}/simple/`, basic('mallory', 'mallorySecret9')), 'mallory');
       } finally {

@@ -472,26 +472,53 @@ describe('htpasswd', () => {
       expect(await p.verify('alice', 'pw-2y')).to.equal(false);
     });
 
-    it('keeps the previous users when the new content is invalid or the file disappears', async () => {
-      await writeFile(file, `alice:${BCRYPT_2Y}\n`);
+    it('on a reload with unusable lines, applies the usable ones: a removed user is out, the bad line is reported', async () => {
+      // Regression (issue 9 item 4): the previous users used to stay, so a removed user stayed valid.
+      await writeFile(file, `alice:${BCRYPT_2Y}\nbob:${SHA_SECRET}\n`);
       const p = open();
       await p.load();
       p.watch();
-      await writeFile(file, `alice:${BCRYPT_2Y}\nbob:${SHA512_CRYPT}\n`);
+      expect(await p.verify('bob', 'secret')).to.equal(true);
+      await writeFile(file, `alice:${BCRYPT_2Y}\ncarol:${SHA512_CRYPT}\n`);
       const ev = await nextEvent();
       expect(ev.type).to.equal('error');
       const err = (ev as { err: Error }).err;
       expect(err).to.be.instanceOf(HtpasswdError);
-      expect(err.message).to.match(/:2: user "bob": unsupported password hash/);
+      expect(err.message).to.match(/:2: user "carol": unsupported password hash/);
       expect(err.message).to.not.include(SHA512_CRYPT);
+      expect(await nextEvent()).to.deep.equal({ type: 'reload', users: 1 });
       expect(p.size).to.equal(1);
+      expect(await p.verify('bob', 'secret'), 'bob was removed').to.equal(false);
       expect(await p.verify('alice', 'pw-2y')).to.equal(true);
+    });
 
+    it('on a reload, a user with a duplicate entry and malformed lines are left out, the rest applies', async () => {
+      await writeFile(file, `alice:${BCRYPT_2Y}\nbob:${SHA_SECRET}\n`);
+      const p = open();
+      await p.load();
+      p.watch();
+      await writeFile(file, `bob:${SHA_SECRET}\nno colon here\nalice:${BCRYPT_2Y}\nbob:${SHA_SECRET}\n`);
+      const ev = await nextEvent();
+      expect(ev.type).to.equal('error');
+      const msg = (ev as { err: Error }).err.message;
+      expect(msg).to.match(/^2 unusable line\(s\) ignored: /);
+      expect(msg).to.include(':2: malformed line').and.to.include(':4: user "bob": duplicate entry');
+      expect(await nextEvent()).to.deep.equal({ type: 'reload', users: 1 });
+      expect(await p.verify('bob', 'secret')).to.equal(false);
+      expect(await p.verify('alice', 'pw-2y')).to.equal(true);
+    });
+
+    it('lets nobody in while the file cannot be read, and everyone in the file again once it is back', async () => {
+      await writeFile(file, `alice:${BCRYPT_2Y}\n`);
+      const p = open();
+      await p.load();
+      p.watch();
       await unlink(file);
       const gone = await nextEvent();
       expect(gone.type).to.equal('error');
-      expect(p.size).to.equal(1);
-      expect(await p.verify('alice', 'pw-2y')).to.equal(true);
+      expect((gone as { err: NodeJS.ErrnoException }).err.code).to.equal('ENOENT');
+      expect(p.size).to.equal(0);
+      expect(await p.verify('alice', 'pw-2y')).to.equal(false);
 
       await writeFile(file, `bob:${SHA_SECRET}\n`);
       expect(await nextEvent()).to.deep.equal({ type: 'reload', users: 1 });

@@ -97,33 +97,58 @@ function splitLine(raw: string): { user: string; hash: string } | null | 'malfor
 }
 
 /**
- * Parse an htpasswd file's text. Throws HtpasswdError (with `file:line:` in the
- * message) on the first line that cannot be used.
+ * Parse an htpasswd file's text, collecting a problem per unusable line instead of stopping:
+ * `users` holds only the entries that can be used. A user with a duplicate entry is left out
+ * altogether (which of the two lines was meant is unknown).
  */
-export function parseHtpasswd(text: string, file: string): Map<string, HtpasswdEntry> {
+export function parseHtpasswdLines(text: string, file: string): { users: Map<string, HtpasswdEntry>; problems: HtpasswdError[] } {
   const users = new Map<string, HtpasswdEntry>();
+  const problems: HtpasswdError[] = [];
+  const duplicated = new Set<string>();
   // String.prototype.trim also removes a UTF-8 BOM (U+FEFF) at the start of the first line.
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
-    const fail = (what: string): never => {
-      throw new HtpasswdError(`${file}:${lineNo}: ${what}`, file, lineNo);
+    const problem = (what: string): void => {
+      problems.push(new HtpasswdError(`${file}:${lineNo}: ${what}`, file, lineNo));
     };
     const fields = splitLine(lines[i]);
     if (fields === null) continue;
-    if (fields === 'malformed') fail('malformed line (expected "user:hash")');
-    const { user, hash } = fields as { user: string; hash: string };
-    if (user === '') fail('malformed line (empty user name)');
+    if (fields === 'malformed') {
+      problem('malformed line (expected "user:hash")');
+      continue;
+    }
+    const { user, hash } = fields;
+    if (user === '') {
+      problem('malformed line (empty user name)');
+      continue;
+    }
     if (!isValidUsername(user)) {
-      fail(`invalid user name ${JSON.stringify(user)} (no whitespace, control characters or ':', at most ${MAX_USERNAME_LENGTH} characters)`);
+      problem(`invalid user name ${JSON.stringify(user)} (no whitespace, control characters or ':', at most ${MAX_USERNAME_LENGTH} characters)`);
+      continue;
     }
     const who = `user ${JSON.stringify(user)}`;
     const previous = users.get(user);
-    if (previous) fail(`${who}: duplicate entry (first defined on line ${previous.line})`);
+    if (previous || duplicated.has(user)) {
+      problem(`${who}: duplicate entry${previous ? ` (first defined on line ${previous.line})` : ''}`);
+      users.delete(user);
+      duplicated.add(user);
+      continue;
+    }
     const c = classifyHash(hash);
-    if ('problem' in c) fail(`${who}: ${c.problem}`);
+    if ('problem' in c) problem(`${who}: ${c.problem}`);
     else users.set(user, { user, hash, kind: c.kind, line: lineNo });
   }
+  return { users, problems };
+}
+
+/**
+ * Parse an htpasswd file's text. Throws HtpasswdError (with `file:line:` in the
+ * message) on the first line that cannot be used.
+ */
+export function parseHtpasswd(text: string, file: string): Map<string, HtpasswdEntry> {
+  const { users, problems } = parseHtpasswdLines(text, file);
+  if (problems.length > 0) throw problems[0]!;
   return users;
 }
 
@@ -342,6 +367,14 @@ function sameFile(a: FileId, b: FileId): boolean {
   return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
 
+/** One error for the unusable lines of a reload (the first few named, each with its line). */
+function summarize(problems: HtpasswdError[]): HtpasswdError {
+  const shown = problems.slice(0, 5).map((p) => p.message);
+  const more = problems.length > shown.length ? `; and ${problems.length - shown.length} more` : '';
+  const first = problems[0]!;
+  return new HtpasswdError(`${problems.length} unusable line(s) ignored: ${shown.join('; ')}${more}`, first.file, first.line);
+}
+
 export interface PasswordFileOptions {
   onReload?: (users: number) => void;
   onError?: (err: Error) => void;
@@ -352,8 +385,10 @@ export interface PasswordFileOptions {
 /**
  * An htpasswd file kept in memory, optionally re-read when it changes
  * (polling with fs.watchFile, which also notices editors that replace the file
- * by rename). A file that fails to parse on reload leaves the previous users in
- * place and is reported through onError.
+ * by rename). load() (at startup) refuses a file with an unusable line. A reload never
+ * keeps a user the new file no longer grants: the lines that can be used replace the
+ * previous users and the others are reported through onError (then onReload follows);
+ * a file that cannot be read lets nobody in until it can be read again (onError).
  */
 export class PasswordFile {
   private users = new Map<string, HtpasswdEntry>();
@@ -374,18 +409,24 @@ export class PasswordFile {
     private readonly opts: PasswordFileOptions = {},
   ) {}
 
-  /** Read and parse the file; throws HtpasswdError or the fs error. */
+  /** Read and parse the file; throws HtpasswdError (first unusable line) or the fs error. */
   async load(): Promise<void> {
+    const { text, id } = await this.read();
+    const users = parseHtpasswd(text, this.path);
+    this.apply(users, id);
+  }
+
+  private async read(): Promise<{ text: string; id: FileId }> {
     const fh = await open(this.path, 'r');
-    let text: string;
-    let id: FileId;
     try {
-      id = fileId(await fh.stat());
-      text = await fh.readFile('utf8');
+      const id = fileId(await fh.stat());
+      return { text: await fh.readFile('utf8'), id };
     } finally {
       await fh.close();
     }
-    const users = parseHtpasswd(text, this.path);
+  }
+
+  private apply(users: Map<string, HtpasswdEntry>, id: FileId | null): void {
     if (this.closed) return;
     this.users = users;
     this.dummy = makeDummy(users);
@@ -393,6 +434,24 @@ export class PasswordFile {
     this.generation++;
     this.memo.clear();
     this.pending.clear();
+  }
+
+  /**
+   * Re-read after a change: apply the usable lines and return the problems of the others.
+   * When the file cannot be read, nobody is let in (a deleted file revokes every user) and the
+   * fs error is thrown.
+   */
+  private async reload(): Promise<HtpasswdError[]> {
+    let read: { text: string; id: FileId };
+    try {
+      read = await this.read();
+    } catch (err) {
+      this.apply(new Map(), null);
+      throw err;
+    }
+    const { users, problems } = parseHtpasswdLines(read.text, this.path);
+    this.apply(users, read.id);
+    return problems;
   }
 
   /** Start re-reading the file whenever it changes. */
@@ -428,8 +487,10 @@ export class PasswordFile {
     this.reloadChain = this.reloadChain.then(async () => {
       if (this.closed) return;
       try {
-        await this.load();
-        if (!this.closed) this.opts.onReload?.(this.users.size);
+        const problems = await this.reload();
+        if (this.closed) return;
+        if (problems.length > 0) this.opts.onError?.(summarize(problems));
+        this.opts.onReload?.(this.users.size);
       } catch (err) {
         if (!this.closed) this.opts.onError?.(err instanceof Error ? err : new Error(String(err)));
       }
