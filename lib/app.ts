@@ -8,6 +8,7 @@ import type { Catalog } from './catalog/catalog.js';
 import type { Indexer } from './catalog/indexer.js';
 import { httpError } from './errors.js';
 import { fileRoutes } from './files/routes.js';
+import { compileTrust } from './http/client-address.js';
 import { errorHandler } from './http/error-handler.js';
 import { observeRequest, type RequestMetrics } from './http/observe.js';
 import { securityHeaders } from './http/security.js';
@@ -38,12 +39,14 @@ export function createApp(config: Config, deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.set('trust proxy', false);
+  // req.ip (the failure throttle's key) and the access log follow the same --trust-proxy rule.
+  const trust = compileTrust(config.trustProxy);
+  app.set('trust proxy', trust);
   app.set('query parser', 'simple');
 
   const requestMetrics: RequestMetrics | null = deps.metrics;
   app.use((req: Request, res: Response, next: NextFunction) => {
-    req.id = observeRequest(req, res, deps.log, requestMetrics);
+    req.id = observeRequest(req, res, deps.log, requestMetrics, trust);
     securityHeaders(res);
     next();
   });
@@ -59,12 +62,17 @@ export function createApp(config: Config, deps: AppDeps): express.Express {
     });
   }
 
-  app.use(opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics }));
+  // Every write (any method but GET/HEAD, on any path) needs a user when there is a password
+  // file, before any route sees it: new write routes cannot forget it.
+  app.use(deps.auth.requireWrites());
+  app.use(opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics, auth: deps.auth }));
   app.use('/simple', deps.auth.require('list'));
   app.use(simpleRoutes({ pages: deps.pages, base, fallbackUrl: config.fallbackUrl }));
   app.use('/packages', deps.auth.require('download'));
   app.use(fileRoutes({ catalog: deps.catalog, metadata: deps.metadata }));
-  app.use('/pypi', deps.auth.require('list'));
+  // The JSON API shows metadata (requires_dist, emails, the description): it needs `download`,
+  // and `list` too, as it also names the versions.
+  app.use('/pypi', deps.auth.require('list', 'download'));
   app.use(pypiJsonRoutes({ catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata, base, config }));
   app.use(uploadRoutes(config, { auth: deps.auth, uploader: deps.uploader }));
   app.use(adminRoutes({ auth: deps.auth, catalog: deps.catalog, roots: config.roots, reloadYanks: deps.reloadYanks }));

@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS, parseAuthenticate, parseBaseUrl, type Config, type LogFormat } from './config.js';
 import { createLogger, LOG_LEVELS } from './log.js';
 import { startServer } from './server.js';
+import { parseTrustProxy } from './http/client-address.js';
 import { deleteUser, hashPassword, HtpasswdError, isValidUsername, parseHtpasswd, setUser } from './auth/htpasswd.js';
 import { editYankFile } from './catalog/yank.js';
 
@@ -83,6 +84,7 @@ interface ServeOptions {
   metrics: boolean;
   workers: number;
   headersTimeout: number;
+  trustProxy?: string;
 }
 
 export async function buildConfig(roots: string[], o: ServeOptions): Promise<Config> {
@@ -90,9 +92,11 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
   for (const r of roots.length ? roots : ['./packages']) resolvedRoots.push(await checkRoot(r));
   let authenticate;
   let base;
+  let trustProxy;
   try {
     authenticate = parseAuthenticate(o.authenticate);
     base = parseBaseUrl(o.baseUrl);
+    trustProxy = parseTrustProxy(o.trustProxy);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -123,6 +127,7 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
     passwords,
     authenticate,
     anonymousUploads: passwordsDot && !authenticate.has('update'),
+    trustProxy,
     overwrite: Boolean(o.overwrite),
     maxUploadSize: o.maxUploadSize,
     healthEndpoint: o.healthEndpoint,
@@ -136,6 +141,9 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
 async function serve(roots: string[], o: ServeOptions): Promise<void> {
   const config = await buildConfig(roots, o);
   const log = createLogger(config.logLevel, config.logFormat);
+  if (config.anonymousUploads) {
+    log.warn('ANONYMOUS WRITES ARE ON (-a . -P .): anyone who can reach this server may upload, remove and yank packages');
+  }
   let running;
   try {
     running = await startServer(config, log);
@@ -289,11 +297,23 @@ export function buildProgram(): Command {
     .addOption(new Option('--fallback-url <url>', 'where unknown projects are redirected').default(DEFAULTS.fallbackUrl).env('PYPI_LITE_FALLBACK_URL'))
     .addOption(new Option('--disable-fallback', 'answer 404 for unknown projects instead of redirecting (env: PYPI_LITE_DISABLE_FALLBACK=1)'))
     .addOption(new Option('--base-url <url>', 'public URL or path prefix when behind a reverse proxy (e.g. /pypi or https://box/pypi)').env('PYPI_LITE_BASE_URL'))
-    .addOption(new Option('-P, --passwords <file>', 'htpasswd file (bcrypt, apr1 or SHA entries); "." for none').env('PYPI_LITE_PASSWORDS'))
     .addOption(
-      new Option('-a, --authenticate <actions>', 'actions that need a password: comma list of update, download, list; "." for none')
+      new Option('-P, --passwords <file>', 'htpasswd file (bcrypt, apr1 or SHA entries); with it, every write (upload, remove, yank) needs a user whatever -a says; "." for none').env(
+        'PYPI_LITE_PASSWORDS',
+      ),
+    )
+    .addOption(
+      new Option(
+        '-a, --authenticate <actions>',
+        'actions that need a password: comma list of update, download (files, metadata, JSON API), list (names, versions, /, /metrics); "." for none. "-a . -P ." alone allows anonymous uploads',
+      )
         .default('update')
         .env('PYPI_LITE_AUTHENTICATE'),
+    )
+    .addOption(
+      new Option('--trust-proxy <proxies>', 'behind a reverse proxy: take the client address from X-Forwarded-For sent by these proxies (hop count, or addresses/subnets such as loopback); off by default').env(
+        'PYPI_LITE_TRUST_PROXY',
+      ),
     )
     .addOption(new Option('--overwrite', 'allow uploads to replace an existing file (env: PYPI_LITE_OVERWRITE=1)'))
     .addOption(new Option('--max-upload-size <bytes>', 'largest accepted upload (K, M, G suffixes)').default(DEFAULTS.maxUploadSize, '1G').env('PYPI_LITE_MAX_UPLOAD_SIZE').argParser(sizeOption))

@@ -1,6 +1,13 @@
 // The server's configuration, as resolved by the CLI (lib/cli.ts) from options, environment
 // variables and defaults. Everything else receives a Config; nothing reads process.env.
 
+import type { TrustProxy } from './http/client-address.js';
+
+/**
+ * What -a can protect. `update` is every write (upload, remove_pkg, yank, unyank, ...): with a
+ * password file it always needs a user, named in -a or not (lib/auth/guard.ts decides).
+ * `list`: names and versions; `download`: file contents and metadata.
+ */
 export type AuthAction = 'update' | 'download' | 'list';
 export type LogFormat = 'json' | 'pretty';
 
@@ -21,10 +28,12 @@ export interface Config {
   cacheDir: string | null;
   /** htpasswd file; null = none configured. */
   passwords: string | null;
-  /** Actions that require authentication. */
+  /** Actions that require authentication (writes need a user anyway when passwords is set). */
   authenticate: Set<AuthAction>;
-  /** Uploads without credentials were explicitly allowed (`-a . -P .`). */
+  /** Writes without credentials were explicitly allowed (`-a . -P .`, no password file). */
   anonymousUploads: boolean;
+  /** --trust-proxy: which reverse proxies' X-Forwarded-For names the client (Express semantics). */
+  trustProxy: TrustProxy;
   overwrite: boolean;
   maxUploadSize: number;
   healthEndpoint: string;
@@ -89,6 +98,7 @@ export function makeConfig(partial: Partial<Config> & { roots: string[] }): Conf
     passwords: null,
     authenticate: new Set<AuthAction>(['update']),
     anonymousUploads: false,
+    trustProxy: false,
     overwrite: false,
     maxUploadSize: DEFAULTS.maxUploadSize,
     healthEndpoint: DEFAULTS.healthEndpoint,

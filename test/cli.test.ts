@@ -53,6 +53,7 @@ const SERVE_OPTIONS: [string, string | null][] = [
   ['--health-endpoint', 'PYPI_LITE_HEALTH_ENDPOINT'],
   ['--no-metrics', 'PYPI_LITE_NO_METRICS'],
   ['--workers', 'PYPI_LITE_WORKERS'],
+  ['--trust-proxy', 'PYPI_LITE_TRUST_PROXY'],
   ['--help', null],
 ];
 

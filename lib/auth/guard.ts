@@ -2,6 +2,16 @@
 // file (-P) without blocking the event loop, slowing down clients that keep failing, and
 // answering in the way pip and twine understand (401 + WWW-Authenticate when credentials are
 // missing, so pip asks keyring or prompts; 403 when they are wrong).
+//
+// The rules, decided here and nowhere else:
+// - `update` is every request that changes state (uploads, remove_pkg, yank, unyank and any
+//   route added later): with a password file it ALWAYS needs a valid user, whatever -a says.
+//   Anonymous writes exist only without a password file and with the explicit `-a . -P .`.
+//   createApp applies requireWrites() to every request that is not GET or HEAD, so a new
+//   write route is protected even if it forgets to call check(req, 'update') itself.
+// - `list` guards what reveals names and versions (Simple API, /, /metrics, counts in /health);
+//   `download` guards what reveals file contents or metadata (files, .metadata, the JSON API,
+//   which needs `list` as well).
 
 import basicAuth from 'basic-auth';
 import type { NextFunction, Request, Response } from 'express';
@@ -18,10 +28,17 @@ export interface GuardOptions {
   anonymousUploads: boolean;
 }
 
+/** Methods that only read; every other method is a write (`update`). */
+export function isReadMethod(method: string | undefined): boolean {
+  return method === 'GET' || method === 'HEAD';
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class AuthGuard {
   readonly throttle: FailureThrottle;
+  /** Users already authenticated for a request, so that several checks cost one verification. */
+  private readonly verified = new WeakMap<object, string>();
 
   constructor(
     private readonly opts: GuardOptions,
@@ -30,15 +47,19 @@ export class AuthGuard {
     this.throttle = throttle;
   }
 
-  /** Does this action need credentials? */
+  /** Does this action need credentials? Writes always do when a password file is configured. */
   needs(action: AuthAction): boolean {
+    if (action === 'update' && this.opts.passwords !== null) return true;
     return this.opts.authenticate.has(action);
   }
 
-  /** Are uploads possible at all with this configuration? */
+  /**
+   * Are uploads possible at all with this configuration? With a password file, for its users;
+   * without one, only when anonymous uploads were asked for explicitly (`-a . -P .`).
+   */
   uploadsEnabled(): boolean {
-    if (this.needs('update')) return this.opts.passwords !== null;
-    return this.opts.anonymousUploads || this.opts.passwords !== null;
+    if (this.opts.passwords !== null) return true;
+    return this.opts.anonymousUploads && !this.opts.authenticate.has('update');
   }
 
   /**
@@ -48,11 +69,14 @@ export class AuthGuard {
   async check(req: Request, action: AuthAction): Promise<string> {
     if (action === 'update' && !this.uploadsEnabled()) throw httpError('UPLOADS_DISABLED');
     if (!this.needs(action)) return '';
+    const known = this.verified.get(req);
+    if (known !== undefined) return known;
     const passwords = this.opts.passwords;
     const challenge = { 'WWW-Authenticate': `Basic realm="${REALM}", charset="UTF-8"` };
     const creds = basicAuth.parse(req.headers.authorization ?? '');
     if (!creds) throw httpError('AUTH_REQUIRED', undefined, challenge);
-    const client = req.socket.remoteAddress ?? 'unknown';
+    // req.ip follows --trust-proxy (the same rule as the access log); unit tests pass bare objects.
+    const client = req.ip ?? req.socket.remoteAddress ?? 'unknown';
     const delay = this.throttle.delayFor(client);
     if (delay > 0) await sleep(delay);
     const ok = passwords ? await passwords.verify(creds.name, creds.pass) : false;
@@ -61,20 +85,35 @@ export class AuthGuard {
       throw httpError('AUTH_FAILED', `user "${creds.name.slice(0, 64)}"`);
     }
     this.throttle.succeed(client);
+    this.verified.set(req, creds.name);
     return creds.name;
   }
 
-  /** Express middleware requiring credentials for an action when -a says so. */
-  require(action: AuthAction) {
+  /** Express middleware requiring credentials for each of the actions that -a protects. */
+  require(...actions: AuthAction[]) {
     return (req: Request, _res: Response, next: NextFunction): void => {
-      if (!this.needs(action)) return next();
-      this.check(req, action).then(
+      const needed = actions.filter((a) => this.needs(a));
+      if (needed.length === 0) return next();
+      // One verification covers them all (check() remembers the user for this request).
+      this.check(req, needed[0]!).then(
         (user) => {
           req.user = user || undefined;
           next();
         },
         next,
       );
+    };
+  }
+
+  /**
+   * Express middleware for the whole app: a request that may change state (any method but
+   * GET and HEAD) needs a valid user whenever a password file is configured. Without one the
+   * route decides (uploads disabled, or anonymous with `-a . -P .`).
+   */
+  requireWrites() {
+    return (req: Request, res: Response, next: NextFunction): void => {
+      if (isReadMethod(req.method) || this.opts.passwords === null) return next();
+      this.require('update')(req, res, next);
     };
   }
 }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { PageCache } from '../simple/pages.js';
 import { resolveSimple, sendSimplePage } from '../simple/routes.js';
+import { compileTrust } from './client-address.js';
 import { observeRequest, type RequestMetrics } from './observe.js';
 import { SECURITY_HEADERS } from './security.js';
 
@@ -15,6 +16,7 @@ export function fastPath(config: Config, deps: { pages: PageCache; log: Logger; 
   const simple = { pages: deps.pages, base: { basePath: config.basePath, baseOrigin: config.baseOrigin }, fallbackUrl: config.fallbackUrl };
   const enabled = !config.authenticate.has('list');
   const prefix = `${config.basePath}/simple/`;
+  const trust = compileTrust(config.trustProxy);
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     if (!enabled || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
     const url = req.url ?? '';
@@ -25,7 +27,7 @@ export function fastPath(config: Config, deps: { pages: PageCache; log: Logger; 
     const decision = resolveSimple(simple, req, pathname);
     if (decision.kind !== 'page') return false;
     (req as IncomingMessage & { routeName?: string }).routeName = 'simple';
-    observeRequest(req, res, deps.log, deps.metrics);
+    observeRequest(req, res, deps.log, deps.metrics, trust);
     sendSimplePage(req, res, decision.type, decision.page, SECURITY_HEADERS);
     return true;
   };

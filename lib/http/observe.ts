@@ -1,9 +1,10 @@
 // Per-request bookkeeping shared by Express and the fast path: a request id, one log line per
-// request (method, path, status, bytes, ms, user; never headers or query strings), and the
-// metrics hook.
+// request (method, path, status, bytes, ms, user, client address by the --trust-proxy rule;
+// never headers or query strings), and the metrics hook.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { clientAddress, type TrustFunction } from './client-address.js';
 import { BODY_BYTES, type CountedResponse } from './respond.js';
 
 export interface RequestMetrics {
@@ -31,10 +32,12 @@ export function pathOnly(url: string | undefined): string {
   return p.length > 512 ? `${p.slice(0, 509)}...` : p;
 }
 
-export function observeRequest(req: IncomingMessage, res: ServerResponse, log: Logger, metrics: RequestMetrics | null): string {
+export function observeRequest(req: IncomingMessage, res: ServerResponse, log: Logger, metrics: RequestMetrics | null, trust: TrustFunction): string {
   const r = req as IncomingMessage & Observed;
   const id = r.id ?? nextRequestId();
   r.id = id;
+  // Now, while the socket is open: a closed socket may no longer know its peer.
+  const remote = log.isLevelEnabled('info') ? clientAddress(req, trust) : undefined;
   const start = process.hrtime.bigint();
   res.on('close', () => {
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
@@ -44,7 +47,7 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, log: L
     metrics?.observe(r.routeName ?? 'other', req.method ?? 'GET', status, ms / 1000, bytes);
     if (log.isLevelEnabled('info')) {
       log.info(
-        { reqId: id, method: req.method, path: pathOnly(req.url), status, bytes, ms: Math.round(ms * 100) / 100, user: r.user, remote: req.socket.remoteAddress },
+        { reqId: id, method: req.method, path: pathOnly(req.url), status, bytes, ms: Math.round(ms * 100) / 100, user: r.user, remote },
         'request',
       );
     }

@@ -1,7 +1,9 @@
 // Operations endpoints: /health (pypiserver's path, configurable), /metrics (Prometheus) and
-// the welcome page at /.
+// the welcome page at /. /health stays open for load balancers (without the catalog's counts
+// when -a list); /metrics and / describe the index, so they need `list` like /simple/.
 
 import type { NextFunction, Request, Response } from 'express';
+import type { AuthGuard } from '../auth/guard.js';
 import type { Config } from '../config.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
@@ -14,6 +16,7 @@ export interface OpsDeps {
   catalog: Catalog;
   indexer: Indexer;
   metrics: Metrics | null;
+  auth: AuthGuard;
 }
 
 export function opsRoutes(config: Config, deps: OpsDeps) {
@@ -25,11 +28,14 @@ export function opsRoutes(config: Config, deps: OpsDeps) {
       const ready = deps.indexer.isLoaded;
       res.status(ready ? 200 : 503);
       res.setHeader('Cache-Control', 'no-store');
-      res.json({ status: ready ? 'ok' : 'loading', projects, files, hashing: deps.indexer.backlog });
+      const status = ready ? 'ok' : 'loading';
+      const hashing = deps.indexer.backlog;
+      res.json(deps.auth.needs('list') ? { status, hashing } : { status, projects, files, hashing });
       return;
     }
     if (req.path === '/metrics' && deps.metrics) {
       req.routeName = 'metrics';
+      req.user = (await deps.auth.check(req, 'list')) || undefined;
       const text = await deps.metrics.render();
       res.setHeader('Content-Type', deps.metrics.contentType);
       res.setHeader('Cache-Control', 'no-store');
@@ -38,6 +44,7 @@ export function opsRoutes(config: Config, deps: OpsDeps) {
     }
     if (req.path === '/' || req.path === '/index.html') {
       req.routeName = 'welcome';
+      req.user = (await deps.auth.check(req, 'list')) || undefined;
       const body = renderWelcome(req, config, deps.catalog.size);
       res.setHeader('Content-Type', 'text/html; charset=utf-8');
       res.setHeader('Cache-Control', 'no-store');
