@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { BIN, copyExample, run, spawnServer, tempDir, waitHealthy, type Spawned } from './helpers/server.js';
+import { BIN, REPO, copyExample, run, spawnServer, tempDir, waitHealthy, type Spawned } from './helpers/server.js';
 import { basic, passwd } from './helpers/upload.js';
 
 const ALICE_PW = 'Alice-s3cret-Pw';
@@ -90,6 +90,9 @@ describe('access control hardening', function () {
           const wrong = await send(`${srv.url}/`, { method: 'POST', body: uploadForm('file_upload'), headers: basic('alice', WRONG_PW) });
           expect(wrong.status).to.equal(403);
           expect(wrong.statusText).to.equal('Invalid username or password: user "alice"');
+          // The README quotes this very reason phrase (it used to quote another one).
+          const readme = await fsp.readFile(path.join(REPO, 'README.md'), 'utf8');
+          expect(/`403` with the reason `([^`]+)`/.exec(readme)?.[1]).to.equal(wrong.statusText);
           // A user gets past access control to the form checks.
           const user = await send(`${srv.url}/`, { method: 'POST', body: uploadForm('file_upload', { name: 'x', version: '1.0' }), headers: basic('alice', ALICE_PW) });
           expect(user.status, user.statusText).to.equal(400);
