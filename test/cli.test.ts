@@ -117,6 +117,13 @@ describe('the pypi-lite command line', function () {
       }
     });
 
+    it('pypi-lite serve --help says that writes need a user with -P, whatever -a says, and how to allow anonymous ones', async () => {
+      const text = (await started('serve-help')).stdout.replace(/\s+/g, ' ');
+      expect(text).to.include('every write (upload, remove, yank) needs a user whatever -a says');
+      expect(text).to.include('"-a . -P ." alone allows anonymous uploads');
+      expect(text).to.match(/--trust-proxy <proxies> .*X-Forwarded-For/);
+    });
+
     it('--version prints the version from package.json', async () => {
       const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
       for (const key of ['version', 'V']) {
