@@ -127,8 +127,8 @@ describe('upload form limits: bounded text fields, answered early, memory bounde
     const end = Buffer.from(`--${boundary}--\r\n`);
     const total = lead.length + desc.head.length + 64 * MiB + desc.tail.length + end.length;
     const r = await stream(srv.port, root, `multipart/form-data; boundary=${boundary}`, total, [lead, desc.head, ...filler(64 * MiB), desc.tail, end]);
-    expect(r.client.received).to.match(/^HTTP\/1\.1 400 A form field is too large: description is larger than 1048576 bytes\r\n/);
     expect(r.sent, `answered after ${r.sent} of ${r.total} bytes`).to.be.below(r.total / 2);
+    expect(r.client.received).to.match(/^HTTP\/1\.1 400 A form field is too large: description is larger than 1048576 bytes\r\n/);
     r.client.socket.destroy();
     await nothingLeft();
   });
