@@ -59,8 +59,8 @@ export function validateForm(form: UploadForm): { extension: string } {
   return { extension };
 }
 
-/** sdist metadata errors that still mean a valid archive (accepted, as files dropped in by hand are). */
-const SDIST_WITHOUT_PKG_INFO: ReadonlySet<string> = new Set(['no PKG-INFO in sdist', 'no PKG-INFO in sdist zip']);
+/** The metadata reader's verdict on a file that is not a valid gzip/tar/zip archive. */
+const NOT_AN_ARCHIVE = /^corrupt (gzip|tar|zip):/;
 
 /** The lock key of a release: normalized project, PEP 440-normalized version (5.0 = 5.0.0). */
 function releaseKey(project: string, version: string): string {
@@ -142,8 +142,9 @@ export class FileUploader {
     // refused here, as is a wheel without METADATA or metadata without Name or Version.
     const extracted = await extractMetadata(stored.tempPath, kind);
     if (!extracted.ok) {
-      // An sdist without PKG-INFO (a valid archive all the same) is accepted as before.
-      if (kind === 'wheel' || !SDIST_WITHOUT_PKG_INFO.has(extracted.error)) {
+      // A wheel must have readable METADATA. An sdist must be the archive its extension says;
+      // one whose PKG-INFO is missing or beyond the reader's limits is accepted as before.
+      if (kind === 'wheel' || NOT_AN_ARCHIVE.test(extracted.error)) {
         throw httpError('INVALID_DISTRIBUTION', `${form.filename}: ${extracted.error}`);
       }
       return { parsed, extracted, summary: null, metadataError: extracted.error };
