@@ -94,7 +94,7 @@ export class FormGuard extends Transform {
 
   constructor(boundary: string, limits: FormLimits) {
     super();
-    this.needle = Buffer.from(`\r\n--${boundary}`, 'latin1');
+    this.needle = Buffer.from(`\r\n--${boundary}`); // UTF-8, as busboy's search does
     // Like busboy, take the body as if preceded by CRLF, so that a boundary at its very start counts.
     this.tail = CRLF;
     this.budget = new FieldBudget(limits);
