@@ -35,6 +35,7 @@ export const ERRORS = {
   BAD_MULTIPART: { status: 400, message: 'Malformed multipart/form-data request' },
   TOO_MANY_FIELDS: { status: 400, message: 'Too many form fields' },
   FIELD_TOO_LARGE: { status: 400, message: 'A form field is too large' },
+  FORM_TOO_LARGE: { status: 413, message: 'Form fields too large' },
   UNEXPECTED_FILE: { status: 400, message: 'Unexpected file field: only "content" and "gpg_signature" are accepted' },
   INVALID_DISTRIBUTION: { status: 400, message: 'Invalid distribution' },
   FILE_EXISTS: { status: 409, message: 'File already exists' },

@@ -259,6 +259,32 @@ describe('twine upload to pypi-lite (real twine, real pip)', function () {
     });
   });
 
+  describe('refusals of the form and the content as twine shows them', () => {
+    let srv: Spawned;
+    let root: string;
+    before(async () => {
+      ({ srv, root } = await serve(['-P', htpasswd]));
+    });
+
+    async function wheelFile(name: string, pkginfo: string): Promise<string> {
+      const filename = `${name.replace(/-/g, '_')}-1.0-py3-none-any.whl`;
+      const bytes = await pyArchive(work, filename, { kind: 'wheel', name, version: '1.0', pkginfo });
+      const file = path.join(await fsp.mkdtemp(path.join(work, 'form-')), filename);
+      await fsp.writeFile(file, bytes);
+      return file;
+    }
+
+    it('a README (description) over 1 MiB: twine shows 400 and the reason, nothing is stored', async () => {
+      const file = await wheelFile('long-readme', `Metadata-Version: 2.1\nName: long-readme\nVersion: 1.0\nSummary: x\n\n${'r'.repeat(1536 * 1024)}\n`);
+      const r = await tw(uploadArgs(`${srv.url}/`, [file], ['-u', 'alice', '-p', PW]));
+      expect(r.code, r.out).not.to.equal(0);
+      expect(r.out).to.include('400').and.to.include('A form field is too large: description is larger than 1048576 bytes');
+      expect(r.out).not.to.match(/ConnectionError|Connection aborted|reset by peer|BrokenPipe/i);
+      expect((await fsp.readdir(root)).filter((n) => !n.startsWith('.'))).to.deep.equal([]);
+      expect(await tempUploads(root)).to.deep.equal([]);
+    });
+  });
+
   describe('--max-upload-size as twine sees it', () => {
     let srv: Spawned;
     let root: string;

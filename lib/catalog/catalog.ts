@@ -3,7 +3,7 @@
 // (by URL path, by project, by file name); every change tells listeners which project changed,
 // so rendered pages are invalidated per project.
 
-import type { ParsedFilename } from './filename.js';
+import { distKey, type ParsedFilename } from './filename.js';
 import { normalizeName } from './names.js';
 import { compareVersions } from './version.js';
 
@@ -121,6 +121,23 @@ export class Catalog {
     if (!p) return undefined;
     for (const f of p.files.values()) if (f.filename === filename) return f;
     return undefined;
+  }
+
+  /**
+   * A file of this project that installers take for the same distribution as `parsed`, under
+   * any spelling of its name (same `distKey`: `Demo-1.0.0-py3-none-any.WHL` finds
+   * `demo-1.0-py3-none-any.whl`); the exact file name first. O(files of the project).
+   */
+  findSameDistribution(projectName: string, parsed: ParsedFilename): DistFile | undefined {
+    const p = this.projectsByName.get(projectName);
+    if (!p) return undefined;
+    const key = distKey(parsed);
+    let same: DistFile | undefined;
+    for (const f of p.files.values()) {
+      if (f.filename === parsed.filename) return f;
+      if (same === undefined && distKey(f.parsed) === key) same = f;
+    }
+    return same;
   }
 
   /**

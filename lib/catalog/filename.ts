@@ -7,7 +7,7 @@
  */
 
 import { normalizeName } from './names.js';
-import { parseVersion } from './version.js';
+import { parseVersion, versionKey } from './version.js';
 
 export type DistKind = 'wheel' | 'sdist' | 'egg';
 
@@ -202,4 +202,36 @@ function parseSdist(filename: string, stem: string, extension: string): ParsedFi
     platformTag: null,
     extension,
   };
+}
+
+/** A wheel tag component ('py2.py3'): lower-case, its compressed tag set in a canonical order. */
+function tagSetKey(tag: string | null): string {
+  return tag === null ? '' : [...new Set(lowerAscii(tag).split('.'))].sort().join('.');
+}
+
+/** A wheel build tag as pip compares it: its number (leading zeros dropped), then the rest. */
+function buildTagKey(tag: string | null): string {
+  if (tag === null) return '';
+  const m = /^(\d+)(.*)$/.exec(tag);
+  return m ? `${m[1].replace(/^0+(?=\d)/, '')}${lowerAscii(m[2])}` : lowerAscii(tag);
+}
+
+/**
+ * The identity of a distribution file, the same for every spelling of its name that installers
+ * take for the same file (PyPI's uniqueness rule): normalized project name, PEP 440-normalized
+ * version (1.0 = 1.0.0), and for wheels the build tag and the tag sets, compared as pip does
+ * (case-insensitive, compressed sets in any order); the extension is compared case-insensitively
+ * (`parsed.extension` is already canonical). `Demo-1.0-py3-none-any.whl`,
+ * `demo-1.0.0-py3-none-any.WHL` and `demo-1.0-py3-none-any.whl` have one key.
+ */
+export function distKey(parsed: ParsedFilename): string {
+  const version = versionKey(parsed.version) ?? versionKey(parsed.version.replace(/_/g, '-')) ?? lowerAscii(parsed.version);
+  // (eggs are never uploaded; their platform is not parsed, so their whole name stands in)
+  const tags =
+    parsed.kind === 'sdist'
+      ? ''
+      : parsed.kind === 'egg'
+        ? lowerAscii(parsed.filename)
+        : `${buildTagKey(parsed.buildTag)}-${tagSetKey(parsed.pythonTag)}-${tagSetKey(parsed.abiTag)}-${tagSetKey(parsed.platformTag)}`;
+  return `${parsed.kind}${parsed.extension}|${parsed.project}|${version}|${tags}`;
 }

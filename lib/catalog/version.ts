@@ -369,3 +369,20 @@ export function isPrerelease(s: string): boolean {
   const p = lookup(s);
   return p !== null && (p.pre !== null || p.dev !== null);
 }
+
+/**
+ * A string that is the same for exactly the PEP 440-equal spellings of a version ("1.0",
+ * "1.0.0", "v1.0", "1.0-0"...: trailing zeros of the release dropped), or null when `s` is not a
+ * valid version. For keys, not for display.
+ */
+export function versionKey(s: string): string | null {
+  if (typeof s !== 'string') return null;
+  const p = lookup(s);
+  if (p === null) return null;
+  let key = `${p.epoch}!${p.release.slice(0, Math.max(p.significant, 1)).join('.')}`;
+  if (p.pre !== null) key += `${p.pre.label}${p.pre.n}`;
+  if (p.post !== null) key += `.post${p.post}`;
+  if (p.dev !== null) key += `.dev${p.dev}`;
+  if (p.local !== null) key += `+${p.local.map((seg) => seg.value).join('.')}`;
+  return key;
+}

@@ -5,9 +5,11 @@
 
 import type { NextFunction, Request, Response } from 'express';
 import multer from 'multer';
+import type { Writable } from 'node:stream';
 import type { Config } from '../config.js';
 import type { AuthGuard } from '../auth/guard.js';
 import { HttpError, httpError } from '../errors.js';
+import { FieldBudget, FormGuard, UPLOAD_FORM_LIMITS, boundaryOf, largestFieldLimit } from './form-guard.js';
 import type { StoredFileInfo } from './storage.js';
 import type { FileUploader, UploadForm } from './uploader.js';
 
@@ -59,7 +61,10 @@ function multerToHttp(err: unknown, limit: number): HttpError {
 }
 
 export function uploadRoutes(config: Config, deps: { auth: AuthGuard; uploader: Uploader }) {
-  const parser = multer({
+  const formLimits = UPLOAD_FORM_LIMITS;
+  /** The guard of each request being parsed, for multer's streamHandler to put in the pipe. */
+  const guards = new WeakMap<Request, FormGuard>();
+  const options: multer.Options & { streamHandler: (req: Request, busboy: Writable) => void } = {
     storage: deps.uploader.storage,
     // busboy would otherwise cut "../evil-1.0.tar.gz" or "a\b.whl" down to its last segment and
     // the upload would be accepted under another name; keep it whole so validateForm refuses it.
@@ -69,17 +74,58 @@ export function uploadRoutes(config: Config, deps: { auth: AuthGuard; uploader: 
       files: 2,
       fields: 200,
       parts: 210,
-      fieldSize: 4 * 1024 * 1024,
+      // What busboy buffers of one field at most; each field's own limit and the total are
+      // enforced by the FormGuard as the bytes arrive.
+      fieldSize: largestFieldLimit(formLimits),
       fieldNameSize: 200,
       headerPairs: 200,
     },
-  }).fields([
+    // multer >= 2.5 feeds busboy through this: request -> FormGuard -> busboy.
+    streamHandler: (req, busboy) => {
+      const guard = guards.get(req);
+      if (!guard) {
+        req.pipe(busboy);
+        return;
+      }
+      guard.once('error', (err: Error) => busboy.destroy(err));
+      // Stop feeding a busboy that has finished or failed (multer then drains the request).
+      const stop = () => {
+        req.unpipe(guard);
+        guard.unpipe(busboy);
+      };
+      busboy.once('error', stop);
+      busboy.once('close', stop);
+      // The same limits on the fields as busboy parsed them, should the guard have misread
+      // the structure of some odd body: memory stays bounded by busboy's fieldSize either way.
+      const parsed = new FieldBudget(formLimits);
+      busboy.on('field', (name: unknown, value: unknown) => {
+        if (typeof name !== 'string' || typeof value !== 'string') return;
+        const bytes = Buffer.byteLength(value);
+        const err = parsed.over(name, bytes) ?? parsed.add(bytes);
+        if (err) guard.reject(err);
+      });
+      req.pipe(guard).pipe(busboy);
+    },
+  };
+  const parser = multer(options).fields([
     { name: 'content', maxCount: 1 },
     { name: 'gpg_signature', maxCount: 1 },
   ]);
 
   const parse = (req: Request, res: Response): Promise<void> =>
-    new Promise((resolve, reject) => parser(req, res, (err?: unknown) => (err ? reject(multerToHttp(err, config.maxUploadSize)) : resolve())));
+    new Promise((resolve, reject) => {
+      const boundary = boundaryOf(req.headers['content-type']);
+      if (boundary !== null) {
+        const guard = new FormGuard(boundary, formLimits);
+        // A field over its limit: answer now, while the client may still be sending, once the
+        // temp file (if the file came first) is gone. multer's own abort follows unawaited.
+        guard.once('error', (err: unknown) => {
+          void deps.uploader.storage.abandon(req).then(() => reject(multerToHttp(err, config.maxUploadSize)));
+        });
+        guards.set(req, guard);
+      }
+      parser(req, res, (err?: unknown) => (err ? reject(multerToHttp(err, config.maxUploadSize)) : resolve()));
+    });
 
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     if (req.method !== 'POST' || !UPLOAD_PATHS.has(req.path)) return next();
@@ -125,7 +171,8 @@ export function uploadRoutes(config: Config, deps: { auth: AuthGuard; uploader: 
         blake2Digest: field(body, 'blake2_256_digest'),
       };
       const outcome = await deps.uploader.accept(form, stored);
-      res.type('text/plain').send(outcome.status === 'identical' ? `${form.filename} was already uploaded with identical content\n` : `OK: ${form.filename}\n`);
+      const storedAs = outcome.file && outcome.file.filename !== form.filename ? ` (replaced ${outcome.file.filename}, kept under that name)` : '';
+      res.type('text/plain').send(outcome.status === 'identical' ? `${form.filename} was already uploaded with identical content\n` : `OK: ${form.filename}${storedAs}\n`);
     } finally {
       if (stored) await deps.uploader.storage.discard(stored.tempPath);
     }

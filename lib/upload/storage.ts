@@ -49,6 +49,8 @@ export class TempFileStorage implements multer.StorageEngine {
   readonly live = new Set<string>();
   /** Temp files whose write stream is still open (settles once it is closed, written or not). */
   private readonly writing = new Map<string, Promise<void>>();
+  /** Temp files by request, for `abandon`. */
+  private readonly byRequest = new WeakMap<Request, Set<string>>();
 
   constructor(private readonly dir: string) {}
 
@@ -61,6 +63,8 @@ export class TempFileStorage implements multer.StorageEngine {
     }
     const tempPath = path.join(this.dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
     this.live.add(tempPath);
+    const mine = this.byRequest.get(req) ?? new Set<string>();
+    this.byRequest.set(req, mine.add(tempPath));
     // Tell multer the path now, not only once the file is complete: when the request fails while
     // the file is still being written, multer then removes it (_removeFile, which waits for the
     // write to stop) before the answer goes out, instead of leaving that to this callback, which
@@ -108,6 +112,22 @@ export class TempFileStorage implements multer.StorageEngine {
   async discard(tempPath: string): Promise<void> {
     this.live.delete(tempPath);
     await fsp.rm(tempPath, { force: true }).catch(() => {});
+  }
+
+  /**
+   * The request is refused while multer may still be working on it: wait until each of its
+   * files has stopped being written, then remove them, so that nothing is left once the answer
+   * goes out. (multer's own clean-up comes later and finds nothing.)
+   */
+  async abandon(req: Request): Promise<void> {
+    const mine = this.byRequest.get(req);
+    if (!mine) return;
+    await Promise.all(
+      [...mine].map(async (tempPath) => {
+        await (this.writing.get(tempPath) ?? Promise.resolve());
+        await this.discard(tempPath);
+      }),
+    );
   }
 
   /** The upload was moved into place: stop tracking its temp name. */

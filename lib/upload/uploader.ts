@@ -7,14 +7,14 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { DistFile } from '../catalog/catalog.js';
+import type { DistFile, MetadataSummary } from '../catalog/catalog.js';
 import { archiveKindOf, type Indexer } from '../catalog/indexer.js';
-import { parseFilename } from '../catalog/filename.js';
+import { parseFilename, type ParsedFilename } from '../catalog/filename.js';
 import { isValidProjectName, normalizeName } from '../catalog/names.js';
-import { parseVersion, versionsEqual } from '../catalog/version.js';
+import { parseVersion, versionKey, versionsEqual } from '../catalog/version.js';
 import { httpError } from '../errors.js';
 import { Digester, type Digests } from '../digests.js';
-import { extractMetadata } from '../metadata/extract.js';
+import { extractMetadata, type ExtractResult } from '../metadata/extract.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { summarizeMetadata } from '../metadata/summary.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -59,6 +59,21 @@ export function validateForm(form: UploadForm): { extension: string } {
   return { extension };
 }
 
+/** The metadata reader's verdict on a file that is not a valid gzip/tar/zip archive. */
+const NOT_AN_ARCHIVE = /^corrupt (gzip|tar|zip):/;
+
+/** The lock key of a release: normalized project, PEP 440-normalized version (5.0 = 5.0.0). */
+function releaseKey(project: string, version: string): string {
+  return `${project}|${versionKey(version) ?? version}`;
+}
+
+interface Checked {
+  parsed: ParsedFilename;
+  extracted: ExtractResult;
+  summary: MetadataSummary | null;
+  metadataError: string | undefined;
+}
+
 function digestMismatch(sent: string | null, actual: string): boolean {
   return sent !== null && sent.trim().toLowerCase() !== actual;
 }
@@ -66,7 +81,7 @@ function digestMismatch(sent: string | null, actual: string): boolean {
 export class FileUploader {
   readonly root: string;
   readonly storage: TempFileStorage;
-  /** Filenames being moved into place right now: the second of two racing uploads waits. */
+  /** Releases (project|version key) being changed right now: a second upload to one waits. */
   private readonly inProgress = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -81,7 +96,11 @@ export class FileUploader {
   /** Validate the stored temp file and move it into place. Always consumes the temp file. */
   async accept(form: UploadForm, stored: StoredUpload): Promise<UploadOutcome> {
     try {
-      const result = await this.serialize(form.filename, () => this.place(form, stored));
+      const checked = await this.check(form, stored);
+      // Placement (the uniqueness checks, then link or rename, then the catalog) is serialized
+      // per release: concurrent uploads of one release under different spellings of a file
+      // name, or of two sdists, see each other's result. Other releases are not held up.
+      const result = await this.serialize(releaseKey(checked.parsed.project, form.version), () => this.place(form, stored, checked));
       this.deps.metrics?.upload(result.status === 'identical' ? 'identical' : 'accepted', stored.size);
       return result;
     } catch (err) {
@@ -93,6 +112,7 @@ export class FileUploader {
   }
 
   private async serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    // No await between the last check and the set: the next waiter sees this holder.
     while (this.inProgress.has(key)) await this.inProgress.get(key)!.catch(() => {});
     const p = fn();
     this.inProgress.set(key, p);
@@ -103,7 +123,8 @@ export class FileUploader {
     }
   }
 
-  private async place(form: UploadForm, stored: StoredUpload): Promise<UploadOutcome> {
+  /** Everything that needs only the form and the bytes: run before the release's lock is taken. */
+  private async check(form: UploadForm, stored: StoredUpload): Promise<Checked> {
     validateForm(form);
     if ((form.md5Digest && !stored.md5) || (form.blake2Digest && !stored.blake2b256)) {
       // The digest fields came after the file in the form: hash the temp file again.
@@ -116,32 +137,45 @@ export class FileUploader {
 
     const parsed = parseFilename(form.filename)!;
     const kind = archiveKindOf(parsed);
+    // The metadata reader opens the archive the way pip will (bounded: entry counts, sizes,
+    // compression ratios, a timeout): a file that is not the archive its extension says is
+    // refused here, as is a wheel without METADATA or metadata without Name or Version.
     const extracted = await extractMetadata(stored.tempPath, kind);
-    let summary = null;
-    let metadataError: string | undefined;
-    if (extracted.ok) {
-      summary = summarizeMetadata(extracted.bytes, kind);
-      if (summary.name && normalizeName(summary.name) !== parsed.project) {
-        throw httpError('NAME_MISMATCH', `the metadata inside ${form.filename} names the project "${summary.name}"`);
+    if (!extracted.ok) {
+      // A wheel must have readable METADATA. An sdist must be the archive its extension says;
+      // one whose PKG-INFO is missing or beyond the reader's limits is accepted as before.
+      if (kind === 'wheel' || NOT_AN_ARCHIVE.test(extracted.error)) {
+        throw httpError('INVALID_DISTRIBUTION', `${form.filename}: ${extracted.error}`);
       }
-      if (summary.version && !versionsEqual(summary.version, form.version)) {
-        throw httpError('VERSION_MISMATCH', `the metadata inside ${form.filename} says version ${summary.version}`);
-      }
-    } else if (kind === 'wheel') {
-      throw httpError('INVALID_DISTRIBUTION', `${form.filename}: ${extracted.error}`);
-    } else {
-      metadataError = extracted.error;
+      return { parsed, extracted, summary: null, metadataError: extracted.error };
     }
+    const summary = summarizeMetadata(extracted.bytes, kind);
+    const label = kind === 'wheel' ? 'METADATA' : 'PKG-INFO';
+    if (!summary.name) throw httpError('INVALID_DISTRIBUTION', `${form.filename}: ${label} has no Name`);
+    if (!summary.version) throw httpError('INVALID_DISTRIBUTION', `${form.filename}: ${label} has no Version`);
+    if (normalizeName(summary.name) !== parsed.project) {
+      throw httpError('NAME_MISMATCH', `the metadata inside ${form.filename} names the project "${summary.name}"`);
+    }
+    if (!versionsEqual(summary.version, form.version)) {
+      throw httpError('VERSION_MISMATCH', `the metadata inside ${form.filename} says version ${summary.version}`);
+    }
+    return { parsed, extracted, summary, metadataError: undefined };
+  }
 
+  /** Runs under the release's lock. */
+  private async place(form: UploadForm, stored: StoredUpload, checked: Checked): Promise<UploadOutcome> {
+    const { parsed, extracted, summary, metadataError } = checked;
     const catalog = this.deps.indexer.catalog;
-    const existing = catalog.findByFilename(parsed.project, form.filename);
+    // Uniqueness is by distribution, not by spelling: Demo-1.0.0-py3-none-any.WHL is the file
+    // demo-1.0-py3-none-any.whl for pip, so it may not sneak in beside it.
+    const existing = catalog.findSameDistribution(parsed.project, parsed);
     if (existing) {
-      if (existing.sha256 === stored.sha256) return { status: 'identical', file: existing };
-      if (!this.config.overwrite) throw httpError('FILE_EXISTS', form.filename);
-    }
-    if (parsed.kind === 'sdist' && !existing) {
+      const sameName = existing.filename === form.filename;
+      if (sameName && existing.sha256 === stored.sha256) return { status: 'identical', file: existing };
+      if (!this.config.overwrite) throw httpError('FILE_EXISTS', sameName ? form.filename : `${form.filename} (as ${existing.filename})`);
+    } else if (parsed.kind === 'sdist') {
       const project = catalog.project(parsed.project);
-      const other = project && [...project.files.values()].find((f) => f.parsed.kind === 'sdist' && f.filename !== form.filename && versionsEqual(f.version, form.version));
+      const other = project && [...project.files.values()].find((f) => f.parsed.kind === 'sdist' && versionsEqual(f.version, form.version));
       if (other) throw httpError('SDIST_EXISTS', `${other.filename} is already the sdist of ${form.name} ${form.version}`);
     }
 
@@ -152,6 +186,8 @@ export class FileUploader {
     } finally {
       await fh.close();
     }
+    // --overwrite with another spelling replaces the existing file (under its name): never a
+    // second file of one distribution.
     const target = existing && existing.root === this.root ? existing.absPath : path.join(this.root, form.filename);
     let status: UploadOutcome['status'] = 'created';
     if (existing && this.config.overwrite) {
@@ -175,12 +211,16 @@ export class FileUploader {
     const st = await fsp.stat(target);
     const file = this.deps.indexer.addUploaded(this.root, target, st, { sha256: stored.sha256, md5: stored.md5, blake2b256: stored.blake2b256 }, summary, metadataError);
     if (file && extracted.ok) this.deps.metadata.remember(file, extracted.bytes);
-    this.deps.log.info({ file: form.filename, project: parsed.project, version: form.version, bytes: stored.size, status }, 'upload accepted');
+    this.deps.log.info({ file: form.filename, stored: path.basename(target), project: parsed.project, version: form.version, bytes: stored.size, status }, 'upload accepted');
     return { status, file };
   }
 
   /** `:action=remove_pkg`: delete every file of a release. Returns the removed file names. */
   async remove(name: string, version: string): Promise<string[]> {
+    return this.serialize(releaseKey(normalizeName(name), version), () => this.removeRelease(name, version));
+  }
+
+  private async removeRelease(name: string, version: string): Promise<string[]> {
     const project = this.deps.indexer.catalog.project(normalizeName(name));
     if (!project) return [];
     const doomed = [...project.files.values()].filter((f) => versionsEqual(f.version, version));

@@ -106,7 +106,7 @@ spec = json.load(sys.stdin)
 kind, out = spec["kind"], spec["out"]
 name, version = spec["name"], spec["version"]
 extra = spec.get("extra", "")
-pkginfo = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: test\n\n"
+pkginfo = spec.get("pkginfo") or f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: test\n\n"
 if kind == "sdist":
     top = spec["top"]
     with tarfile.open(out, "w:gz") as t:
@@ -137,6 +137,8 @@ export interface ArchiveSpec {
   version: string;
   /** Makes the bytes differ between otherwise equal archives. */
   extra?: string;
+  /** The whole METADATA / PKG-INFO text (default: Name, Version and Summary of the spec). */
+  pkginfo?: string;
 }
 
 /** Build an archive with Python's zipfile/tarfile; returns its bytes. */
