@@ -9,7 +9,8 @@ import { DEFAULTS, parseAuthenticate, parseBaseUrl, type Config, type LogFormat 
 import { createLogger, LOG_LEVELS } from './log.js';
 import { startServer } from './server.js';
 import { deleteUser, hashPassword, HtpasswdError, isValidUsername, parseHtpasswd, setUser } from './auth/htpasswd.js';
-import { editYankFile } from './catalog/yank.js';
+import { editYankFile, normalizeReason } from './catalog/yank.js';
+import { editFile } from './edit-file.js';
 
 /** A failure the user caused: printed as one line, exit code 2. */
 export class UsageError extends Error {}
@@ -227,19 +228,8 @@ async function promptPassword(question: string): Promise<string> {
 
 async function passwd(file: string, user: string, o: { delete?: boolean; passwordStdin?: boolean; rounds: number }): Promise<void> {
   if (!isValidUsername(user)) throw new UsageError(`invalid user name "${user}"`);
-  let text = '';
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
-    if (o.delete) throw new UsageError(`${file} does not exist`);
-  }
-  let next: string;
-  if (o.delete) {
-    const r = deleteUser(text, user);
-    if (!r.found) throw new UsageError(`user "${user}" is not in ${file}`);
-    next = r.text;
-  } else {
+  let hash: string | null = null;
+  if (!o.delete) {
     let password: string;
     if (o.passwordStdin) password = await readPasswordFromStdin();
     else {
@@ -248,29 +238,51 @@ async function passwd(file: string, user: string, o: { delete?: boolean; passwor
       if (again !== password) throw new UsageError('the passwords do not match');
     }
     if (password === '') throw new UsageError('empty password');
-    next = setUser(text, user, await hashPassword(password, o.rounds));
+    hash = await hashPassword(password, o.rounds);
   }
+  // Read, change and write under the file's lock (another `passwd` may be editing it), through
+  // a uniquely named temporary file: no edit is lost and the server never reads half a file.
+  let warning: string | null = null;
   try {
-    parseHtpasswd(next, file);
+    await editFile(
+      file,
+      (text, exists) => {
+        let next: string;
+        if (hash === null) {
+          if (!exists) throw new UsageError(`${file} does not exist`);
+          const r = deleteUser(text, user);
+          if (!r.found) throw new UsageError(`user "${user}" is not in ${file}`);
+          next = r.text;
+        } else next = setUser(text, user, hash);
+        try {
+          parseHtpasswd(next, file);
+        } catch (err) {
+          if (err instanceof HtpasswdError) warning = err.message;
+        }
+        return { text: next, result: undefined };
+      },
+      0o600,
+    );
   } catch (err) {
-    if (err instanceof HtpasswdError) process.stderr.write(`warning: ${err.message}\n`);
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot update ${file}: ${(err as Error).message}`);
   }
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fsp.writeFile(tmp, next, { mode: 0o600 });
-  await fsp.rename(tmp, file);
+  if (warning !== null) process.stderr.write(`warning: ${warning}\n`);
   process.stdout.write(o.delete ? `Deleted user ${user} from ${file}\n` : `Set the password of ${user} in ${file}\n`);
 }
 
 async function yank(root: string, target: string, o: { reason?: string }, undo: boolean): Promise<void> {
   const abs = await checkRoot(root);
+  const reason = normalizeReason(o.reason ?? '');
   let changed: boolean;
   try {
-    changed = await editYankFile(abs, target, undo ? { yank: false } : { yank: true, reason: o.reason ?? '' });
+    changed = await editYankFile(abs, target, undo ? { yank: false } : { yank: true, reason });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   if (undo && !changed) throw new UsageError(`${target} is not yanked in ${abs}`);
-  process.stdout.write(`${undo ? 'Unyanked' : 'Yanked'} ${target} in ${abs}\n`);
+  // the reason as it is stored and as pip will show it (one line of text)
+  process.stdout.write(undo ? `Unyanked ${target} in ${abs}\n` : `Yanked ${target} in ${abs}${reason ? ` (reason: ${reason})` : ''}\n`);
 }
 
 export function buildProgram(): Command {
