@@ -171,9 +171,29 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
       },
     );
   };
-  // A bug in one request must not take the index down for everyone: log it and keep serving.
-  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception (still serving)'));
-  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (still serving)'));
+  // After an uncaught exception Node leaves the process in an undefined state (locks held,
+  // streams half-written): serving on would be unsafe. Log it, flush the log, and exit non-zero
+  // so that the supervisor (systemd's Restart=on-failure, Docker's restart policy) starts a
+  // clean process; the catalog cache makes that restart quick. An unhandled rejection is a bug
+  // of the same kind (and Node's default is to crash on it too).
+  let crashing = false;
+  const crash = (what: string) => (err: unknown) => {
+    process.exitCode = 1;
+    if (crashing) return;
+    crashing = true;
+    stopping = true;
+    log.fatal({ err }, `${what}: exiting, the supervisor should restart the server`);
+    const exit = () => process.exit(1);
+    setTimeout(exit, 2_000); // if the log cannot be flushed
+    try {
+      log.flush(exit);
+    } catch {
+      exit();
+    }
+  };
+  process.on('uncaughtException', crash('uncaught exception'));
+  process.on('unhandledRejection', crash('unhandled rejection'));
+  testFaults();
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   try {
@@ -182,6 +202,22 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
     await running.close().catch(() => {});
     throw new UsageError(`cannot scan the package directories: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Test-only fault injection, so the crash handling can be tested on the real program: with
+ * NODE_ENV=test and PYPI_LITE_TEST_FAULT=uncaught|rejection, SIGUSR2 makes the process throw
+ * an uncaught exception or leave a rejection unhandled. Ignored in every other environment.
+ */
+function testFaults(): void {
+  const fault = process.env.PYPI_LITE_TEST_FAULT;
+  if (process.env.NODE_ENV !== 'test' || (fault !== 'uncaught' && fault !== 'rejection')) return;
+  process.on('SIGUSR2', () => {
+    setImmediate(() => {
+      if (fault === 'uncaught') throw new Error('test fault: uncaught exception');
+      void Promise.reject(new Error('test fault: unhandled rejection'));
+    });
+  });
 }
 
 async function readPasswordFromStdin(): Promise<string> {
