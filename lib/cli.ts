@@ -278,11 +278,11 @@ async function passwd(file: string, user: string, o: { delete?: boolean; passwor
   }
   // Read, change and write under the file's lock (another `passwd` may be editing it), through
   // a uniquely named temporary file: no edit is lost and the server never reads half a file.
-  let warning: string | null = null;
+  let warning: string | null;
   try {
-    await editFile(
+    warning = await editFile(
       file,
-      (text, exists) => {
+      (text, exists): { text: string; result: string | null } => {
         let next: string;
         if (hash === null) {
           if (!exists) throw new UsageError(`${file} does not exist`);
@@ -290,12 +290,13 @@ async function passwd(file: string, user: string, o: { delete?: boolean; passwor
           if (!r.found) throw new UsageError(`user "${user}" is not in ${file}`);
           next = r.text;
         } else next = setUser(text, user, hash);
+        let problem: string | null = null;
         try {
           parseHtpasswd(next, file);
         } catch (err) {
-          if (err instanceof HtpasswdError) warning = err.message;
+          if (err instanceof HtpasswdError) problem = err.message;
         }
-        return { text: next, result: undefined };
+        return { text: next, result: problem };
       },
       0o600,
     );
