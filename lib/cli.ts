@@ -380,7 +380,7 @@ export function buildProgram(): Command {
     .description('Yank a release or a file (PEP 592): pip skips it unless pinned')
     .argument('<root>', 'package directory holding the files')
     .argument('<target>', 'project==version, or a file name')
-    .option('-r, --reason <text>', 'why it was yanked (shown by pip)')
+    .option('-r, --reason <text>', 'why it was yanked, shown by pip (one line: line breaks and control characters become spaces)')
     .action(async (root: string, target: string, o: { reason?: string }) => yank(root, target, o, false));
 
   program
