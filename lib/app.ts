@@ -13,7 +13,7 @@ import { errorHandler } from './http/error-handler.js';
 import { observeRequest, type RequestMetrics } from './http/observe.js';
 import { securityHeaders } from './http/security.js';
 import type { MetadataReader } from './metadata/reader.js';
-import { simpleRoutes } from './simple/routes.js';
+import { bareProjectRedirect, simpleRoutes } from './simple/routes.js';
 import type { PageCache } from './simple/pages.js';
 import type { AuthGuard } from './auth/guard.js';
 import { uploadRoutes, type Uploader } from './upload/routes.js';
@@ -76,6 +76,8 @@ export function createApp(config: Config, deps: AppDeps): express.Express {
   app.use(pypiJsonRoutes({ catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata, base, config }));
   app.use(uploadRoutes(config, { auth: deps.auth, uploader: deps.uploader }));
   app.use(adminRoutes({ auth: deps.auth, catalog: deps.catalog, roots: config.roots, reloadYanks: deps.reloadYanks }));
+  // pypiserver's /<project>/ -> /simple/<project>/ (after every other route)
+  app.use(bareProjectRedirect({ base, reserved: [config.healthEndpoint.slice(1)] }));
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(httpError('NOT_FOUND', req.method === 'GET' || req.method === 'HEAD' ? undefined : `${req.method} ${req.path}`));

@@ -10,7 +10,8 @@ import { createLogger, LOG_LEVELS } from './log.js';
 import { startServer } from './server.js';
 import { parseTrustProxy } from './http/client-address.js';
 import { deleteUser, hashPassword, HtpasswdError, isValidUsername, parseHtpasswd, setUser } from './auth/htpasswd.js';
-import { editYankFile } from './catalog/yank.js';
+import { editYankFile, normalizeReason } from './catalog/yank.js';
+import { editFile } from './edit-file.js';
 
 /** A failure the user caused: printed as one line, exit code 2. */
 export class UsageError extends Error {}
@@ -178,9 +179,29 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
       },
     );
   };
-  // A bug in one request must not take the index down for everyone: log it and keep serving.
-  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception (still serving)'));
-  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (still serving)'));
+  // After an uncaught exception Node leaves the process in an undefined state (locks held,
+  // streams half-written): serving on would be unsafe. Log it, flush the log, and exit non-zero
+  // so that the supervisor (systemd's Restart=on-failure, Docker's restart policy) starts a
+  // clean process; the catalog cache makes that restart quick. An unhandled rejection is a bug
+  // of the same kind (and Node's default is to crash on it too).
+  let crashing = false;
+  const crash = (what: string) => (err: unknown) => {
+    process.exitCode = 1;
+    if (crashing) return;
+    crashing = true;
+    stopping = true;
+    log.fatal({ err }, `${what}: exiting, the supervisor should restart the server`);
+    const exit = () => process.exit(1);
+    setTimeout(exit, 2_000); // if the log cannot be flushed
+    try {
+      log.flush(exit);
+    } catch {
+      exit();
+    }
+  };
+  process.on('uncaughtException', crash('uncaught exception'));
+  process.on('unhandledRejection', crash('unhandled rejection'));
+  testFaults();
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   try {
@@ -189,6 +210,22 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
     await running.close().catch(() => {});
     throw new UsageError(`cannot scan the package directories: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Test-only fault injection, so the crash handling can be tested on the real program: with
+ * NODE_ENV=test and PYPI_LITE_TEST_FAULT=uncaught|rejection, SIGUSR2 makes the process throw
+ * an uncaught exception or leave a rejection unhandled. Ignored in every other environment.
+ */
+function testFaults(): void {
+  const fault = process.env.PYPI_LITE_TEST_FAULT;
+  if (process.env.NODE_ENV !== 'test' || (fault !== 'uncaught' && fault !== 'rejection')) return;
+  process.on('SIGUSR2', () => {
+    setImmediate(() => {
+      if (fault === 'uncaught') throw new Error('test fault: uncaught exception');
+      void Promise.reject(new Error('test fault: unhandled rejection'));
+    });
+  });
 }
 
 async function readPasswordFromStdin(): Promise<string> {
@@ -235,19 +272,8 @@ async function promptPassword(question: string): Promise<string> {
 
 async function passwd(file: string, user: string, o: { delete?: boolean; passwordStdin?: boolean; rounds: number }): Promise<void> {
   if (!isValidUsername(user)) throw new UsageError(`invalid user name "${user}"`);
-  let text = '';
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
-    if (o.delete) throw new UsageError(`${file} does not exist`);
-  }
-  let next: string;
-  if (o.delete) {
-    const r = deleteUser(text, user);
-    if (!r.found) throw new UsageError(`user "${user}" is not in ${file}`);
-    next = r.text;
-  } else {
+  let hash: string | null = null;
+  if (!o.delete) {
     let password: string;
     if (o.passwordStdin) password = await readPasswordFromStdin();
     else {
@@ -256,29 +282,52 @@ async function passwd(file: string, user: string, o: { delete?: boolean; passwor
       if (again !== password) throw new UsageError('the passwords do not match');
     }
     if (password === '') throw new UsageError('empty password');
-    next = setUser(text, user, await hashPassword(password, o.rounds));
+    hash = await hashPassword(password, o.rounds);
   }
+  // Read, change and write under the file's lock (another `passwd` may be editing it), through
+  // a uniquely named temporary file: no edit is lost and the server never reads half a file.
+  let warning: string | null;
   try {
-    parseHtpasswd(next, file);
+    warning = await editFile(
+      file,
+      (text, exists): { text: string; result: string | null } => {
+        let next: string;
+        if (hash === null) {
+          if (!exists) throw new UsageError(`${file} does not exist`);
+          const r = deleteUser(text, user);
+          if (!r.found) throw new UsageError(`user "${user}" is not in ${file}`);
+          next = r.text;
+        } else next = setUser(text, user, hash);
+        let problem: string | null = null;
+        try {
+          parseHtpasswd(next, file);
+        } catch (err) {
+          if (err instanceof HtpasswdError) problem = err.message;
+        }
+        return { text: next, result: problem };
+      },
+      0o600,
+    );
   } catch (err) {
-    if (err instanceof HtpasswdError) process.stderr.write(`warning: ${err.message}\n`);
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot update ${file}: ${(err as Error).message}`);
   }
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fsp.writeFile(tmp, next, { mode: 0o600 });
-  await fsp.rename(tmp, file);
+  if (warning !== null) process.stderr.write(`warning: ${warning}\n`);
   process.stdout.write(o.delete ? `Deleted user ${user} from ${file}\n` : `Set the password of ${user} in ${file}\n`);
 }
 
 async function yank(root: string, target: string, o: { reason?: string }, undo: boolean): Promise<void> {
   const abs = await checkRoot(root);
+  const reason = normalizeReason(o.reason ?? '');
   let changed: boolean;
   try {
-    changed = await editYankFile(abs, target, undo ? { yank: false } : { yank: true, reason: o.reason ?? '' });
+    changed = await editYankFile(abs, target, undo ? { yank: false } : { yank: true, reason });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   if (undo && !changed) throw new UsageError(`${target} is not yanked in ${abs}`);
-  process.stdout.write(`${undo ? 'Unyanked' : 'Yanked'} ${target} in ${abs}\n`);
+  // the reason as it is stored and as pip will show it (one line of text)
+  process.stdout.write(undo ? `Unyanked ${target} in ${abs}\n` : `Yanked ${target} in ${abs}${reason ? ` (reason: ${reason})` : ''}\n`);
 }
 
 export function buildProgram(): Command {
@@ -351,7 +400,7 @@ export function buildProgram(): Command {
     .description('Yank a release or a file (PEP 592): pip skips it unless pinned')
     .argument('<root>', 'package directory holding the files')
     .argument('<target>', 'project==version, or a file name')
-    .option('-r, --reason <text>', 'why it was yanked (shown by pip)')
+    .option('-r, --reason <text>', 'why it was yanked, shown by pip (one line: line breaks and control characters become spaces)')
     .action(async (root: string, target: string, o: { reason?: string }) => yank(root, target, o, false));
 
   program

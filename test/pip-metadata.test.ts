@@ -340,3 +340,46 @@ describe('yanking (PEP 592) with pip, the CLI and the HTTP API', function () {
     expect(dl.files, pipOutput(dl.result)).to.deep.equal([demoWheel('1.1.0')]);
   });
 });
+
+describe('pip 23.0.1 (reads only the pre-PEP 714 metadata name) and the JSON Simple API', function () {
+  this.timeout(120_000);
+  // Debian's python3-pip-whl (.ci/install-system-deps), run from the wheel with Debian's python3.
+  const PIP_23_0_1 = '/usr/share/python-wheels/pip-23.0.1-py3-none-any.whl/pip';
+  let root: string;
+  let server: Spawned;
+
+  before(async () => {
+    root = await copyExample();
+    server = await spawnServer(['--disable-fallback', root]);
+    await waitHealthy(server.url, { idle: true });
+  });
+
+  after(async () => {
+    await server?.stop();
+    if (root) await fsp.rm(root, { recursive: true, force: true });
+  });
+
+  // pip 22.3 to 23.1 ask for JSON and parse a `dist-info-metadata` key there as if it were the
+  // HTML attribute's string: any JSON value (a hashes dict, `true`) makes them crash with a
+  // TypeError. That is why PEP 714 renamed the key and why PyPI never emits it in JSON; so the
+  // JSON pages carry only `core-metadata`, and these pips download whole wheels, as with PyPI.
+  it('installs from the JSON pages without crashing (they carry no dist-info-metadata key)', async () => {
+    const page = await fetch(`${server.url}/simple/${DEMO}/`, { headers: { Accept: JSON_V1 } });
+    const body = (await page.json()) as ProjectJson;
+    expect(body.files.some((f) => typeof f['core-metadata'] === 'object'), 'the page offers PEP 658 metadata').to.equal(true);
+    for (const f of body.files) expect(f, f.filename).not.to.have.property('dist-info-metadata');
+
+    const dest = await tempDir('pypi-lite-pip2301-');
+    try {
+      const since = Date.now();
+      const r = await run('/usr/bin/python3', [PIP_23_0_1, 'download', '--no-deps', '--only-binary=:all:', '-d', dest, '--index-url', `${server.url}/simple/`, `${DEMO}==1.1.0`]);
+      expect(r.code, pipOutput(r)).to.equal(0);
+      expect(r.stdout + r.stderr, pipOutput(r)).to.not.contain('Traceback');
+      expect(await fsp.readdir(dest)).to.deep.equal([demoWheel('1.1.0')]);
+      const reqs = await waitLogged(server, since, `/packages/${demoWheel('1.1.0')}`);
+      expect(reqs).to.include(`/simple/${DEMO}/`);
+    } finally {
+      await fsp.rm(dest, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { copyExample, spawnServer, waitHealthy, type Spawned } from './helpers/server.js';
+import { copyExample, pip, spawnServer, waitHealthy, type Spawned } from './helpers/server.js';
 import { DISPLAY_NAMES, EXAMPLE_FILES, EXAMPLE_PROJECTS, basename, distFilesOnDisk, filesOf, hashesIn } from './helpers/example.js';
-import { HTML_V1, JSON_V1, PIP_ACCEPT, UV_ACCEPT, anchors, mediaType, request, varyFields, type ProjectJson } from './helpers/http.js';
+import { HTML_V1, JSON_V1, PIP_ACCEPT, UV_ACCEPT, anchors, mediaType, request, sha256, varyFields, type ProjectJson } from './helpers/http.js';
 
 interface IndexJson {
   meta: { 'api-version': string };
@@ -357,6 +357,64 @@ describe('Simple API fallback and --base-url (real servers)', function () {
       const bytes = Buffer.from(await file.arrayBuffer());
       const rel = decodeURIComponent(u.pathname.slice('/pypi/packages/'.length));
       expect(bytes.equals(await fsp.readFile(`${root}/${rel}`))).to.equal(true);
+    }
+  });
+});
+
+describe('pypiserver-style index URL without /simple/ (real server, real pip)', function () {
+  this.timeout(120_000);
+  let root: string;
+  let srv: Spawned;
+
+  before(async () => {
+    root = await copyExample();
+    srv = await spawnServer(['--disable-fallback', root]);
+    await waitHealthy(srv.url, { idle: true });
+  });
+
+  after(async () => {
+    await srv?.stop();
+    if (root) await fsp.rm(root, { recursive: true, force: true });
+  });
+
+  it('redirects /<project>/ and /<project> to the normalized /simple/<project>/ (301, query kept)', async () => {
+    for (const [from, to] of [
+      ['/pypi-lite-demo/', '/simple/pypi-lite-demo/'],
+      ['/pypi-lite-demo', '/simple/pypi-lite-demo/'],
+      ['/Fancy.Mixed_Name/?format=text/html', '/simple/fancy-mixed-name/?format=text/html'],
+      // unknown projects too, as pypiserver does: /simple/ then applies its own rules (here 404)
+      ['/not-here/', '/simple/not-here/'],
+    ]) {
+      const res = await get(`${srv.url}${from}`);
+      expect(res.status, from).to.equal(301);
+      expect(target(res, srv.url), from).to.equal(to);
+    }
+    const res = await fetch(`${srv.url}/not-here/`);
+    expect(res.status).to.equal(404);
+  });
+
+  it('HEAD is redirected too; several segments, invalid names and the app\'s own routes are not', async () => {
+    const head = await fetch(`${srv.url}/pypi-lite-demo/`, { method: 'HEAD', redirect: 'manual' });
+    expect(head.status).to.equal(301);
+    for (const p of ['/pypi-lite-demo/x/', '/-bad-/', '/a%2Fb/', '/project/', '/search', '/favicon.ico', '/api/', '/legacy', '/metrics/', '/packages/']) {
+      const res = await get(`${srv.url}${p}`);
+      expect(res.status, p).to.not.equal(301);
+    }
+    expect((await get(`${srv.url}/health`)).status).to.equal(200);
+    expect((await get(`${srv.url}/simple`)).status, '/simple keeps its own redirect').to.equal(301);
+    expect(target(await get(`${srv.url}/simple`), srv.url)).to.equal('/simple/');
+  });
+
+  it('pip installs with --index-url http://host:port/ (no /simple/)', async () => {
+    const dest = await fsp.mkdtemp(`${root}-pip-`);
+    try {
+      const r = await pip(['download', '--no-deps', '--only-binary=:all:', '-d', dest, '--index-url', `${srv.url}/`, 'pypi-lite-demo==1.1.0']);
+      expect(r.code, `${r.stdout}\n${r.stderr}`).to.equal(0);
+      expect(await fsp.readdir(dest)).to.deep.equal(['pypi_lite_demo-1.1.0-py3-none-any.whl']);
+      const h = sha256(await fsp.readFile(`${dest}/pypi_lite_demo-1.1.0-py3-none-any.whl`));
+      expect(h).to.equal(sha256(await fsp.readFile(`${root}/pypi_lite_demo-1.1.0-py3-none-any.whl`)));
+    } finally {
+      await fsp.rm(dest, { recursive: true, force: true });
     }
   });
 });

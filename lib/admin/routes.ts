@@ -7,7 +7,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { AuthGuard } from '../auth/guard.js';
 import type { Catalog } from '../catalog/catalog.js';
-import { parseTarget, editYankFile } from '../catalog/yank.js';
+import { parseTarget, editYankFile, normalizeReason } from '../catalog/yank.js';
 import { versionsEqual } from '../catalog/version.js';
 import { httpError } from '../errors.js';
 
@@ -41,7 +41,8 @@ export function adminRoutes(deps: AdminDeps) {
     req.user = (await deps.auth.check(req, 'update')) || undefined;
     const body = (req.body ?? {}) as Record<string, unknown>;
     const target = typeof body.target === 'string' ? body.target.trim() : '';
-    const reason = typeof body.reason === 'string' ? body.reason.replace(/[\r\n]+/g, ' ').slice(0, 500) : '';
+    // Stored and shown as one line of text: the answer repeats the reason as pip will show it.
+    const reason = typeof body.reason === 'string' ? normalizeReason(body.reason) : '';
     if (!parseTarget(target)) throw httpError('MISSING_FIELD', 'target (project==version or a file name)');
     const roots = rootsFor(deps.catalog, deps.roots, target);
     if (!roots.length) throw httpError('FILE_NOT_FOUND', target);
@@ -49,7 +50,7 @@ export function adminRoutes(deps: AdminDeps) {
     for (const root of roots) changed = (await editYankFile(root, target, yank ? { yank: true, reason } : { yank: false })) || changed;
     if (!yank && !changed) throw httpError('NOT_FOUND', `${target} is not yanked`);
     await deps.reloadYanks();
-    res.type('text/plain').send(`${yank ? 'Yanked' : 'Unyanked'} ${target}\n`);
+    res.type('text/plain').send(yank ? `Yanked ${target}${reason ? ` (reason: ${reason})` : ''}\n` : `Unyanked ${target}\n`);
   };
   router.post('/api/yank', ...parsers, handler(true));
   router.post('/api/unyank', ...parsers, handler(false));

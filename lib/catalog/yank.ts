@@ -10,6 +10,7 @@
 // versions PEP 440-equal); a file name yanks that file wherever it sits under the root.
 
 import { promises as fsp, watchFile, unwatchFile } from 'node:fs';
+import { editFile } from '../edit-file.js';
 import path from 'node:path';
 import type { Yank } from './catalog.js';
 import type { ParsedFilename } from './filename.js';
@@ -30,19 +31,44 @@ export function parseTarget(target: string): YankTarget | null {
   const t = target.trim();
   const m = /^([A-Za-z0-9._-]+)\s*==\s*(\S+)$/.exec(t);
   if (m) return { kind: 'release', project: normalizeName(m[1]!), version: m[2]! };
-  if (/^[^\s/\\]+$/.test(t)) return { kind: 'file', filename: t };
+  if (/^[^\s/\\\p{C}\p{Z}]+$/u.test(t)) return { kind: 'file', filename: t };
   return null;
+}
+
+/** Longest reason kept (in characters); PyPI has no documented limit, pip prints it on one line. */
+export const MAX_REASON_LENGTH = 500;
+
+/**
+ * A yank reason as it is stored and shown: one line of text. Line and paragraph separators
+ * (CR, LF, U+2028, U+2029, NEL), every other control character (NUL, tab, ESC), lone
+ * surrogates, bidi controls and the BOM become a space, runs of spaces one space; trimmed and cut to
+ * MAX_REASON_LENGTH characters. The HTTP API and the CLI report the normalized reason, so what
+ * they acknowledge is exactly what the pages and pip show.
+ */
+export function normalizeReason(reason: string): string {
+  const oneLine = reason
+    .replace(/[\p{Cc}\p{Cs}\p{Zl}\p{Zp}\p{Zs}\s\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]+/gu, ' ')
+    .trim();
+  const chars = Array.from(oneLine);
+  return chars.length > MAX_REASON_LENGTH ? chars.slice(0, MAX_REASON_LENGTH).join('').trimEnd() : oneLine;
+}
+
+/** The entry one line of a yank file holds, or null for blank lines, comments and junk. */
+function lineEntry(raw: string): YankEntry | null {
+  const line = raw.trim();
+  if (line === '' || line.startsWith('#')) return null;
+  // `s`: a reason may hold U+2028/U+2029 (a hand edit), which `.` does not match otherwise.
+  const m = /^(\S+(?:\s*==\s*\S+)?)(?:\s+(.*))?$/s.exec(line);
+  if (!m) return null;
+  const target = m[1]!.replace(/\s+/g, '');
+  return parseTarget(target) ? { target, reason: normalizeReason(m[2] ?? '') } : null;
 }
 
 export function parseYankFile(text: string): YankEntry[] {
   const out: YankEntry[] = [];
   for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^(\S+(?:\s*==\s*\S+)?)(?:\s+(.*))?$/.exec(line);
-    if (!m) continue;
-    const target = m[1]!.replace(/\s+/g, '');
-    if (parseTarget(target)) out.push({ target, reason: (m[2] ?? '').trim() });
+    const e = lineEntry(raw);
+    if (e) out.push(e);
   }
   return out;
 }
@@ -50,10 +76,6 @@ export function parseYankFile(text: string): YankEntry[] {
 const HEADER = `# pypi-lite yank list (PEP 592). One entry per line: <file name or project==version> [reason]
 # Edit by hand or with \`pypi-lite yank\` / \`pypi-lite unyank\`; changes are picked up live.
 `;
-
-export function serializeYankFile(entries: YankEntry[]): string {
-  return HEADER + entries.map((e) => (e.reason ? `${e.target} ${e.reason.replace(/[\r\n]+/g, ' ')}` : e.target)).join('\n') + (entries.length ? '\n' : '');
-}
 
 export function sameTarget(a: string, b: string): boolean {
   const ta = parseTarget(a);
@@ -69,6 +91,9 @@ export class YankStore {
   /** Per root: file name -> reason, and project -> yanked releases (matched by PEP 440 equality). */
   private readonly byRoot = new Map<string, { files: Map<string, string>; releases: Map<string, { version: string; reason: string }[]> }>();
   private readonly watching: string[] = [];
+  /** Per root: number of the latest read started, and of the read whose result is applied. */
+  private readonly started = new Map<string, number>();
+  private readonly applied = new Map<string, number>();
 
   constructor(
     private readonly roots: string[],
@@ -85,6 +110,10 @@ export class YankStore {
   }
 
   private async loadRoot(root: string): Promise<void> {
+    // Reads may overlap (an HTTP yank's reload next to the poller's): a read that started
+    // earlier but finishes later must not overwrite the newer state.
+    const seq = (this.started.get(root) ?? 0) + 1;
+    this.started.set(root, seq);
     let text = '';
     try {
       text = await fsp.readFile(YankStore.fileOf(root), 'utf8');
@@ -106,6 +135,8 @@ export class YankStore {
         releases.set(t.project, list);
       }
     }
+    if (seq < (this.applied.get(root) ?? 0)) return;
+    this.applied.set(root, seq);
     this.byRoot.set(root, { files, releases });
   }
 
@@ -134,23 +165,36 @@ export class YankStore {
   }
 }
 
-/** Add or replace (yank) or remove (unyank) an entry in a root's yank file, atomically. */
+/**
+ * Add or replace (yank) or remove (unyank) an entry in a root's yank file. Only the lines of
+ * that target change: comments, blank lines, other entries and line endings stay as written.
+ * Edits are serialized per file, also against other processes (lib/edit-file.ts), and the file
+ * is replaced atomically. Returns false for an unyank of a target that was not yanked.
+ */
 export async function editYankFile(root: string, target: string, change: { yank: true; reason: string } | { yank: false }): Promise<boolean> {
   if (!parseTarget(target)) throw new Error(`invalid yank target "${target}": use a file name or project==version`);
-  const file = YankStore.fileOf(root);
-  let text = '';
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const entries = parseYankFile(text);
-  const kept = entries.filter((e) => !sameTarget(e.target, target));
-  const found = kept.length !== entries.length;
-  if (change.yank) kept.push({ target: target.replace(/\s+/g, ''), reason: change.reason });
-  else if (!found) return false;
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fsp.writeFile(tmp, serializeYankFile(kept));
-  await fsp.rename(tmp, file);
-  return true;
+  const clean = target.replace(/\s+/g, '');
+  const reason = change.yank ? normalizeReason(change.reason) : '';
+  const entry = change.yank ? (reason ? `${clean} ${reason}` : clean) : null;
+  return editFile(YankStore.fileOf(root), (text, exists) => {
+    const eol = text.includes('\r\n') ? '\r\n' : '\n';
+    const out: string[] = [];
+    let found = false;
+    for (const raw of text === '' ? [] : text.split('\n')) {
+      const e = lineEntry(raw);
+      if (e && sameTarget(e.target, clean)) {
+        // the first line for the target is replaced in place, later duplicates dropped
+        if (!found && entry !== null) out.push(raw.endsWith('\r') ? `${entry}\r` : entry);
+        found = true;
+      } else out.push(raw);
+    }
+    if (!found && entry === null) return { text: null, result: false };
+    let next = out.join('\n');
+    if (!found && entry !== null) {
+      if (!exists) next = HEADER;
+      else if (next !== '' && !next.endsWith('\n')) next += eol;
+      next += entry + eol;
+    }
+    return { text: next, result: true };
+  });
 }

@@ -42,8 +42,11 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, log: L
   res.on('close', () => {
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
     const counted = (res as CountedResponse)[BODY_BYTES];
-    const bytes = !res.writableFinished ? 0 : counted ?? (Number(res.getHeader('content-length') ?? 0) || 0);
     const status = res.writableFinished ? res.statusCode : 499;
+    // Body bytes actually sent: none for HEAD (Content-Length announces the GET body's size),
+    // 204 and 304, or an unfinished response.
+    const bodyless = req.method === 'HEAD' || status === 204 || status === 304;
+    const bytes = !res.writableFinished || bodyless ? 0 : counted ?? (Number(res.getHeader('content-length') ?? 0) || 0);
     metrics?.observe(r.routeName ?? 'other', req.method ?? 'GET', status, ms / 1000, bytes);
     if (log.isLevelEnabled('info')) {
       log.info(

@@ -116,3 +116,41 @@ export function simpleRoutes(deps: SimpleDeps) {
   };
 }
 
+
+/**
+ * First path segments that belong to the app (its routes, the web UI's, and files browsers
+ * ask for): `/<segment>/` with one of these is never taken for a project name.
+ */
+export const RESERVED_SEGMENTS: ReadonlySet<string> = new Set([
+  'simple', 'packages', 'pypi', 'api', 'health', 'metrics', 'legacy', 'project', 'search',
+  'static', 'assets', 'favicon.ico', 'robots.txt',
+]);
+
+/** A PEP 508 project name, as typed (any case, `.`, `_` or `-` inside). */
+const PROJECT_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+
+/**
+ * pypiserver compatibility: `--index-url http://box:8080/` (without /simple/) makes pip ask for
+ * `/<project>/`, which pypiserver redirects to `/simple/<project>/`. Same here: a single
+ * segment that is a valid project name and none of the app's own first segments gets a 301
+ * to the normalized Simple page, query kept. Unknown projects are redirected too (as
+ * pypiserver does): /simple/ then answers with its own rules (access control, fallback, 404),
+ * so the redirect itself reveals nothing. Mount after every other GET route.
+ */
+export function bareProjectRedirect(deps: { base: UrlBase; reserved?: Iterable<string> }) {
+  const reserved = new Set([...RESERVED_SEGMENTS, ...(deps.reserved ?? [])].map((s) => s.toLowerCase()));
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    const m = /^\/([^/]+)\/?$/.exec(req.path);
+    if (!m) return next();
+    let raw: string;
+    try {
+      raw = decodeURIComponent(m[1]!);
+    } catch {
+      return next();
+    }
+    if (!PROJECT_NAME.test(raw) || reserved.has(raw.toLowerCase())) return next();
+    res.setHeader('Vary', 'Accept');
+    redirect(res, 301, location(deps.base, `/simple/${normalizeName(raw)}/`, searchOf(req.url)));
+  };
+}
