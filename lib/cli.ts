@@ -49,6 +49,14 @@ function sizeOption(value: string): number {
   return Number(m[1]) * mult;
 }
 
+/** --poll [seconds] / PYPI_LITE_POLL: seconds, or on/off words; 0 and off mean no polling. */
+function pollOption(value: string): number {
+  const t = value.trim().toLowerCase();
+  if (['on', 'true', 'yes'].includes(t)) return DEFAULTS.pollInterval;
+  if (['off', 'false', 'no', ''].includes(t)) return 0;
+  return intOption('--poll', 0, 86_400)(t);
+}
+
 async function checkRoot(root: string): Promise<string> {
   const abs = path.resolve(root);
   let st;
@@ -83,6 +91,8 @@ interface ServeOptions {
   metrics: boolean;
   workers: number;
   headersTimeout: number;
+  rescanInterval: number;
+  poll?: number;
 }
 
 export async function buildConfig(roots: string[], o: ServeOptions): Promise<Config> {
@@ -130,6 +140,8 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
     headersTimeoutMs: o.headersTimeout,
     workers: o.workers,
+    rescanInterval: o.rescanInterval,
+    poll: o.poll ? o.poll : null,
   };
 }
 
@@ -304,6 +316,18 @@ export function buildProgram(): Command {
     .addOption(new Option('--no-metrics', 'disable /metrics (env: PYPI_LITE_NO_METRICS=1)'))
     .addOption(new Option('--headers-timeout <ms>', 'time a client has to send its request headers (slowloris guard)').default(DEFAULTS.headersTimeoutMs).env('PYPI_LITE_HEADERS_TIMEOUT').argParser(intOption('--headers-timeout', 100, 600_000)))
     .addOption(new Option('--workers <n>', 'hashing threads').default(Math.max(1, os.availableParallelism()), 'number of CPUs').env('PYPI_LITE_WORKERS').argParser(intOption('--workers', 1, 64)))
+    .addOption(
+      new Option('--rescan-interval <seconds>', 'rescan the package directories this often, for changes the file-system watcher missed (0 = off)')
+        .default(DEFAULTS.rescanInterval)
+        .env('PYPI_LITE_RESCAN_INTERVAL')
+        .argParser(intOption('--rescan-interval', 0, 86_400)),
+    )
+    .addOption(
+      new Option('--poll [seconds]', `no file-system watcher: rescan every SECONDS (default ${DEFAULTS.pollInterval}) instead; for NFS, SMB and Docker Desktop mounts`)
+        .preset(String(DEFAULTS.pollInterval))
+        .env('PYPI_LITE_POLL')
+        .argParser(pollOption),
+    )
     .action(async (roots: string[], o: ServeOptions, cmd: Command) => {
       // Boolean switches from the environment: commander would take any value (even "0") as on.
       const fromEnv = (key: string, env: string): boolean | undefined => (cmd.getOptionValueSource(key) === 'cli' ? undefined : envFlag(env));

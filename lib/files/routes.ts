@@ -72,14 +72,22 @@ function ifRangeAllows(req: IncomingMessage, etag: string, lastModified: string)
 }
 
 async function serveDist(req: IncomingMessage, res: ServerResponse, file: DistFile): Promise<void> {
-  // O_NOFOLLOW: a file swapped for a symbolic link after indexing is not followed.
+  // O_NOFOLLOW: a file swapped for a symbolic link after indexing is not followed. It covers
+  // only the last component: a directory on the way swapped for a link would still be
+  // followed, so the opened file must be the very file that was indexed (device and inode, one
+  // fstat). A file renamed over the indexed one is refused the same way until the watcher (or
+  // a rescan) has indexed it, which takes a fraction of a second.
   const fh = await fsp.open(file.absPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
   if (!fh) throw httpError('FILE_NOT_FOUND');
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw httpError('FILE_NOT_FOUND');
+    if (file.identity && (st.ino !== file.identity.ino || st.dev !== file.identity.dev)) throw httpError('FILE_NOT_FOUND');
     const size = st.size;
-    const etag = st.size === file.size && st.mtimeMs === file.mtimeMs ? strongEtag(file) : `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+    // The indexed digest names these bytes only if nothing changed (ctime: rewritten in place
+    // with the size and mtime kept).
+    const same = st.size === file.size && st.mtimeMs === file.mtimeMs && (!file.identity || st.ctimeMs === file.identity.ctimeMs);
+    const etag = same ? strongEtag(file) : `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}-${Math.floor(st.ctimeMs).toString(16)}"`;
     const lastModified = new Date(st.mtimeMs).toUTCString();
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Disposition', `attachment; filename="${file.filename.replace(/["\\]/g, '_')}"`);

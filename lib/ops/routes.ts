@@ -25,7 +25,10 @@ export function opsRoutes(config: Config, deps: OpsDeps) {
       const ready = deps.indexer.isLoaded;
       res.status(ready ? 200 : 503);
       res.setHeader('Cache-Control', 'no-store');
-      res.json({ status: ready ? 'ok' : 'loading', projects, files, hashing: deps.indexer.backlog });
+      // hash_failures (only when not 0): listed files that could not be hashed because a
+      // hashing worker died twice; retried at the next rescan (see --rescan-interval).
+      const failures = deps.indexer.hashFailures;
+      res.json({ status: ready ? 'ok' : 'loading', projects, files, hashing: deps.indexer.backlog, ...(failures ? { hash_failures: failures } : {}) });
       return;
     }
     if (req.path === '/metrics' && deps.metrics) {
