@@ -49,14 +49,6 @@ function sizeOption(value: string): number {
   return Number(m[1]) * mult;
 }
 
-/** --poll [seconds] / PYPI_LITE_POLL: seconds, or on/off words; 0 and off mean no polling. */
-function pollOption(value: string): number {
-  const t = value.trim().toLowerCase();
-  if (['on', 'true', 'yes'].includes(t)) return DEFAULTS.pollInterval;
-  if (['off', 'false', 'no', ''].includes(t)) return 0;
-  return intOption('--poll', 0, 86_400)(t);
-}
-
 async function checkRoot(root: string): Promise<string> {
   const abs = path.resolve(root);
   let st;
@@ -92,7 +84,8 @@ interface ServeOptions {
   workers: number;
   headersTimeout: number;
   rescanInterval: number;
-  poll?: number;
+  poll?: boolean;
+  pollInterval: number;
 }
 
 export async function buildConfig(roots: string[], o: ServeOptions): Promise<Config> {
@@ -141,7 +134,7 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
     headersTimeoutMs: o.headersTimeout,
     workers: o.workers,
     rescanInterval: o.rescanInterval,
-    poll: o.poll ? o.poll : null,
+    poll: o.poll ? o.pollInterval : null,
   };
 }
 
@@ -322,11 +315,12 @@ export function buildProgram(): Command {
         .env('PYPI_LITE_RESCAN_INTERVAL')
         .argParser(intOption('--rescan-interval', 0, 86_400)),
     )
+    .addOption(new Option('--poll', 'no file-system watcher: rescan every --poll-interval seconds instead; for NFS, SMB and Docker Desktop mounts (env: PYPI_LITE_POLL=1)'))
     .addOption(
-      new Option('--poll [seconds]', `no file-system watcher: rescan every SECONDS (default ${DEFAULTS.pollInterval}) instead; for NFS, SMB and Docker Desktop mounts`)
-        .preset(String(DEFAULTS.pollInterval))
-        .env('PYPI_LITE_POLL')
-        .argParser(pollOption),
+      new Option('--poll-interval <seconds>', 'seconds between rescans with --poll')
+        .default(DEFAULTS.pollInterval)
+        .env('PYPI_LITE_POLL_INTERVAL')
+        .argParser(intOption('--poll-interval', 1, 86_400)),
     )
     .action(async (roots: string[], o: ServeOptions, cmd: Command) => {
       // Boolean switches from the environment: commander would take any value (even "0") as on.
@@ -337,6 +331,8 @@ export function buildProgram(): Command {
       if (overwrite !== undefined) o.overwrite = overwrite;
       const noMetrics = fromEnv('metrics', 'PYPI_LITE_NO_METRICS');
       if (noMetrics !== undefined) o.metrics = !noMetrics;
+      const poll = fromEnv('poll', 'PYPI_LITE_POLL');
+      if (poll !== undefined) o.poll = poll;
       return serve(roots, o);
     });
 

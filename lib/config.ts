@@ -53,7 +53,7 @@ export const DEFAULTS = {
   headersTimeoutMs: 20_000,
   /** Seconds between the safety-net rescans (100,000 files take ~0.3 s). */
   rescanInterval: 300,
-  /** Seconds between rescans with --poll and no value. */
+  /** Seconds between rescans with --poll. */
   pollInterval: 5,
 } as const;
 

@@ -53,6 +53,9 @@ const SERVE_OPTIONS: [string, string | null][] = [
   ['--health-endpoint', 'PYPI_LITE_HEALTH_ENDPOINT'],
   ['--no-metrics', 'PYPI_LITE_NO_METRICS'],
   ['--workers', 'PYPI_LITE_WORKERS'],
+  ['--rescan-interval', 'PYPI_LITE_RESCAN_INTERVAL'],
+  ['--poll', 'PYPI_LITE_POLL'],
+  ['--poll-interval', 'PYPI_LITE_POLL_INTERVAL'],
   ['--help', null],
 ];
 

@@ -351,7 +351,7 @@ describe('downloads: /packages/ (real server)', function () {
         await fsp.writeFile(path.join(swapRoot, 'sub', mine.filename), Buffer.concat(mine.parts));
         await fsp.writeFile(path.join(elsewhere, theirs.filename), Buffer.concat(theirs.parts));
         // --poll with a long interval: nothing notices the swap, the download route is on its own.
-        other = await spawnServer(['--disable-fallback', '--poll', '3600', swapRoot]);
+        other = await spawnServer(['--disable-fallback', '--poll', '--poll-interval', '3600', swapRoot]);
         await waitHealthy(other.url, { idle: true });
         const url = `/packages/sub/${mine.filename}`;
         const ok = await request(other.url, url);

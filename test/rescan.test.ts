@@ -54,7 +54,7 @@ describe('rescans (real server)', function () {
     return s;
   }
 
-  describe('--poll 1: no file-system watcher, a rescan every second', () => {
+  describe('--poll --poll-interval 1: no file-system watcher, a rescan every second', () => {
     let root: string;
     let srv: Spawned;
     const base = buildWheel('poll-demo', '1.0', randomBytes(2048));
@@ -65,7 +65,7 @@ describe('rescans (real server)', function () {
       await fsp.mkdir(path.join(root, 'sub'));
       await write(path.join(root, base.filename), base);
       await fsp.utimes(path.join(root, base.filename), T, T);
-      srv = await start(['--poll', '1', root]);
+      srv = await start(['--poll', '--poll-interval', '1', root]);
       expect((await listing(srv.url, 'poll-demo')).get(base.filename)).to.equal(base.sha256);
     });
 
@@ -113,6 +113,16 @@ describe('rescans (real server)', function () {
       const health = (await (await fetch(`${srv.url}/health`)).json()) as { hashing: number };
       expect(health.hashing).to.equal(0);
     });
+  });
+
+  it('PYPI_LITE_POLL=1 turns polling on, PYPI_LITE_POLL=0 leaves the watcher on', async () => {
+    const root = await tempDir('pypi-lite-pollenv-');
+    dirs.push(root);
+    const on = await start([root], { PYPI_LITE_POLL: '1', PYPI_LITE_POLL_INTERVAL: '2' });
+    expect(on.logs().some((l) => l.msg === 'polling the package directories (no file-system watcher)' && l.every === 2)).to.equal(true);
+    await on.stop();
+    const off = await start([root], { PYPI_LITE_POLL: '0' });
+    expect(off.logs().some((l) => String(l.msg).startsWith('polling'))).to.equal(false);
   });
 
   describe('out of inotify watches (simulated with PYPI_LITE_TEST_MAX_WATCHES=1)', () => {

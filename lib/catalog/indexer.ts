@@ -138,6 +138,7 @@ export class Indexer {
    * are retried at every rescan and whenever they change.
    */
   get hashFailures(): number {
+    for (const f of this.hashFailed) if (this.catalog.fileAt(f.relPath) !== f) this.hashFailed.delete(f); // replaced or gone
     return this.hashFailed.size;
   }
 
@@ -263,6 +264,8 @@ export class Indexer {
     // (a file added meanwhile, by an upload or the watcher, is a new object).
     const before = reconcile ? this.catalog.filesUnder(root, relDir) : [];
     const seen = new Set<string>();
+    /** Directories that could not be read (not gone): their files are kept, not dropped. */
+    const unreadable: string[] = [];
     const stack = [dir];
     while (stack.length) {
       if (this.closed) return;
@@ -273,6 +276,8 @@ export class Indexer {
       } catch (err) {
         if (current === root) throw err;
         this.warnOnce(`cannot read directory ${current}`, err);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') unreadable.push(`${toRelPath(root, current)}/`);
         continue;
       }
       if (reconcile) this.watcher?.ensureWatched(current);
@@ -301,7 +306,8 @@ export class Indexer {
               const rel = toRelPath(root, abs);
               seen.add(rel);
               const existing = this.catalog.fileAt(rel);
-              if (existing && existing.root === root && unchanged(existing, st)) {
+              if (existing && existing.root !== root) continue; // an earlier root serves this path
+              if (existing && unchanged(existing, st)) {
                 if (this.hashFailed.has(existing)) this.retryHash(existing);
                 continue;
               }
@@ -320,6 +326,7 @@ export class Indexer {
     if (!reconcile || this.closed) return;
     for (const f of before) {
       if (seen.has(f.relPath) || this.catalog.fileAt(f.relPath) !== f) continue;
+      if (unreadable.some((prefix) => f.relPath.startsWith(prefix))) continue;
       this.catalog.remove(root, f.relPath);
       this.hashFailed.delete(f);
       this.log.info({ file: f.relPath }, 'file removed (found by rescan)');
