@@ -98,8 +98,12 @@ export class Indexer {
   private readonly warned = new Set<string>();
   private watcher: RootWatcher | null = null;
   private loaded = false;
-  /** Files whose hashing failed for a reason other than the file (a worker died twice). */
-  private readonly hashFailed = new Set<DistFile>();
+  /**
+   * Files whose hashing failed for a reason other than the file (a worker died twice), with
+   * when a rescan may try again: a minute after the failure, the wait doubling up to an hour
+   * (a file that kills the worker every time must not keep a --poll server busy).
+   */
+  private readonly hashFailed = new Map<DistFile, { retryAt: number; waitMs: number }>();
   private readonly realRoots = new Map<string, string>();
   private rescanTimer: NodeJS.Timeout | null = null;
   private rescanning: Promise<void> | null = null;
@@ -135,10 +139,10 @@ export class Indexer {
   /**
    * Listed files whose hashing failed for a reason other than the file itself (the worker
    * died twice). They stay in the index (downloadable, but not on pages without a digest) and
-   * are retried at every rescan and whenever they change.
+   * are hashed again when they change, or by a rescan once their retry wait is over.
    */
   get hashFailures(): number {
-    for (const f of this.hashFailed) if (this.catalog.fileAt(f.relPath) !== f) this.hashFailed.delete(f); // replaced or gone
+    for (const f of this.hashFailed.keys()) if (this.catalog.fileAt(f.relPath) !== f) this.hashFailed.delete(f); // replaced or gone
     return this.hashFailed.size;
   }
 
@@ -308,7 +312,11 @@ export class Indexer {
               const existing = this.catalog.fileAt(rel);
               if (existing && existing.root !== root) continue; // an earlier root serves this path
               if (existing && unchanged(existing, st)) {
-                if (this.hashFailed.has(existing)) this.retryHash(existing);
+                // Retry what hashing could not finish (a worker died twice, a result for
+                // another file than the indexed one was discarded).
+                const failed = this.hashFailed.get(existing);
+                const unfinished = existing.sha256 === null || existing.metadata === undefined;
+                if (failed ? Date.now() >= failed.retryAt : unfinished && !this.inflight.has(existing) && !this.queued.has(existing)) this.hash(existing);
                 continue;
               }
               const file = this.addFromStat(root, abs, st, parsed);
@@ -506,8 +514,9 @@ export class Indexer {
       if (r.transient) {
         // Nothing is known against the file: keep it listed, retry at the next rescan.
         if (this.closed) return;
-        this.hashFailed.add(file);
-        this.log.error({ file: file.relPath, error: r.error }, 'cannot hash a file (kept in the index; retried at the next rescan or change)');
+        const waitMs = Math.min(HASH_RETRY_MAX_MS, 2 * (this.hashFailed.get(file)?.waitMs ?? HASH_RETRY_MIN_MS / 2));
+        this.hashFailed.set(file, { retryAt: Date.now() + waitMs, waitMs });
+        this.log.error({ file: file.relPath, error: r.error, retryInSeconds: waitMs / 1000 }, 'cannot hash a file (kept in the index; retried by a later rescan, or when it changes)');
         return;
       }
       this.warnOnce(`cannot read ${file.relPath}: ${r.error}`);
@@ -608,12 +617,6 @@ export class Indexer {
     await Promise.all([...this.caches.values()].map((c) => c.flush()));
   }
 
-  /** Hash again a file whose hashing failed for a transient reason. */
-  private retryHash(file: DistFile): void {
-    this.hashFailed.delete(file);
-    this.hash(file);
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     if (this.rescanTimer) clearInterval(this.rescanTimer);
@@ -627,6 +630,10 @@ export class Indexer {
     await this.flush();
   }
 }
+
+/** A file whose hashing failed (worker died twice) is retried after this, doubling up to the max. */
+const HASH_RETRY_MIN_MS = 60_000;
+const HASH_RETRY_MAX_MS = 3_600_000;
 
 /** Files in the hashing pool at once (enough to keep every worker busy). */
 const HASH_WINDOW = 256;
