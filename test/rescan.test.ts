@@ -140,10 +140,11 @@ describe('rescans (real server)', function () {
       await within('warning logged', 3_000, async () => srv.output().includes('out of inotify watches'));
       const warning = srv.logs().find((l) => String(l.msg).includes('out of inotify watches'));
       expect(warning?.level).to.equal(40);
-      expect(String(warning?.msg)).to.include(path.join(root, 'unwatched'));
+      expect(warning?.dir).to.equal(path.join(root, 'unwatched'));
       expect(String(warning?.msg)).to.include('sudo sysctl fs.inotify.max_user_watches=');
       expect(String(warning?.msg)).to.include('--poll');
       expect(String(warning?.msg)).to.include('periodic rescan (every 1 s)');
+      expect(srv.logs().filter((l) => String(l.msg).includes('out of inotify watches')), 'one warning, not one per rescan').to.have.length(1);
     });
 
     it('a rescan picks up a file the watcher missed, and its removal', async () => {
@@ -154,6 +155,8 @@ describe('rescans (real server)', function () {
       expect(srv.logs().some((l) => l.msg === 'file added (found by rescan)' && l.file === `unwatched/${w.filename}`), 'found by the rescan').to.equal(true);
       await fsp.rm(abs);
       await within('missed removal seen', 4_000, async () => !(await listing(srv.url, 'missed-demo')).has(w.filename));
+      // Every rescan tried to watch the directory again, quietly.
+      expect(srv.logs().filter((l) => String(l.msg).includes('out of inotify watches'))).to.have.length(1);
     });
   });
 

@@ -105,6 +105,7 @@ export class Indexer {
    */
   private readonly hashFailed = new Map<DistFile, { retryAt: number; waitMs: number }>();
   private readonly realRoots = new Map<string, string>();
+  private watchLimitWarned = false;
   private rescanTimer: NodeJS.Timeout | null = null;
   private rescanning: Promise<void> | null = null;
   /** Directories to rescan after a watcher event that named no file. */
@@ -227,7 +228,10 @@ export class Indexer {
       err.code === 'EMFILE'
         ? 'raise the limit: sudo sysctl fs.inotify.max_user_instances=1024 (persist it in /etc/sysctl.d/), or run with --poll'
         : 'raise the limit: sudo sysctl fs.inotify.max_user_watches=524288 (persist it in /etc/sysctl.d/), or run with --poll';
-    this.warnOnce(`cannot watch ${dir} and possibly more directories: out of inotify watches (${err.code}); ${fallback}. To fix, ${fix}`);
+    // Once: with thousands of directories past the limit, one line per directory would flood the log.
+    if (this.watchLimitWarned) return;
+    this.watchLimitWarned = true;
+    this.log.warn({ dir, code: err.code }, `cannot watch every directory: out of inotify watches (${err.code}); ${fallback}. To fix, ${fix}`);
   }
 
   /** Resolves when every known file has its digest and metadata. */
