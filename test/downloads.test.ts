@@ -366,6 +366,8 @@ describe('downloads: /packages/ (real server)', function () {
           expect(res.body.includes(Buffer.concat(theirs.parts).subarray(0, 64))).to.equal(false);
           expect(res.headers.etag, method).to.equal(undefined);
         }
+        // Nor the metadata read from the archive the link leads to.
+        expect((await request(other.url, `${url}.metadata`)).status, '.metadata').to.equal(404);
       } finally {
         await other?.stop();
         await fsp.rm(work, { recursive: true, force: true });
