@@ -86,6 +86,9 @@ interface ServeOptions {
   workers: number;
   headersTimeout: number;
   trustProxy?: string;
+  rescanInterval: number;
+  poll?: boolean;
+  pollInterval: number;
 }
 
 export async function buildConfig(roots: string[], o: ServeOptions): Promise<Config> {
@@ -136,6 +139,8 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
     headersTimeoutMs: o.headersTimeout,
     workers: o.workers,
+    rescanInterval: o.rescanInterval,
+    poll: o.poll ? o.pollInterval : null,
   };
 }
 
@@ -373,6 +378,19 @@ export function buildProgram(): Command {
     .addOption(new Option('--no-metrics', 'disable /metrics (env: PYPI_LITE_NO_METRICS=1)'))
     .addOption(new Option('--headers-timeout <ms>', 'time a client has to send its request headers (slowloris guard)').default(DEFAULTS.headersTimeoutMs).env('PYPI_LITE_HEADERS_TIMEOUT').argParser(intOption('--headers-timeout', 100, 600_000)))
     .addOption(new Option('--workers <n>', 'hashing threads').default(Math.max(1, os.availableParallelism()), 'number of CPUs').env('PYPI_LITE_WORKERS').argParser(intOption('--workers', 1, 64)))
+    .addOption(
+      new Option('--rescan-interval <seconds>', 'rescan the package directories this often, for changes the file-system watcher missed (0 = off)')
+        .default(DEFAULTS.rescanInterval)
+        .env('PYPI_LITE_RESCAN_INTERVAL')
+        .argParser(intOption('--rescan-interval', 0, 86_400)),
+    )
+    .addOption(new Option('--poll', 'no file-system watcher: rescan every --poll-interval seconds instead; for NFS, SMB and Docker Desktop mounts (env: PYPI_LITE_POLL=1)'))
+    .addOption(
+      new Option('--poll-interval <seconds>', 'seconds between rescans with --poll')
+        .default(DEFAULTS.pollInterval)
+        .env('PYPI_LITE_POLL_INTERVAL')
+        .argParser(intOption('--poll-interval', 1, 86_400)),
+    )
     .action(async (roots: string[], o: ServeOptions, cmd: Command) => {
       // Boolean switches from the environment: commander would take any value (even "0") as on.
       const fromEnv = (key: string, env: string): boolean | undefined => (cmd.getOptionValueSource(key) === 'cli' ? undefined : envFlag(env));
@@ -382,6 +400,8 @@ export function buildProgram(): Command {
       if (overwrite !== undefined) o.overwrite = overwrite;
       const noMetrics = fromEnv('metrics', 'PYPI_LITE_NO_METRICS');
       if (noMetrics !== undefined) o.metrics = !noMetrics;
+      const poll = fromEnv('poll', 'PYPI_LITE_POLL');
+      if (poll !== undefined) o.poll = poll;
       return serve(roots, o);
     });
 

@@ -44,6 +44,10 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Hashing/metadata worker threads. */
   workers: number;
+  /** Full rescan of the package roots every this many seconds (safety net for the watcher); 0 = off. */
+  rescanInterval: number;
+  /** --poll: no file-system watcher, rescan every this many seconds instead; null = watch. */
+  poll: number | null;
 }
 
 export const DEFAULTS = {
@@ -56,6 +60,10 @@ export const DEFAULTS = {
   healthEndpoint: '/health',
   shutdownTimeoutMs: 10_000,
   headersTimeoutMs: 20_000,
+  /** Seconds between the safety-net rescans (100,000 files take ~0.3 s). */
+  rescanInterval: 300,
+  /** Seconds between rescans with --poll. */
+  pollInterval: 5,
 } as const;
 
 export function parseAuthenticate(value: string): Set<AuthAction> {
@@ -106,6 +114,8 @@ export function makeConfig(partial: Partial<Config> & { roots: string[] }): Conf
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
     headersTimeoutMs: DEFAULTS.headersTimeoutMs,
     workers: 2,
+    rescanInterval: DEFAULTS.rescanInterval,
+    poll: null,
     ...partial,
   };
 }

@@ -46,7 +46,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     passwords.watch();
   }
 
-  const indexer = new Indexer({ roots: config.roots, cacheDir: config.cacheDir, workers: config.workers, watch: true }, log);
+  const indexer = new Indexer(
+    {
+      roots: config.roots,
+      cacheDir: config.cacheDir,
+      workers: config.workers,
+      watch: config.poll === null,
+      rescanIntervalMs: (config.poll ?? config.rescanInterval) * 1000,
+    },
+    log,
+  );
+  if (config.poll !== null) log.info({ every: config.poll }, 'polling the package directories (no file-system watcher)');
   const yanks = new YankStore(config.roots, (root) => indexer.refreshYanks(root), (msg, err) => indexer.warnOnce(msg, err));
   await yanks.load();
   yanks.watch();

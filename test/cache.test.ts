@@ -1,4 +1,5 @@
-// The digest cache: an append-only journal of tab-separated lines, keyed by path, size, mtime.
+// The digest cache: an append-only journal of tab-separated lines, keyed by path, size, mtime,
+// inode and ctime.
 
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
@@ -10,8 +11,11 @@ const SHA = 'a'.repeat(64);
 const MD_SHA = 'b'.repeat(64);
 
 function entry(size: number, extra: Partial<CacheEntry> = {}): CacheEntry {
-  return { size, mtimeMs: 1700000000123.456, sha256: SHA, ...extra };
+  return { size, mtimeMs: 1700000000123.456, ino: 4242, ctimeMs: 1700000000456.789, sha256: SHA, ...extra };
 }
+
+/** The stamp of entry(size) (what the file on disk would show if unchanged). */
+const stamp = (size: number) => ({ size, mtimeMs: entry(size).mtimeMs, ino: entry(size).ino, ctimeMs: entry(size).ctimeMs });
 
 describe('digest cache', function () {
   let dir: string;
@@ -36,7 +40,10 @@ describe('digest cache', function () {
   });
 
   it('rejects malformed lines instead of trusting them', function () {
-    expect(decodeLine('S\tx\t1\t2\tnot-a-sha\t\t\tu\t\t\t\t\t\t\t')).to.equal(null);
+    expect(decodeLine('S\tx\t1\t2\t3\t4\tnot-a-sha\t\t\tu\t\t\t\t\t\t\t')).to.equal(null);
+    expect(decodeLine(`S\tx\t1\t2\t\t4\t${SHA}\t\t\tu\t\t\t\t\t\t\t`), 'no inode').to.equal(null);
+    // A line of format 2 (no inode, no ctime) is never taken for a format-3 one.
+    expect(decodeLine(`S\tx\t1\t2\t${SHA}\t\t\tu\t\t\t\t\t\t\t`)).to.equal(null);
     expect(decodeLine('S\tx\t1')).to.equal(null);
     expect(decodeLine('garbage')).to.equal(null);
     expect(decodeLine('D\tgone.whl')).to.deep.equal(['gone.whl', null]);
@@ -55,18 +62,36 @@ describe('digest cache', function () {
     await fsp.appendFile(file, 'S\tc.whl\t3\t17000'); // a crash in the middle of an append
     const b = new DigestCache(file);
     await b.load();
-    expect(b.lookup('a.whl', 1, entry(1).mtimeMs)).to.equal(undefined);
-    expect(b.lookup('b.whl', 2, entry(2).mtimeMs)?.md5).to.equal('e'.repeat(32));
-    expect(b.lookup('c.whl', 3, 17000)).to.equal(undefined);
+    expect(b.lookup('a.whl', stamp(1))).to.equal(undefined);
+    expect(b.lookup('b.whl', stamp(2))?.md5).to.equal('e'.repeat(32));
+    expect(b.lookup('c.whl', stamp(3))).to.equal(undefined);
     expect(b.size).to.equal(1);
   });
 
-  it('treats an entry whose size or mtime changed as stale', async function () {
+  it('treats an entry whose size, mtime, inode or ctime changed as stale', async function () {
     const c = new DigestCache(path.join(dir, 'c'));
     c.set('a.whl', entry(10));
-    expect(c.lookup('a.whl', 10, entry(10).mtimeMs)).to.not.equal(undefined);
-    expect(c.lookup('a.whl', 11, entry(10).mtimeMs)).to.equal(undefined);
-    expect(c.lookup('a.whl', 10, entry(10).mtimeMs + 1)).to.equal(undefined);
+    expect(c.lookup('a.whl', stamp(10))).to.not.equal(undefined);
+    expect(c.lookup('a.whl', { ...stamp(10), size: 11 })).to.equal(undefined);
+    expect(c.lookup('a.whl', { ...stamp(10), mtimeMs: stamp(10).mtimeMs + 1 })).to.equal(undefined);
+    // Same size and mtime, other bytes: rewritten in place (new ctime) or renamed over (new inode).
+    expect(c.lookup('a.whl', { ...stamp(10), ctimeMs: stamp(10).ctimeMs + 1 }), 'ctime').to.equal(undefined);
+    expect(c.lookup('a.whl', { ...stamp(10), ino: 4243 }), 'inode').to.equal(undefined);
+  });
+
+  it('ignores a cache of the previous format (no inode or ctime) instead of trusting it', async function () {
+    const file = path.join(dir, 'c');
+    await fsp.writeFile(file, `pypi-lite-cache 2\nS\ta.whl\t10\t${entry(10).mtimeMs}\t${SHA}\t\t\tu\t\t\t\t\t\t\t\n`);
+    const warnings: string[] = [];
+    const c = new DigestCache(file, (m) => warnings.push(m));
+    await c.load();
+    expect(c.size).to.equal(0);
+    expect(warnings.join()).to.match(/older format/);
+    c.set('b.whl', entry(1));
+    await c.flush();
+    const text = await fsp.readFile(file, 'utf8');
+    expect(text.split('\n')[0]).to.equal('pypi-lite-cache 3');
+    expect(text).to.not.contain('a.whl');
   });
 
   it('appends a line per change and compacts a journal that is mostly superseded lines', async function () {
@@ -83,7 +108,7 @@ describe('digest cache', function () {
     expect(text.trim().split('\n').length, 'compacted to header + one line').to.equal(2);
     const again = new DigestCache(file);
     await again.load();
-    expect(again.lookup('keep.whl', 1, entry(1).mtimeMs)?.md5).to.equal((1499).toString(16).padStart(32, '0'));
+    expect(again.lookup('keep.whl', stamp(1))?.md5).to.equal((1499).toString(16).padStart(32, '0'));
   });
 
   it('ignores a cache file of another format, and rewrites it', async function () {
@@ -96,6 +121,6 @@ describe('digest cache', function () {
     expect(warnings.join()).to.match(/unknown format/);
     c.set('a.whl', entry(1));
     await c.flush();
-    expect((await fsp.readFile(file, 'utf8')).split('\n')[0]).to.equal('pypi-lite-cache 2');
+    expect((await fsp.readFile(file, 'utf8')).split('\n')[0]).to.equal('pypi-lite-cache 3');
   });
 });

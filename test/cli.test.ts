@@ -54,6 +54,9 @@ const SERVE_OPTIONS: [string, string | null][] = [
   ['--no-metrics', 'PYPI_LITE_NO_METRICS'],
   ['--workers', 'PYPI_LITE_WORKERS'],
   ['--trust-proxy', 'PYPI_LITE_TRUST_PROXY'],
+  ['--rescan-interval', 'PYPI_LITE_RESCAN_INTERVAL'],
+  ['--poll', 'PYPI_LITE_POLL'],
+  ['--poll-interval', 'PYPI_LITE_POLL_INTERVAL'],
   ['--help', null],
 ];
 

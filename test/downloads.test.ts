@@ -1,9 +1,11 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { copyExample, spawnServer, tempDir, waitHealthy, type Spawned } from './helpers/server.js';
 import { EXAMPLE_FILES, EXAMPLE_PROJECTS, basename } from './helpers/example.js';
+import { buildWheel } from '../bench/soak.js';
 import { JSON_V1, anchors, rawRequest, request, sha256, sleep, type ProjectJson, type RawResponse } from './helpers/http.js';
 
 /** The exact core-metadata bytes inside an archive, read with Python's zipfile/tarfile. */
@@ -331,6 +333,45 @@ describe('downloads: /packages/ (real server)', function () {
       expect(health.status).to.equal(200);
       await health.arrayBuffer();
       expect(srv.proc.exitCode).to.equal(null);
+    });
+  });
+
+  // Issue 9 item 9: O_NOFOLLOW covers only the last component of a path.
+  describe('a directory swapped for a symbolic link after indexing (own server, no watcher)', () => {
+    it('does not serve the file the link leads to', async () => {
+      const work = await tempDir('pypi-lite-dirswap-');
+      let other: Spawned | undefined;
+      try {
+        const swapRoot = path.join(work, 'root');
+        const elsewhere = path.join(work, 'elsewhere');
+        await fsp.mkdir(path.join(swapRoot, 'sub'), { recursive: true });
+        await fsp.mkdir(elsewhere);
+        const mine = buildWheel('swap-demo', '1.0', randomBytes(4096));
+        const theirs = buildWheel('swap-demo', '1.0', randomBytes(4096));
+        await fsp.writeFile(path.join(swapRoot, 'sub', mine.filename), Buffer.concat(mine.parts));
+        await fsp.writeFile(path.join(elsewhere, theirs.filename), Buffer.concat(theirs.parts));
+        // --poll with a long interval: nothing notices the swap, the download route is on its own.
+        other = await spawnServer(['--disable-fallback', '--poll', '--poll-interval', '3600', swapRoot]);
+        await waitHealthy(other.url, { idle: true });
+        const url = `/packages/sub/${mine.filename}`;
+        const ok = await request(other.url, url);
+        expect(ok.status).to.equal(200);
+        expect(ok.body.equals(Buffer.concat(mine.parts))).to.equal(true);
+
+        await fsp.rename(path.join(swapRoot, 'sub'), path.join(work, 'sub-moved'));
+        await fsp.symlink(elsewhere, path.join(swapRoot, 'sub'));
+        for (const method of ['GET', 'HEAD']) {
+          const res = await request(other.url, url, { method });
+          expect(res.status, method).to.equal(404);
+          expect(res.body.includes(Buffer.concat(theirs.parts).subarray(0, 64))).to.equal(false);
+          expect(res.headers.etag, method).to.equal(undefined);
+        }
+        // Nor the metadata read from the archive the link leads to.
+        expect((await request(other.url, `${url}.metadata`)).status, '.metadata').to.equal(404);
+      } finally {
+        await other?.stop();
+        await fsp.rm(work, { recursive: true, force: true });
+      }
     });
   });
 });

@@ -1,8 +1,10 @@
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { EXAMPLE, spawnServer, tempDir, waitHealthy, type Spawned } from './helpers/server.js';
 import { JSON_V1, request, sha256, sleep, type ProjectJson } from './helpers/http.js';
+import { buildWheel } from '../bench/soak.js';
 
 /** How long after a change completes the change must be visible. */
 const DEADLINE_MS = 1_000;
@@ -116,6 +118,50 @@ describe('watching the package directory (real server)', function () {
     expect(f.sha256).to.equal(sha256(bytes));
     expect((await request(srv.url, `/packages/${from}`)).status).to.equal(404);
     expect((await request(srv.url, `/packages/${to}`)).body.equals(bytes)).to.equal(true);
+  });
+
+  // Issue 9 item 8: an edit that keeps the size and the mtime (rsync -t, cp -p, tar x, or a
+  // tool that restores the mtime) must still be seen: the inode or the ctime changes.
+  describe('bytes changed with the same size and mtime', () => {
+    const same = (name: string, version: string) => buildWheel(name, version, randomBytes(4096));
+
+    async function served(relPath: string): Promise<{ sha: string | undefined; etag: string | undefined; body: Buffer }> {
+      const f = (await listed('same-stamp')).find((x) => x.filename === path.basename(relPath));
+      const dl = await request(srv.url, `/packages/${relPath}`);
+      return { sha: f?.sha256, etag: dl.headers.etag, body: dl.body };
+    }
+
+    for (const how of ['rewritten in place', 'renamed over (new inode)'] as const) {
+      it(`lists and serves the new bytes when a file is ${how}`, async () => {
+        const version = how === 'rewritten in place' ? '1.0' : '2.0';
+        const first = same('same-stamp', version);
+        const second = same('same-stamp', version);
+        expect(second.size).to.equal(first.size);
+        const abs = path.join(root, first.filename);
+        await fsp.writeFile(abs, Buffer.concat(first.parts));
+        // A whole-second mtime, which fs.utimes can put back exactly.
+        await fsp.utimes(abs, 1_700_000_000, 1_700_000_000);
+        await within(`${first.filename} listed`, Date.now(), async () => (await served(first.filename)).sha === first.sha256);
+        const before = await fsp.stat(abs);
+        if (how === 'rewritten in place') {
+          await fsp.writeFile(abs, Buffer.concat(second.parts));
+        } else {
+          const tmp = path.join(root, '.incoming.tmp');
+          await fsp.writeFile(tmp, Buffer.concat(second.parts));
+          await fsp.utimes(tmp, 1_700_000_000, 1_700_000_000);
+          await fsp.rename(tmp, abs);
+        }
+        await fsp.utimes(abs, 1_700_000_000, 1_700_000_000);
+        const after = await fsp.stat(abs);
+        expect([after.size, after.mtimeMs], 'size and mtime are the same').to.deep.equal([before.size, before.mtimeMs]);
+        const t0 = Date.now();
+        await within(`${how}: new sha256 listed`, t0, async () => (await served(first.filename)).sha === second.sha256);
+        const now = await served(first.filename);
+        expect(now.etag).to.equal(`"${second.sha256}"`);
+        expect(now.body.equals(Buffer.concat(second.parts))).to.equal(true);
+        await fsp.rm(abs);
+      });
+    }
   });
 
   it('never lists a file that is still being written with a wrong hash', async () => {

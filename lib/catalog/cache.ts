@@ -1,6 +1,8 @@
 // Persistent cache of what is expensive to compute per file: its sha256 and its metadata
-// summary (and, lazily, md5/blake2b for the JSON API). Keyed by (relative path, size, mtime):
-// an entry whose size or mtime differ from the file on disk is stale and recomputed.
+// summary (and, lazily, md5/blake2b for the JSON API). Keyed by (relative path, size, mtime,
+// inode, ctime): an entry whose stamp differs from the file on disk is stale and recomputed.
+// Size and mtime alone are not enough: bytes rewritten in place, or a file renamed over the old
+// one, with the mtime restored (rsync -t, cp -p, tar x) keep both but change the ctime/inode.
 //
 // One journal file per root: a header line, then one tab-separated line per change, appended
 // (a change never rewrites the whole file: at 100,000 files that took ~0.4 s of CPU per upload).
@@ -13,9 +15,20 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { MetadataSummary } from './catalog.js';
 
-export interface CacheEntry {
+/** What must match between a cache entry (or an indexed file) and the file on disk. */
+export interface FileStamp {
   size: number;
   mtimeMs: number;
+  ino: number;
+  ctimeMs: number;
+}
+
+/** The "unchanged" test: same size, mtime, inode and ctime. */
+export function sameStamp(a: FileStamp, b: FileStamp): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino && a.ctimeMs === b.ctimeMs;
+}
+
+export interface CacheEntry extends FileStamp {
   sha256: string;
   /** null: archive read, no usable metadata. Absent: not read yet. */
   metadata?: MetadataSummary | null;
@@ -26,7 +39,9 @@ export interface CacheEntry {
 }
 
 export const CACHE_BASENAME = '.pypi-lite-cache';
-const HEADER = 'pypi-lite-cache 2';
+// Format 3 added inode and ctime. A cache of an older format is ignored (every file rehashed
+// once), never trusted: its entries cannot tell a rewritten file from the original.
+const HEADER = 'pypi-lite-cache 3';
 
 export function cacheFileFor(root: string, cacheDir: string | null): string {
   if (!cacheDir) return path.join(root, CACHE_BASENAME);
@@ -35,7 +50,7 @@ export function cacheFileFor(root: string, cacheDir: string | null): string {
 }
 
 // --- line format ----------------------------------------------------------------------------
-// S <rel> <size> <mtimeMs> <sha256> <md5> <blake2b256> <state> <mdSha256> <mdSize> <name> <version> <requiresPython> <servable> <metadataError>
+// S <rel> <size> <mtimeMs> <ino> <ctimeMs> <sha256> <md5> <blake2b256> <state> <mdSha256> <mdSize> <name> <version> <requiresPython> <servable> <metadataError>
 // D <rel>
 // state: u = metadata not read, n = none/unreadable, m = summary present. Empty field = absent.
 
@@ -61,6 +76,8 @@ export function encodeEntry(rel: string, e: CacheEntry): string {
     esc(rel),
     e.size,
     e.mtimeMs,
+    e.ino,
+    e.ctimeMs,
     e.sha256,
     e.md5 ?? '',
     e.blake2b256 ?? '',
@@ -82,27 +99,30 @@ const isDigest = (s: string | undefined): s is string => s !== undefined && s.le
 export function decodeLine(line: string): [string, CacheEntry | null] | null {
   const f = line.split('\t');
   if (f[0] === 'D' && f.length === 2) return [unesc(f[1]!), null];
-  if (f[0] !== 'S' || f.length !== 15) return null;
+  if (f[0] !== 'S' || f.length !== 17) return null;
   const size = Number(f[2]);
   const mtimeMs = Number(f[3]);
-  const sha256 = f[4]!;
-  if (!Number.isFinite(size) || !Number.isFinite(mtimeMs) || !isDigest(sha256)) return null;
-  const entry: CacheEntry = { size, mtimeMs, sha256 };
-  if (f[5]) entry.md5 = f[5];
-  if (f[6]) entry.blake2b256 = f[6];
-  if (f[7] === 'n') entry.metadata = null;
-  else if (f[7] === 'm') {
-    if (!isDigest(f[8])) return null;
+  const ino = Number(f[4]);
+  const ctimeMs = Number(f[5]);
+  const sha256 = f[6]!;
+  if (!Number.isFinite(size) || !Number.isFinite(mtimeMs) || !Number.isFinite(ino) || !Number.isFinite(ctimeMs) || !isDigest(sha256)) return null;
+  if (f[2] === '' || f[3] === '' || f[4] === '' || f[5] === '') return null;
+  const entry: CacheEntry = { size, mtimeMs, ino, ctimeMs, sha256 };
+  if (f[7]) entry.md5 = f[7];
+  if (f[8]) entry.blake2b256 = f[8];
+  if (f[9] === 'n') entry.metadata = null;
+  else if (f[9] === 'm') {
+    if (!isDigest(f[10])) return null;
     entry.metadata = {
-      sha256: f[8]!,
-      size: Number(f[9]),
-      name: orNull(f[10]),
-      version: orNull(f[11]),
-      requiresPython: orNull(f[12]),
-      servable: f[13] === '1',
+      sha256: f[10]!,
+      size: Number(f[11]),
+      name: orNull(f[12]),
+      version: orNull(f[13]),
+      requiresPython: orNull(f[14]),
+      servable: f[15] === '1',
     };
   }
-  if (f[14]) entry.metadataError = unesc(f[14]);
+  if (f[16]) entry.metadataError = unesc(f[16]);
   return [unesc(f[1]!), entry];
 }
 
@@ -150,7 +170,8 @@ export class DigestCache {
           if (first) {
             first = false;
             if (line !== HEADER) {
-              this.onWarn(`ignoring cache ${this.file}: unknown format (it will be rebuilt)`);
+              const why = /^pypi-lite-cache \d+$/.test(line) ? 'an older format' : 'unknown format';
+              this.onWarn(`ignoring cache ${this.file}: ${why} (it will be rebuilt; files are rehashed once)`);
               this.journalLines = Number.MAX_SAFE_INTEGER; // rewrite it at the next flush
               return;
             }
@@ -179,10 +200,10 @@ export class DigestCache {
     if (bad > 1) this.onWarn(`cache ${this.file}: ignored ${bad} malformed lines`);
   }
 
-  /** The entry for relPath if it still matches the file's size and mtime. */
-  lookup(relPath: string, size: number, mtimeMs: number): CacheEntry | undefined {
+  /** The entry for relPath if it still matches the file's size, mtime, inode and ctime. */
+  lookup(relPath: string, stamp: FileStamp): CacheEntry | undefined {
     const e = this.entries.get(relPath);
-    if (e && e.size === size && e.mtimeMs === mtimeMs) return e;
+    if (e && sameStamp(e, stamp)) return e;
     return undefined;
   }
 

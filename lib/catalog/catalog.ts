@@ -23,6 +23,16 @@ export interface Yank {
   reason: string;
 }
 
+/**
+ * What identifies the bytes on disk beyond size and mtime: an edit that keeps both (in place,
+ * or a file renamed over the old one) still changes the ctime, and a rename changes the inode.
+ */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+  ctimeMs: number;
+}
+
 export interface DistFile {
   /** Absolute root directory the file lives under. */
   root: string;
@@ -38,6 +48,12 @@ export interface DistFile {
   version: string;
   size: number;
   mtimeMs: number;
+  /**
+   * Device, inode and ctime of the file when it was indexed (always set by the indexer). The
+   * download route refuses a path that now leads to another file (e.g. through a directory
+   * swapped for a symbolic link).
+   */
+  identity?: FileIdentity;
   /** null until hashed. */
   sha256: string | null;
   /** undefined: not read yet; null: no usable metadata; else the summary. */

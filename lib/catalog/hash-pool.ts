@@ -1,6 +1,11 @@
 // A small pool of worker threads that hash files and read their metadata. Work is sent in
 // batches (per-file messages would cost more than hashing a small wheel); urgent files (those
 // of a project page somebody is waiting for, or an upload) jump the queue.
+//
+// A worker that dies (a crash in native code, out of memory, process.exit) is replaced at once,
+// and the files it held are retried once. Which of them killed it is unknown, so each retry
+// runs alone in a worker ("suspects"): a second death is then that file's, and answers
+// `ok: false, transient: true` (nothing is known against the bytes; the caller keeps the file).
 
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -24,15 +29,24 @@ export type HashResult =
       ok: true;
       size: number;
       mtimeMs: number;
+      dev: number;
+      ino: number;
+      ctimeMs: number;
       sha256: string;
       md5?: string;
       blake2b256?: string;
       metadata?: MetadataSummary | null;
       metadataError?: string;
     }
-  | { id: number; ok: false; error: string };
+  /** transient: the pool failed (a worker died twice, or the pool closed), not the file. */
+  | { id: number; ok: false; error: string; transient?: boolean };
 
-type Job = { task: HashTask; resolve: (r: HashResult) => void; taken: boolean };
+type Job = { task: HashTask; resolve: (r: HashResult) => void; taken: boolean; suspect: boolean };
+
+/** Data every worker gets: `replacement` is true for a worker started after one died. */
+export interface HashWorkerData {
+  replacement: boolean;
+}
 
 /** FIFO with O(1) shift, so that 100,000 queued files cost nothing to drain. */
 class Queue {
@@ -72,49 +86,87 @@ interface Slot {
   worker: Worker;
   /** Jobs sent to this worker and not answered yet, by task id. */
   inflight: Map<number, Job>;
+  dead: boolean;
+  /** Running one suspect alone: gets no other work until it answers. */
+  isolating: boolean;
 }
 
 export class HashPool {
   private readonly workers: Slot[] = [];
   private readonly urgent = new Queue();
   private readonly normal = new Queue();
+  /** Retries of files a dead worker held, run one at a time. */
+  private readonly suspects = new Queue();
   /** Queued, not yet started jobs by path, so that a waiting page can promote them. */
   private readonly queuedByPath = new Map<string, Job>();
   private nextId = 1;
   private closed = false;
 
-  constructor(size = Math.max(1, os.availableParallelism())) {
-    const url = new URL('./hash-worker.js', import.meta.url);
-    for (let i = 0; i < size; i++) {
-      const worker = new Worker(url);
-      const slot: Slot = { worker, inflight: new Map() };
-      worker.on('message', (results: HashResult[]) => {
-        for (const r of results) {
-          const job = slot.inflight.get(r.id);
-          slot.inflight.delete(r.id);
-          job?.resolve(r);
-        }
-        this.pump();
-      });
-      worker.on('error', (err) => {
-        for (const job of slot.inflight.values()) job.resolve({ id: job.task.id, ok: false, error: `worker failed: ${err.message}` });
-        slot.inflight.clear();
-      });
-      worker.unref();
-      this.workers.push(slot);
+  /** Workers that died and were replaced (for logs and tests). */
+  restarts = 0;
+  private readonly url = new URL('./hash-worker.js', import.meta.url);
+
+  constructor(
+    size = Math.max(1, os.availableParallelism()),
+    private readonly onWorkerDied: (reason: string, orphans: number) => void = () => {},
+  ) {
+    for (let i = 0; i < size; i++) this.workers.push(this.spawn(false));
+  }
+
+  private spawn(replacement: boolean): Slot {
+    const workerData: HashWorkerData = { replacement };
+    const worker = new Worker(this.url, { workerData });
+    const slot: Slot = { worker, inflight: new Map(), dead: false, isolating: false };
+    worker.on('message', (results: HashResult[]) => {
+      for (const r of results) {
+        const job = slot.inflight.get(r.id);
+        slot.inflight.delete(r.id);
+        job?.resolve(r);
+      }
+      if (slot.inflight.size === 0) slot.isolating = false;
+      this.pump();
+    });
+    // 'error' (an uncaught exception) is followed by 'exit'; either one retires the slot.
+    worker.on('error', (err) => this.died(slot, err.message));
+    worker.on('exit', (code) => this.died(slot, `exit code ${code}`));
+    worker.unref();
+    return slot;
+  }
+
+  /** Replace a dead worker and retry (once) the files it held. */
+  private died(slot: Slot, reason: string): void {
+    if (slot.dead) return;
+    slot.dead = true;
+    const orphans = [...slot.inflight.values()];
+    slot.inflight.clear();
+    const i = this.workers.indexOf(slot);
+    if (this.closed || i === -1) {
+      for (const job of orphans) job.resolve({ id: job.task.id, ok: false, error: 'pool closed', transient: true });
+      return;
     }
+    this.restarts++;
+    this.workers[i] = this.spawn(true);
+    this.onWorkerDied(reason, orphans.length);
+    for (const job of orphans) {
+      if (job.suspect) {
+        job.resolve({ id: job.task.id, ok: false, error: `the hashing worker died twice while reading this file (${reason})`, transient: true });
+        continue;
+      }
+      this.suspects.push({ task: job.task, resolve: job.resolve, taken: false, suspect: true });
+    }
+    this.pump();
   }
 
   get backlog(): number {
     let inFlight = 0;
     for (const w of this.workers) inFlight += w.inflight.size;
-    return this.urgent.length + this.normal.length + inFlight;
+    return this.urgent.length + this.normal.length + this.suspects.length + inFlight;
   }
 
   run(task: Omit<HashTask, 'id'>, urgent = false): Promise<HashResult> {
     if (this.closed) return Promise.resolve({ id: 0, ok: false, error: 'pool closed' });
     return new Promise((resolve) => {
-      const job: Job = { task: { ...task, id: this.nextId++ }, resolve, taken: false };
+      const job: Job = { task: { ...task, id: this.nextId++ }, resolve, taken: false, suspect: false };
       (urgent ? this.urgent : this.normal).push(job);
       if (!urgent) this.queuedByPath.set(task.path, job);
       this.pump();
@@ -126,22 +178,32 @@ export class HashPool {
     const job = this.queuedByPath.get(path);
     if (!job || job.taken) return false;
     this.queuedByPath.delete(path);
-    this.urgent.push({ task: job.task, resolve: job.resolve, taken: false });
+    this.urgent.push({ task: job.task, resolve: job.resolve, taken: false, suspect: false });
     job.taken = true;
     this.pump();
     return true;
   }
 
   private pump(): void {
+    // A suspect goes alone to an idle worker, which gets nothing else until it answers.
+    for (const slot of this.workers) {
+      if (!this.suspects.length) break;
+      if (slot.inflight.size > 0) continue;
+      const one = this.suspects.take(1);
+      if (one.length) slot.isolating = true;
+      this.send(slot, one);
+    }
+    const open = this.workers.filter((w) => !w.isolating);
+    if (!open.length) return;
     // Urgent work goes at once to the least busy worker, in small batches, even if that worker
     // still has files in hand: the worker interleaves them, so a page never waits for a batch.
     while (this.urgent.length) {
-      const slot = this.workers.reduce((a, b) => (b.inflight.size < a.inflight.size ? b : a));
+      const slot = open.reduce((a, b) => (b.inflight.size < a.inflight.size ? b : a));
       const batch = this.urgent.take(4);
       for (const job of batch) job.task.urgent = true;
       if (!this.send(slot, batch)) break;
     }
-    for (const slot of this.workers) {
+    for (const slot of open) {
       if (slot.inflight.size >= LOW_WATER) continue;
       if (!this.send(slot, this.normal.take(MAX_BATCH - slot.inflight.size))) return;
     }
@@ -159,8 +221,8 @@ export class HashPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    const pending = [...this.urgent.drain(), ...this.normal.drain()];
-    for (const job of pending) job.resolve({ id: job.task.id, ok: false, error: 'pool closed' });
+    const pending = [...this.urgent.drain(), ...this.normal.drain(), ...this.suspects.drain()];
+    for (const job of pending) job.resolve({ id: job.task.id, ok: false, error: 'pool closed', transient: true });
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
 }

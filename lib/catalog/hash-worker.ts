@@ -4,10 +4,19 @@
 import { Digester } from '../digests.js';
 import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { parentPort } from 'node:worker_threads';
+import path from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
 import { extractMetadata, extractMetadataFromBuffer, type ArchiveKind } from '../metadata/extract.js';
 import { summarizeMetadata } from '../metadata/summary.js';
-import type { HashResult, HashTask } from './hash-pool.js';
+import type { HashResult, HashTask, HashWorkerData } from './hash-pool.js';
+
+// Test hook (the crash tests): PYPI_LITE_TEST_WORKER_EXIT=<file name>[,<file name>...] makes a
+// worker exit when it starts reading one of those files; with an `once:` prefix only the first
+// workers do, not the replacements of dead ones. Unset in normal use.
+const crashHook = process.env.PYPI_LITE_TEST_WORKER_EXIT ?? '';
+const crashOnce = crashHook.startsWith('once:');
+const crashOn = new Set((crashOnce ? crashHook.slice('once:'.length) : crashHook).split(',').filter(Boolean));
+const isReplacement = (workerData as HashWorkerData | null)?.replacement === true;
 
 const IN_MEMORY_LIMIT = 16 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
@@ -16,6 +25,7 @@ const readAsync = promisify(read);
 
 async function digestFile(task: HashTask): Promise<HashResult> {
   let fd: number | undefined;
+  if (crashOn.size && crashOn.has(path.basename(task.path)) && !(crashOnce && isReplacement)) process.exit(70);
   try {
     // Small files are read with synchronous calls: blocking is what this thread is for, and
     // the promise API costs a thread-pool round trip per call, several times the cost of
@@ -49,7 +59,7 @@ async function digestFile(task: HashTask): Promise<HashResult> {
     }
     closeSync(fd);
     fd = undefined;
-    const result: HashResult = { id: task.id, ok: true, size: st.size, mtimeMs: st.mtimeMs, ...digester.digest() };
+    const result: HashResult = { id: task.id, ok: true, size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino, ctimeMs: st.ctimeMs, ...digester.digest() };
     if (task.archive) {
       const kind: ArchiveKind = task.archive;
       const extracted = whole ? await extractMetadataFromBuffer(whole, kind) : await extractMetadata(task.path, kind);

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import { Catalog, type DistFile, type MetadataSummary, type Project } from './catalog.js';
-import { DigestCache, cacheFileFor } from './cache.js';
+import { DigestCache, cacheFileFor, sameStamp, type FileStamp } from './cache.js';
 import { isDistFilename, parseFilename, type ParsedFilename } from './filename.js';
 import { HashPool, type HashResult } from './hash-pool.js';
 import { normalizeName } from './names.js';
@@ -21,7 +21,36 @@ export interface IndexerOptions {
   roots: string[];
   cacheDir: string | null;
   workers: number;
+  /** Watch the roots with fs.watch (inotify); false in --poll mode. */
   watch: boolean;
+  /**
+   * Full rescan of every root this often (0: never). The safety net for changes the watcher
+   * cannot see (network file systems, inotify limits, queue overflows); the only source of
+   * changes in --poll mode. Unchanged files cost one lstat each and are never rehashed.
+   */
+  rescanIntervalMs?: number;
+}
+
+/** The stamp of an indexed file (what the "unchanged" test compares). */
+function stampOf(f: DistFile): FileStamp | null {
+  return f.identity ? { size: f.size, mtimeMs: f.mtimeMs, ino: f.identity.ino, ctimeMs: f.identity.ctimeMs } : null;
+}
+
+/** Is the file on disk (st) still the one that was indexed? */
+function unchanged(f: DistFile, st: Stats): boolean {
+  const stamp = stampOf(f);
+  return stamp !== null && f.identity?.dev === st.dev && sameStamp(stamp, st);
+}
+
+/**
+ * The project name shown until the metadata's Name is known. Wheel and egg file names escape
+ * the name (`Foo.Bar` -> `foo_bar`), and so do modern sdists: showing that would flip to the
+ * real name once the metadata is read. So: the normalized name, except for an sdist whose file
+ * name keeps a spelling that is no escape (`Foo.Bar-1.0.tar.gz`, made by older setuptools).
+ */
+export function provisionalDisplayName(parsed: ParsedFilename): string {
+  if (parsed.kind === 'sdist' && !parsed.name.includes('_')) return parsed.name;
+  return parsed.project;
 }
 
 export function archiveKindOf(parsed: ParsedFilename): ArchiveKind {
@@ -69,6 +98,19 @@ export class Indexer {
   private readonly warned = new Set<string>();
   private watcher: RootWatcher | null = null;
   private loaded = false;
+  /**
+   * Files whose hashing failed for a reason other than the file (a worker died twice), with
+   * when a rescan may try again: a minute after the failure, the wait doubling up to an hour
+   * (a file that kills the worker every time must not keep a --poll server busy).
+   */
+  private readonly hashFailed = new Map<DistFile, { retryAt: number; waitMs: number }>();
+  private readonly realRoots = new Map<string, string>();
+  private watchLimitWarned = false;
+  private rescanTimer: NodeJS.Timeout | null = null;
+  private rescanning: Promise<void> | null = null;
+  /** Directories to rescan after a watcher event that named no file. */
+  private readonly dirRescans = new Map<string, string>();
+  private dirRescanTimer: NodeJS.Timeout | null = null;
   private readonly rechecks = new Set<NodeJS.Timeout>();
   private closed = false;
   private idleWaiters: (() => void)[] = [];
@@ -80,7 +122,9 @@ export class Indexer {
     catalog = new Catalog(),
   ) {
     this.catalog = catalog;
-    this.pool = new HashPool(opts.workers);
+    this.pool = new HashPool(opts.workers, (reason, orphans) =>
+      this.log.error({ reason, files: orphans }, 'a hashing worker died; replaced it and retrying its files once'),
+    );
   }
 
   /** True once the initial scan has listed every file (hashing may still run). */
@@ -91,6 +135,21 @@ export class Indexer {
   /** Files still waiting for their digest or metadata. */
   get backlog(): number {
     return this.inflight.size + this.queued.size;
+  }
+
+  /**
+   * Listed files whose hashing failed for a reason other than the file itself (the worker
+   * died twice). They stay in the index (downloadable, but not on pages without a digest) and
+   * are hashed again when they change, or by a rescan once their retry wait is over.
+   */
+  get hashFailures(): number {
+    for (const f of this.hashFailed.keys()) if (this.catalog.fileAt(f.relPath) !== f) this.hashFailed.delete(f); // replaced or gone
+    return this.hashFailed.size;
+  }
+
+  /** Hashing workers that died and were replaced since the start. */
+  get workerRestarts(): number {
+    return this.pool.restarts;
   }
 
   cacheFor(root: string): DigestCache | undefined {
@@ -105,9 +164,11 @@ export class Indexer {
     }
     if (this.opts.watch) {
       this.watcher = new RootWatcher(this.opts.roots, {
-        onPath: (root, abs, st) => this.reconcile(root, abs, st),
+        onPath: (root, abs, st) => void this.reconcileChecked(root, abs, st),
         onDirAdded: (root, dir) => void this.scanDir(root, dir),
         onDirRemoved: (root, dir) => this.dropDir(root, dir),
+        onRescan: (root, dir) => this.rescanDirSoon(root, dir),
+        onWatchLimit: (err, dir) => this.watchLimitReached(err, dir),
         onError: (err) => this.log.warn({ err }, 'watcher error'),
       });
       // Watching starts before the scan so that nothing changed during the scan is missed.
@@ -118,6 +179,59 @@ export class Indexer {
     for (const [root, cache] of this.caches) cache.retain((rel) => this.catalog.fileAt(rel)?.root === root);
     this.loaded = true;
     this.log.info({ ...this.catalog.size, hashing: this.backlog }, 'catalog loaded');
+    const every = this.opts.rescanIntervalMs ?? 0;
+    if (every > 0 && !this.closed) {
+      this.rescanTimer = setInterval(() => void this.rescan(), every);
+      this.rescanTimer.unref();
+    }
+  }
+
+  /**
+   * Walk every root and reconcile the index with what is on disk: new and changed files are
+   * indexed (a changed one rehashed), files that are gone are dropped, unchanged files cost one
+   * lstat. Also retries files whose hashing failed, and (with the watcher on) watches
+   * directories that have no watch yet. One rescan at a time; resolves when it is done.
+   */
+  rescan(): Promise<void> {
+    if (this.closed || !this.loaded) return Promise.resolve();
+    this.rescanning ??= (async () => {
+      try {
+        for (const root of this.opts.roots) {
+          if (this.closed) return;
+          await this.scanDir(root, root, true).catch((err: unknown) => this.warnOnce(`cannot rescan ${root}`, err));
+        }
+      } finally {
+        this.rescanning = null;
+      }
+    })();
+    return this.rescanning;
+  }
+
+  /** A watcher event without a file name: rescan that directory (batched, off the event). */
+  private rescanDirSoon(root: string, dir: string): void {
+    if (this.closed) return;
+    this.dirRescans.set(dir, root);
+    this.dirRescanTimer ??= setTimeout(() => {
+      this.dirRescanTimer = null;
+      const dirs = [...this.dirRescans];
+      this.dirRescans.clear();
+      void (async () => {
+        for (const [d, r] of dirs) if (!this.closed) await this.scanDir(r, d, true).catch(() => {});
+      })();
+    }, 200);
+  }
+
+  private watchLimitReached(err: NodeJS.ErrnoException, dir: string): void {
+    const every = this.opts.rescanIntervalMs ?? 0;
+    const fallback = every > 0 ? `changes there are only seen by the periodic rescan (every ${Math.round(every / 1000)} s)` : 'changes there are NOT seen (the periodic rescan is off: --rescan-interval 0)';
+    const fix =
+      err.code === 'EMFILE'
+        ? 'raise the limit: sudo sysctl fs.inotify.max_user_instances=1024 (persist it in /etc/sysctl.d/), or run with --poll'
+        : 'raise the limit: sudo sysctl fs.inotify.max_user_watches=524288 (persist it in /etc/sysctl.d/), or run with --poll';
+    // Once: with thousands of directories past the limit, one line per directory would flood the log.
+    if (this.watchLimitWarned) return;
+    this.watchLimitWarned = true;
+    this.log.warn({ dir, code: err.code }, `cannot watch every directory: out of inotify watches (${err.code}); ${fallback}. To fix, ${fix}`);
   }
 
   /** Resolves when every known file has its digest and metadata. */
@@ -147,9 +261,22 @@ export class Indexer {
     }
   }
 
-  private async scanDir(root: string, dir: string): Promise<void> {
+  /**
+   * Index every distribution file under dir. `reconcile` (a rescan): skip unchanged files,
+   * and drop the indexed files under dir that were not found (gone, or below a directory that
+   * is now a symbolic link).
+   */
+  private async scanDir(root: string, dir: string, reconcile = false): Promise<void> {
+    const relDir = dir === root ? '' : toRelPath(root, dir);
+    // Files indexed before the walk started: only those can be dropped for not being seen
+    // (a file added meanwhile, by an upload or the watcher, is a new object).
+    const before = reconcile ? this.catalog.filesUnder(root, relDir) : [];
+    const seen = new Set<string>();
+    /** Directories that could not be read (not gone): their files are kept, not dropped. */
+    const unreadable: string[] = [];
     const stack = [dir];
     while (stack.length) {
+      if (this.closed) return;
       const current = stack.pop()!;
       let entries: import('node:fs').Dirent[];
       try {
@@ -157,8 +284,11 @@ export class Indexer {
       } catch (err) {
         if (current === root) throw err;
         this.warnOnce(`cannot read directory ${current}`, err);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') unreadable.push(`${toRelPath(root, current)}/`);
         continue;
       }
+      if (reconcile) this.watcher?.ensureWatched(current);
       const files: { abs: string; name: string }[] = [];
       const prefix = current.endsWith(path.sep) ? current : current + path.sep;
       for (const e of entries) {
@@ -179,13 +309,39 @@ export class Indexer {
           const parsed = this.consider(root, abs, name);
           if (!parsed) continue;
           try {
-            this.addFromStat(root, abs, lstatSync(abs), parsed);
+            const st = lstatSync(abs);
+            if (reconcile) {
+              const rel = toRelPath(root, abs);
+              seen.add(rel);
+              const existing = this.catalog.fileAt(rel);
+              if (existing && existing.root !== root) continue; // an earlier root serves this path
+              if (existing && unchanged(existing, st)) {
+                // Retry what hashing could not finish (a worker died twice, a result for
+                // another file than the indexed one was discarded).
+                const failed = this.hashFailed.get(existing);
+                const unfinished = existing.sha256 === null || existing.metadata === undefined;
+                if (failed ? Date.now() >= failed.retryAt : unfinished && !this.inflight.has(existing) && !this.queued.has(existing)) this.hash(existing);
+                continue;
+              }
+              const file = this.addFromStat(root, abs, st, parsed);
+              if (file) this.log.info({ file: rel, project: file.project }, existing ? 'file changed (found by rescan)' : 'file added (found by rescan)');
+            } else {
+              this.addFromStat(root, abs, st, parsed);
+            }
           } catch (err) {
             this.warnOnce(`cannot stat ${abs}`, err);
           }
         } while (i < files.length && performance.now() < until);
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
+    }
+    if (!reconcile || this.closed) return;
+    for (const f of before) {
+      if (seen.has(f.relPath) || this.catalog.fileAt(f.relPath) !== f) continue;
+      if (unreadable.some((prefix) => f.relPath.startsWith(prefix))) continue;
+      this.catalog.remove(root, f.relPath);
+      this.hashFailed.delete(f);
+      this.log.info({ file: f.relPath }, 'file removed (found by rescan)');
     }
   }
 
@@ -211,11 +367,39 @@ export class Indexer {
       }
       return;
     }
-    if (existing && existing.root === root && existing.size === st.size && existing.mtimeMs === st.mtimeMs) return;
+    if (existing && existing.root === root && unchanged(existing, st)) return;
     const parsed = this.consider(root, abs);
     if (!parsed) return;
     const file = this.addFromStat(root, abs, st, parsed);
     if (file) this.log.info({ file: relPath, project: file.project }, existing ? 'file changed' : 'file added');
+  }
+
+  /**
+   * reconcile(), but a new or changed file is only indexed if no directory on its path is a
+   * symbolic link (lstat follows those): a directory swapped for a link must not bring the
+   * files it leads to into the index.
+   */
+  private async reconcileChecked(root: string, abs: string, st: Stats | null): Promise<void> {
+    if (st?.isFile()) {
+      const existing = this.catalog.fileAt(toRelPath(root, abs));
+      if (!(existing && existing.root === root && unchanged(existing, st)) && !(await this.realDirectory(root, abs))) st = null;
+    }
+    this.reconcile(root, abs, st);
+  }
+
+  /** Is the directory holding abs reached from the root without a symbolic link? */
+  private async realDirectory(root: string, abs: string): Promise<boolean> {
+    try {
+      let realRoot = this.realRoots.get(root);
+      if (realRoot === undefined) {
+        realRoot = await fsp.realpath(root);
+        this.realRoots.set(root, realRoot);
+      }
+      const relDir = path.relative(root, path.dirname(abs));
+      return (await fsp.realpath(path.dirname(abs))) === (relDir === '' ? realRoot : path.join(realRoot, relDir));
+    } catch {
+      return false;
+    }
   }
 
   private recheckLater(root: string, abs: string, delayMs: number): void {
@@ -223,7 +407,7 @@ export class Indexer {
       this.rechecks.delete(t);
       if (this.closed) return;
       fsp.lstat(abs).then(
-        (st) => this.reconcile(root, abs, st),
+        (st) => this.reconcileChecked(root, abs, st),
         () => this.reconcile(root, abs, null),
       );
     }, delayMs);
@@ -239,7 +423,7 @@ export class Indexer {
     if (!st.isFile() || isHiddenPath(root, abs)) return undefined;
     if (!parsed) return undefined;
     const relPath = toRelPath(root, abs);
-    const cached = this.caches.get(root)?.lookup(relPath, st.size, st.mtimeMs);
+    const cached = this.caches.get(root)?.lookup(relPath, st);
     const file: DistFile = {
       root,
       relPath,
@@ -247,10 +431,11 @@ export class Indexer {
       filename: parsed.filename,
       parsed,
       project: parsed.project,
-      displayName: parsed.name,
+      displayName: provisionalDisplayName(parsed),
       version: parsed.version,
       size: st.size,
       mtimeMs: st.mtimeMs,
+      identity: { dev: st.dev, ino: st.ino, ctimeMs: st.ctimeMs },
       sha256: cached?.sha256 ?? null,
       metadata: cached ? cached.metadata : undefined,
       metadataError: cached?.metadataError,
@@ -270,7 +455,7 @@ export class Indexer {
   /** Record a file that an upload just wrote and hashed (no second read needed). */
   addUploaded(root: string, abs: string, st: Stats, digests: { sha256: string; md5?: string; blake2b256?: string }, metadata: MetadataSummary | null, metadataError?: string): DistFile | undefined {
     const relPath = toRelPath(root, abs);
-    this.caches.get(root)?.set(relPath, { size: st.size, mtimeMs: st.mtimeMs, ...digests, metadata, metadataError });
+    this.caches.get(root)?.set(relPath, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs, ...digests, metadata, metadataError });
     return this.addFromStat(root, abs, st);
   }
 
@@ -330,8 +515,23 @@ export class Indexer {
   private applyHash(file: DistFile, r: HashResult, appeared = false): void {
     if (this.catalog.fileAt(file.relPath) !== file) return; // replaced or removed meanwhile
     if (!r.ok) {
+      if (r.transient) {
+        // Nothing is known against the file: keep it listed, retry at the next rescan.
+        if (this.closed) return;
+        const waitMs = Math.min(HASH_RETRY_MAX_MS, 2 * (this.hashFailed.get(file)?.waitMs ?? HASH_RETRY_MIN_MS / 2));
+        this.hashFailed.set(file, { retryAt: Date.now() + waitMs, waitMs });
+        this.log.error({ file: file.relPath, error: r.error, retryInSeconds: waitMs / 1000 }, 'cannot hash a file (kept in the index; retried by a later rescan, or when it changes)');
+        return;
+      }
       this.warnOnce(`cannot read ${file.relPath}: ${r.error}`);
       this.catalog.remove(file.root, file.relPath);
+      return;
+    }
+    this.hashFailed.delete(file);
+    if (file.identity && (r.dev !== file.identity.dev || r.ino !== file.identity.ino)) {
+      // The path leads to another file than the one indexed (renamed over, or a directory on
+      // the way swapped): never give the indexed file that file's digest. Look at it again.
+      this.recheckLater(file.root, file.absPath, 0);
       return;
     }
     if (r.metadataError && isTruncated(r.metadataError) && appeared) {
@@ -345,10 +545,11 @@ export class Indexer {
         return;
       }
     }
-    if (r.size !== file.size || r.mtimeMs !== file.mtimeMs) {
+    if (r.size !== file.size || r.mtimeMs !== file.mtimeMs || r.ctimeMs !== file.identity?.ctimeMs) {
       // Changed while we read it: the watcher will report it again once it settles.
       file.size = r.size;
       file.mtimeMs = r.mtimeMs;
+      file.identity = { dev: r.dev, ino: r.ino, ctimeMs: r.ctimeMs };
     }
     file.sha256 = r.sha256;
     file.metadata = r.metadata ?? null;
@@ -357,6 +558,8 @@ export class Indexer {
     this.caches.get(file.root)?.set(file.relPath, {
       size: r.size,
       mtimeMs: r.mtimeMs,
+      ino: r.ino,
+      ctimeMs: r.ctimeMs,
       sha256: r.sha256,
       metadata: file.metadata,
       ...(r.metadataError ? { metadataError: r.metadataError } : {}),
@@ -396,11 +599,13 @@ export class Indexer {
   /** Compute md5/blake2b digests on demand (the JSON API), cached with the sha256. */
   async extraDigests(file: DistFile): Promise<{ md5: string; blake2b256: string } | null> {
     const cache = this.caches.get(file.root);
-    const cached = cache?.lookup(file.relPath, file.size, file.mtimeMs);
+    const stamp = stampOf(file);
+    const cached = stamp ? cache?.lookup(file.relPath, stamp) : undefined;
     if (cached?.md5 && cached.blake2b256) return { md5: cached.md5, blake2b256: cached.blake2b256 };
     const r = await this.pool.run({ path: file.absPath, extraDigests: true }, true);
     if (!r.ok || !r.md5 || !r.blake2b256) return null;
-    if (r.size === file.size && r.mtimeMs === file.mtimeMs) cache?.update(file.relPath, { md5: r.md5, blake2b256: r.blake2b256 });
+    // Cached only for the very file that was indexed (not one renamed over it or changed).
+    if (stamp && r.dev === file.identity?.dev && sameStamp(stamp, r) && r.sha256 === file.sha256) cache?.update(file.relPath, { md5: r.md5, blake2b256: r.blake2b256 });
     return { md5: r.md5, blake2b256: r.blake2b256 };
   }
 
@@ -418,6 +623,8 @@ export class Indexer {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.dirRescanTimer) clearTimeout(this.dirRescanTimer);
     for (const t of this.rechecks) clearTimeout(t);
     this.rechecks.clear();
     for (const q of this.queued.values()) q.release();
@@ -427,6 +634,10 @@ export class Indexer {
     await this.flush();
   }
 }
+
+/** A file whose hashing failed (worker died twice) is retried after this, doubling up to the max. */
+const HASH_RETRY_MIN_MS = 60_000;
+const HASH_RETRY_MAX_MS = 3_600_000;
 
 /** Files in the hashing pool at once (enough to keep every worker busy). */
 const HASH_WINDOW = 256;

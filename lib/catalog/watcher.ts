@@ -18,7 +18,21 @@ export interface WatchHandlers {
   /** A directory appeared (scan it) or disappeared (drop what it held). */
   onDirAdded(root: string, absDir: string): void;
   onDirRemoved(root: string, absDir: string): void;
+  /** Something changed in this directory but the event named no file: rescan it. */
+  onRescan(root: string, absDir: string): void;
+  /** A directory could not be watched because the inotify limits are reached (ENOSPC, EMFILE). */
+  onWatchLimit(err: NodeJS.ErrnoException, absDir: string): void;
   onError(err: unknown): void;
+}
+
+/**
+ * Test hook: PYPI_LITE_TEST_MAX_WATCHES=<n> makes watching fail with ENOSPC beyond n watched
+ * directories, as it does when fs.inotify.max_user_watches is reached. Unset in normal use.
+ */
+const TEST_MAX_WATCHES = process.env.PYPI_LITE_TEST_MAX_WATCHES ? Number(process.env.PYPI_LITE_TEST_MAX_WATCHES) : Infinity;
+
+function isWatchLimit(err: NodeJS.ErrnoException): boolean {
+  return err.code === 'ENOSPC' || err.code === 'EMFILE';
 }
 
 /** True for dotfiles and anything inside a dot-directory below the root. */
@@ -72,22 +86,31 @@ export class RootWatcher {
     return added;
   }
 
+  /** Watch this one directory if it is not watched yet (the indexer's rescans call this). */
+  ensureWatched(dir: string): void {
+    if (!this.closed && !this.dirs.has(dir) && this.rootOf(dir) !== undefined) this.watchDir(dir);
+  }
+
   private watchDir(dir: string): boolean {
     if (this.closed || this.dirs.has(dir)) return false;
     let w: FSWatcher;
     try {
+      if (this.dirs.size >= TEST_MAX_WATCHES) throw Object.assign(new Error(`ENOSPC: System limit for number of file watchers reached, watch '${dir}'`), { code: 'ENOSPC' });
       w = watch(dir, { persistent: true }, (_event, name) => {
         if (name) this.schedule(path.join(dir, name.toString()));
+        else this.nameless(dir);
       });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') this.handlers.onError(err);
+    } catch (caught) {
+      const err = caught as NodeJS.ErrnoException;
+      if (isWatchLimit(err)) this.handlers.onWatchLimit(err, dir);
+      else if (err.code !== 'ENOENT' && err.code !== 'ENOTDIR') this.handlers.onError(err);
       return false;
     }
     w.on('error', (err: NodeJS.ErrnoException) => {
       this.unwatch(dir);
       // A directory removed under its handle is no error: its parent reports the removal.
-      if (err.code !== 'ENOENT' && err.code !== 'EPERM') this.handlers.onError(err);
+      if (isWatchLimit(err)) this.handlers.onWatchLimit(err, dir);
+      else if (err.code !== 'ENOENT' && err.code !== 'EPERM') this.handlers.onError(err);
     });
     this.dirs.set(dir, w);
     return true;
@@ -102,6 +125,12 @@ export class RootWatcher {
         this.dirs.delete(d);
       }
     }
+  }
+
+  /** An event without a file name (e.g. after a queue overflow): have the directory rescanned. */
+  private nameless(dir: string): void {
+    const root = this.rootOf(dir);
+    if (!this.closed && root) this.handlers.onRescan(root, dir);
   }
 
   private rootOf(p: string): string | undefined {
@@ -164,7 +193,7 @@ export class RootWatcher {
       this.unwatch(abs);
       this.handlers.onDirRemoved(root, abs);
     }
-    const sig = st ? `${st.size}:${st.mtimeMs}:${st.ino}` : 'gone';
+    const sig = st ? `${st.size}:${st.mtimeMs}:${st.ino}:${st.ctimeMs}` : 'gone';
     if (this.lastSeen.get(abs) !== sig) {
       this.lastSeen.set(abs, sig);
       if (!this.timers.has(abs)) this.timers.set(abs, setTimeout(() => void this.settle(root, abs), this.settleMs));

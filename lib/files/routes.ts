@@ -72,14 +72,22 @@ function ifRangeAllows(req: IncomingMessage, etag: string, lastModified: string)
 }
 
 async function serveDist(req: IncomingMessage, res: ServerResponse, file: DistFile): Promise<void> {
-  // O_NOFOLLOW: a file swapped for a symbolic link after indexing is not followed.
+  // O_NOFOLLOW: a file swapped for a symbolic link after indexing is not followed. It covers
+  // only the last component: a directory on the way swapped for a link would still be
+  // followed, so the opened file must be the very file that was indexed (device and inode, one
+  // fstat). A file renamed over the indexed one is refused the same way until the watcher (or
+  // a rescan) has indexed it, which takes a fraction of a second.
   const fh = await fsp.open(file.absPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
   if (!fh) throw httpError('FILE_NOT_FOUND');
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw httpError('FILE_NOT_FOUND');
+    if (file.identity && (st.ino !== file.identity.ino || st.dev !== file.identity.dev)) throw httpError('FILE_NOT_FOUND');
     const size = st.size;
-    const etag = st.size === file.size && st.mtimeMs === file.mtimeMs ? strongEtag(file) : `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+    // The indexed digest names these bytes only if nothing changed (ctime: rewritten in place
+    // with the size and mtime kept).
+    const same = st.size === file.size && st.mtimeMs === file.mtimeMs && (!file.identity || st.ctimeMs === file.identity.ctimeMs);
+    const etag = same ? strongEtag(file) : `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}-${Math.floor(st.ctimeMs).toString(16)}"`;
     const lastModified = new Date(st.mtimeMs).toUTCString();
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Disposition', `attachment; filename="${file.filename.replace(/["\\]/g, '_')}"`);
@@ -157,8 +165,25 @@ async function sendBytes(fh: fsp.FileHandle, res: ServerResponse, start: number,
   await Promise.race([new Promise<void>((resolve) => res.end(resolve)), closed]);
 }
 
+/**
+ * Is the path still the file that was indexed (no symbolic link on the way, same device and
+ * inode)? For the metadata route, whose reader opens the archive by path itself.
+ */
+async function stillIndexed(file: DistFile): Promise<boolean> {
+  if (!file.identity) return true;
+  const fh = await fsp.open(file.absPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
+  if (!fh) return false;
+  try {
+    const st = await fh.stat();
+    return st.ino === file.identity.ino && st.dev === file.identity.dev;
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
 async function serveMetadata(req: IncomingMessage, res: ServerResponse, deps: FilesDeps, file: DistFile): Promise<void> {
   if (!file.metadata?.servable) throw httpError('METADATA_NOT_FOUND');
+  if (!(await stillIndexed(file))) throw httpError('METADATA_NOT_FOUND');
   const bytes = await deps.metadata.read(file);
   if (!bytes) throw httpError('METADATA_NOT_FOUND');
   const etag = `"${file.metadata.sha256}"`;

@@ -30,7 +30,11 @@ export function opsRoutes(config: Config, deps: OpsDeps) {
       res.setHeader('Cache-Control', 'no-store');
       const status = ready ? 'ok' : 'loading';
       const hashing = deps.indexer.backlog;
-      res.json(deps.auth.needs('list') ? { status, hashing } : { status, projects, files, hashing });
+      // hash_failures (only when not 0): listed files that could not be hashed because a
+      // hashing worker died twice; retried at the next rescan (see --rescan-interval).
+      const failures = deps.indexer.hashFailures;
+      const extra = failures ? { hash_failures: failures } : {};
+      res.json(deps.auth.needs('list') ? { status, hashing, ...extra } : { status, projects, files, hashing, ...extra });
       return;
     }
     if (req.path === '/metrics' && deps.metrics) {
