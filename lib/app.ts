@@ -19,6 +19,7 @@ import { uploadRoutes, type Uploader } from './upload/routes.js';
 import { opsRoutes, type Metrics } from './ops/routes.js';
 import { pypiJsonRoutes } from './pypi-json/routes.js';
 import { adminRoutes } from './admin/routes.js';
+import { uiRoutes } from './ui/routes.js';
 import './http/types.js';
 
 export interface AppDeps {
@@ -59,6 +60,7 @@ export function createApp(config: Config, deps: AppDeps): express.Express {
     });
   }
 
+  app.use(uiRoutes(config, deps));
   app.use(opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics }));
   app.use('/simple', deps.auth.require('list'));
   app.use(simpleRoutes({ pages: deps.pages, base, fallbackUrl: config.fallbackUrl }));

@@ -81,6 +81,7 @@ interface ServeOptions {
   maxUploadSize: number;
   healthEndpoint: string;
   metrics: boolean;
+  ui: boolean;
   workers: number;
   headersTimeout: number;
 }
@@ -127,6 +128,7 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
     maxUploadSize: o.maxUploadSize,
     healthEndpoint: o.healthEndpoint,
     metrics: o.metrics,
+    ui: o.ui,
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
     headersTimeoutMs: o.headersTimeout,
     workers: o.workers,
@@ -302,6 +304,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'pretty']).default('json').env('PYPI_LITE_LOG_FORMAT'))
     .addOption(new Option('--health-endpoint <path>', 'path of the health check').default(DEFAULTS.healthEndpoint).env('PYPI_LITE_HEALTH_ENDPOINT'))
     .addOption(new Option('--no-metrics', 'disable /metrics (env: PYPI_LITE_NO_METRICS=1)'))
+    .addOption(new Option('--no-ui', 'disable the web UI (/, /search, /project/...); / is then a plain welcome page (env: PYPI_LITE_NO_UI=1)'))
     .addOption(new Option('--headers-timeout <ms>', 'time a client has to send its request headers (slowloris guard)').default(DEFAULTS.headersTimeoutMs).env('PYPI_LITE_HEADERS_TIMEOUT').argParser(intOption('--headers-timeout', 100, 600_000)))
     .addOption(new Option('--workers <n>', 'hashing threads').default(Math.max(1, os.availableParallelism()), 'number of CPUs').env('PYPI_LITE_WORKERS').argParser(intOption('--workers', 1, 64)))
     .action(async (roots: string[], o: ServeOptions, cmd: Command) => {
@@ -313,6 +316,8 @@ export function buildProgram(): Command {
       if (overwrite !== undefined) o.overwrite = overwrite;
       const noMetrics = fromEnv('metrics', 'PYPI_LITE_NO_METRICS');
       if (noMetrics !== undefined) o.metrics = !noMetrics;
+      const noUi = fromEnv('ui', 'PYPI_LITE_NO_UI');
+      if (noUi !== undefined) o.ui = !noUi;
       return serve(roots, o);
     });
 
