@@ -67,7 +67,11 @@ password = <your password>`;
   <h2 id="help-heading">Use this index</h2>
   <h3>Install with pip</h3>
   ${copyBlock('pip install command', pipInstallLine(d.urls, 'PACKAGE'))}
-  <p class="hint">Only from this index: <code>--index-url ${d.urls.simple}</code>. With uv: <code>uv pip install --extra-index-url ${d.urls.simple} PACKAGE</code>.</p>
+  <p class="hint">${
+    d.urls.indexOption === '--index-url'
+      ? html`Projects this index does not have are redirected to PyPI, so this one URL is enough.`
+      : html`This index holds only its own projects; <code>--extra-index-url</code> lets pip take the others from PyPI. To install only from here, use <code>--index-url</code>.`
+  } With uv: <code>uv pip install ${d.urls.indexOption} ${d.urls.simple} PACKAGE</code>.</p>
   <h3>Upload with twine</h3>
   ${copyBlock('twine upload command', `twine upload --repository-url ${d.urls.server}/ -u USER dist/*`)}
   <details>

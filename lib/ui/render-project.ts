@@ -46,10 +46,31 @@ function externalLink(url: string, text: string): Html {
   return /^https?:\/\//i.test(url) ? html`<a href="${url}" rel="nofollow noopener">${text}</a>` : html`${text}: ${url}`;
 }
 
-function person(name: string | null, email: string | null): Html | null {
-  if (!name && !email) return null;
-  if (email && /^[^\s<>"]+@[^\s<>"]+$/.test(email)) return html`<a href="mailto:${email}">${name ?? email}</a>`;
-  return html`${[name, email].filter(Boolean).join(' ')}`;
+const EMAIL = /^[^\s<>"@]+@[^\s<>"@]+$/;
+
+/** People from Author / Author-email (which may be `Name <addr>, Other <addr2>`), as mailto links when possible. */
+function people(name: string | null, emails: string | null): Html | null {
+  const parsed: { name: string | null; email: string | null }[] = [];
+  for (const part of (emails ?? '').split(',')) {
+    const t = part.trim();
+    if (!t) continue;
+    const m = /^"?([^"<]*?)"?\s*<([^>]+)>$/.exec(t);
+    if (m && EMAIL.test(m[2]!.trim())) parsed.push({ name: m[1]!.trim() || null, email: m[2]!.trim() });
+    else if (EMAIL.test(t)) parsed.push({ name: null, email: t });
+    else parsed.push({ name: t, email: null });
+  }
+  if (parsed.length === 0) return name ? html`${name}` : null;
+  if (name && parsed.every((p) => p.name === null)) parsed[0]!.name = name;
+  else if (name && !parsed.some((p) => p.name === name)) parsed.unshift({ name, email: null });
+  const items = parsed.map((p) => (p.email ? html`<a href="mailto:${p.email}">${p.name ?? p.email}</a>` : html`${p.name ?? ''}`));
+  return html`${items.flatMap((item, i) => (i === 0 ? [item] : [raw(', '), item]))}`;
+}
+
+function keywordList(keywords: string | null): Html | null {
+  if (!keywords) return null;
+  const words = (keywords.includes(',') ? keywords.split(',') : keywords.split(/\s+/)).map((w) => w.trim()).filter(Boolean);
+  if (words.length === 0) return null;
+  return html`<span class="keywords">${words.map((w) => html`<span class="keyword">${w}</span>`)}</span>`;
 }
 
 function metaItem(term: string, value: Html | string | null): Html {
@@ -79,9 +100,9 @@ function sidebar(m: ProjectPageModel): Html {
     <dl class="meta">
       ${metaItem('Requires Python', d.requiresPython ? html`<code>${d.requiresPython}</code>` : null)}
       ${metaItem('License', license)}
-      ${metaItem('Author', person(d.author, d.authorEmail))}
-      ${metaItem('Maintainer', person(d.maintainer, d.maintainerEmail))}
-      ${metaItem('Keywords', d.keywords)}
+      ${metaItem('Author', people(d.author, d.authorEmail))}
+      ${metaItem('Maintainer', people(d.maintainer, d.maintainerEmail))}
+      ${metaItem('Keywords', keywordList(d.keywords))}
     </dl>
   </section>
   ${d.requiresDist.length ? html`<section><h2>Dependencies</h2><ul class="deps">${d.requiresDist.map((r) => html`<li><code>${r}</code></li>`)}</ul></section>` : raw('')}
