@@ -18,6 +18,12 @@ const md = new MarkdownIt({ html: true, linkify: true, typographer: false });
 /** README headings move one level down: the page's own <h1> is the project name. */
 const HEADING_SHIFT: Record<string, string> = { h1: 'h2', h2: 'h3', h3: 'h4', h4: 'h5', h5: 'h6', h6: 'h6' };
 
+function alignFromStyle(tagName: string, attribs: sanitizeHtml.Attributes): sanitizeHtml.Tag {
+  const m = /(?:^|;)\s*text-align\s*:\s*(left|right|center)\s*(?:;|$)/i.exec(attribs.style ?? '');
+  const { style: _style, ...rest } = attribs;
+  return { tagName, attribs: m ? { ...rest, align: m[1]!.toLowerCase() } : rest };
+}
+
 const SANITIZE: sanitizeHtml.IOptions = {
   allowedTags: [
     'h2', 'h3', 'h4', 'h5', 'h6', 'p', 'br', 'hr', 'blockquote', 'pre', 'code', 'kbd', 'samp', 'var',
@@ -26,7 +32,7 @@ const SANITIZE: sanitizeHtml.IOptions = {
     'table', 'caption', 'thead', 'tbody', 'tfoot', 'tr', 'th', 'td', 'details', 'summary',
   ],
   allowedAttributes: {
-    a: ['href', 'title'],
+    a: ['href', 'title', 'rel'],
     img: ['src', 'alt', 'title', 'width', 'height'],
     code: ['class'],
     ol: ['start'],
@@ -44,6 +50,10 @@ const SANITIZE: sanitizeHtml.IOptions = {
   disallowedTagsMode: 'discard',
   transformTags: {
     ...Object.fromEntries(Object.entries(HEADING_SHIFT).map(([from, to]) => [from, sanitizeHtml.simpleTransform(to, {})])),
+    // markdown-it aligns table columns with style="text-align:..."; styles are dropped (and the
+    // CSP forbids inline style), so keep the alignment as the align attribute.
+    th: alignFromStyle,
+    td: alignFromStyle,
     a: sanitizeHtml.simpleTransform('a', { rel: 'nofollow noopener' }),
   },
   // Images only from absolute http(s) URLs (a relative src would point into this server).

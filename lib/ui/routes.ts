@@ -153,7 +153,8 @@ export function uiRoutes(config: Config, deps: UiDeps): UiRouter {
     sendHtml(res, renderSearch(ctx, { query, total: found.total, entries: found.entries }));
   });
 
-  router.get(/^\/project\/([^/]+)(?:\/([^/]+))?\/?$/, list, async (req: Request, res: Response) => {
+  // (No capture groups: Express would decode them and answer 400 for a bad escape; we decode.)
+  router.get(/^\/project\/[^/]+(?:\/[^/]+)?\/?$/, list, async (req: Request, res: Response) => {
     req.routeName = 'ui-project';
     const m = /^\/project\/([^/]+)(?:\/([^/]+))?(\/?)$/.exec(req.path)!;
     let rawName: string;
