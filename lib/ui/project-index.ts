@@ -58,22 +58,18 @@ export class ProjectIndex {
   private readonly entries = new Map<string, ProjectEntry>();
   private readonly dirty = new Set<string>();
   private byUpdate: ProjectEntry[] | null = null;
+  /** Shorter names first, then alphabetical: the order of results within a search rank. */
+  private byName: ProjectEntry[] | null = null;
   private readonly queue = new Map<string, DistFile>();
   private loading = false;
   private timer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
-  private changes = 0;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly catalog: Catalog) {
     for (const p of catalog.projects()) this.dirty.add(p.name);
     this.unsubscribe = catalog.onChange((name) => this.markDirty(name));
     this.schedule();
-  }
-
-  /** Bumped on every catalog change (for caches of pages built from many projects). */
-  get serial(): number {
-    return this.changes;
   }
 
   close(): void {
@@ -84,9 +80,7 @@ export class ProjectIndex {
   }
 
   private markDirty(name: string): void {
-    this.changes++;
     this.dirty.add(name);
-    this.byUpdate = null;
     this.schedule();
   }
 
@@ -112,6 +106,7 @@ export class ProjectIndex {
     }
     this.dirty.clear();
     this.byUpdate = null;
+    this.byName = null;
     void this.drain();
   }
 
@@ -209,17 +204,28 @@ export class ProjectIndex {
     if (!q) return { total: 0, entries: [] };
     const norm = normalizeName(q.replace(/\s+/g, '-'));
     const words = q.split(/\s+/).filter(Boolean);
-    const ranked: { rank: number; e: ProjectEntry }[] = [];
-    for (const e of this.entries.values()) {
-      let rank: number;
-      if (e.name === norm) rank = 0;
-      else if (e.name.startsWith(norm)) rank = 1;
-      else if (e.name.includes(norm)) rank = 2;
-      else if (words.every((w) => e.text.includes(w) || e.name.includes(normalizeName(w)))) rank = 3;
-      else continue;
-      ranked.push({ rank, e });
+    const wordNames = words.map((w) => normalizeName(w));
+    if (!this.byName) {
+      this.byName = [...this.entries.values()].sort((a, b) => a.name.length - b.name.length || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     }
-    ranked.sort((a, b) => a.rank - b.rank || a.e.name.length - b.e.name.length || (a.e.name < b.e.name ? -1 : a.e.name > b.e.name ? 1 : 0));
-    return { total: ranked.length, entries: ranked.slice(0, limit).map((r) => r.e) };
+    // One pass over the entries in result order, into one bucket per rank: no sort per query.
+    const buckets: ProjectEntry[][] = [[], [], [], []];
+    for (const e of this.byName) {
+      if (e.name === norm) buckets[0]!.push(e);
+      else if (e.name.startsWith(norm)) buckets[1]!.push(e);
+      else if (e.name.includes(norm)) buckets[2]!.push(e);
+      else {
+        let all = true;
+        for (let i = 0; i < words.length && all; i++) all = e.text.includes(words[i]!) || e.name.includes(wordNames[i]!);
+        if (all) buckets[3]!.push(e);
+      }
+    }
+    const total = buckets[0]!.length + buckets[1]!.length + buckets[2]!.length + buckets[3]!.length;
+    const entries: ProjectEntry[] = [];
+    for (const b of buckets) {
+      if (entries.length >= limit) break;
+      entries.push(...b.slice(0, limit - entries.length));
+    }
+    return { total, entries };
   }
 }

@@ -8,6 +8,7 @@ import type { DistFile } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { info } from '../pypi-json/build.js';
+import { Lru } from './lru.js';
 import { renderReadme } from './readme.js';
 
 type Info = Awaited<ReturnType<typeof info>>;
@@ -66,37 +67,29 @@ function weight(d: ReleaseDetails): number {
 }
 
 export class ReleaseDetailsCache {
-  private readonly lru = new Map<string, { details: ReleaseDetails; weight: number }>();
+  private readonly lru: Lru<ReleaseDetails>;
   private readonly pending = new Map<string, Promise<ReleaseDetails>>();
-  private total = 0;
 
   constructor(
     private readonly deps: ReleaseDetailsDeps,
-    private readonly maxBytes = 16 * 1024 * 1024,
-    private readonly maxEntries = 2000,
-  ) {}
+    maxBytes = 16 * 1024 * 1024,
+    maxEntries = 2000,
+  ) {
+    this.lru = new Lru(maxBytes, maxEntries);
+  }
 
   get stats(): { entries: number; bytes: number } {
-    return { entries: this.lru.size, bytes: this.total };
+    return { entries: this.lru.size, bytes: this.lru.weight };
   }
 
   private key(files: DistFile[]): string {
     return files.map((f) => `${f.absPath}\0${f.size}\0${f.mtimeMs}\0${f.metadata ? f.metadata.sha256 : String(f.metadata)}`).join('\n');
   }
 
-  /** Cached details only (no disk access), if any. */
-  peek(files: DistFile[]): ReleaseDetails | undefined {
-    return this.lru.get(this.key(files))?.details;
-  }
-
   async get(projectName: string, version: string, files: DistFile[]): Promise<ReleaseDetails> {
     const key = this.key(files);
     const hit = this.lru.get(key);
-    if (hit) {
-      this.lru.delete(key);
-      this.lru.set(key, hit);
-      return hit.details;
-    }
+    if (hit) return hit;
     let p = this.pending.get(key);
     if (!p) {
       const ctx = { files, versions: [version], releaseOf: (v: string) => v, baseUrl: '', projectName, indexer: this.deps.indexer, metadata: this.deps.metadata };
@@ -105,25 +98,11 @@ export class ReleaseDetailsCache {
       p.then(
         (details) => {
           this.pending.delete(key);
-          this.remember(key, details);
+          this.lru.set(key, details, weight(details));
         },
         () => this.pending.delete(key),
       );
     }
     return p;
-  }
-
-  private remember(key: string, details: ReleaseDetails): void {
-    const w = weight(details);
-    if (w > this.maxBytes / 4) return;
-    const old = this.lru.get(key);
-    if (old) this.total -= old.weight;
-    this.lru.set(key, { details, weight: w });
-    this.total += w;
-    for (const [k, v] of this.lru) {
-      if (this.total <= this.maxBytes && this.lru.size <= this.maxEntries) break;
-      this.lru.delete(k);
-      this.total -= v.weight;
-    }
   }
 }

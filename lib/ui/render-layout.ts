@@ -107,9 +107,16 @@ export function isoMinute(ms: number): string {
 /** <time> element showing a date, with the full timestamp for machines and on hover. */
 export function time(ms: number, withTime = false): Html {
   const iso = new Date(ms).toISOString();
-  return html`<time datetime="${iso}" title="${isoMinute(ms)}">${withTime ? isoMinute(ms) : isoDate(ms)}</time>`;
+  const minute = `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+  // (An ISO timestamp has nothing to escape.)
+  return raw(`<time datetime="${iso}" title="${minute}">${withTime ? minute : iso.slice(0, 10)}</time>`);
+}
+
+/** 12345 -> '12,345' (toLocaleString costs microseconds per call, too much for a list). */
+export function thousands(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
 export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+  return `${thousands(n)} ${n === 1 ? one : many}`;
 }

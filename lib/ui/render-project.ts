@@ -42,10 +42,6 @@ function copyBlock(label: string, text: string): Html {
   return html`<div class="command"><pre><code>${text}</code></pre><button type="button" class="copy" data-copy="${text}" hidden aria-label="Copy: ${label}">Copy</button></div>`;
 }
 
-function externalLink(url: string, text: string): Html {
-  return /^https?:\/\//i.test(url) ? html`<a href="${url}" rel="nofollow noopener">${text}</a>` : html`${text}: ${url}`;
-}
-
 const EMAIL = /^[^\s<>"@]+@[^\s<>"@]+$/;
 
 /** People from Author / Author-email (which may be `Name <addr>, Other <addr2>`), as mailto links when possible. */
@@ -80,7 +76,8 @@ function metaItem(term: string, value: Html | string | null): Html {
 
 function sidebar(m: ProjectPageModel): Html {
   const d = m.details;
-  const links = d.projectUrls.map(([label, url]) => html`<li>${externalLink(url, label)}</li>`);
+  // Only http(s) links are shown (a javascript: or other URL in the metadata is left out).
+  const links = d.projectUrls.filter(([, url]) => /^https?:\/\//i.test(url)).map(([label, url]) => html`<li><a href="${url}" rel="nofollow noopener">${label}</a></li>`);
   const license = d.licenseExpression ?? (d.license && d.license.length <= 200 ? d.license : null) ?? licenseFromClassifiers(d.classifiers);
   const groups = new Map<string, string[]>();
   for (const c of d.classifiers) {
@@ -165,7 +162,7 @@ export function renderProject(ctx: PageContext, m: ProjectPageModel): string {
   const requirement = m.pinned ? `${m.displayName}==${m.version}` : m.displayName;
   const notices: Html[] = [];
   if (current && current.yankReason !== null) {
-    notices.push(html`<p class="notice notice-yanked" role="note"><strong>This release is yanked.</strong> ${current.yankReason ? html`Reason: ${current.yankReason}` : html`No reason was given.`} pip will not pick it unless it is pinned with <code>==</code>.</p>`);
+    notices.push(html`<p class="notice notice-yanked" role="note"><strong>This release is yanked${current.yankReason ? html`: ${current.yankReason}` : html``}.</strong> pip ignores it unless a requirement pins it with <code>==</code>.</p>`);
   }
   if (m.version !== m.latest) {
     notices.push(html`<p class="notice" role="note">This is not the latest release. The latest is <a href="${projectHref(ctx, m.name)}">${m.displayName} ${m.latest}</a>.</p>`);

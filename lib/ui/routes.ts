@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import express, { type Request, type Response } from 'express';
 import type { AuthGuard } from '../auth/guard.js';
-import type { Catalog, DistFile } from '../catalog/catalog.js';
+import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
 import { normalizeName } from '../catalog/names.js';
 import { versionsEqual } from '../catalog/version.js';
@@ -27,6 +27,7 @@ import { serverUrl } from '../ops/welcome.js';
 import { groupReleases, pickLatest } from '../pypi-json/routes.js';
 import { html } from '../simple/render.js';
 import { indexUrls } from './install.js';
+import { Lru } from './lru.js';
 import { ProjectIndex } from './project-index.js';
 import { ReleaseDetailsCache } from './release.js';
 import { PAGE_SIZE, SEARCH_LIMIT, renderHome, renderSearch } from './render-home.js';
@@ -60,13 +61,13 @@ function loadAsset(file: string, type: string): Asset {
   return { body, type, etag: `"${digest.slice(0, 32)}"`, version: digest.slice(0, 12) };
 }
 
-function sendHtml(res: Response, body: string, status = 200, code?: ErrorCode, detail?: string): void {
+function sendHtml(res: Response, body: string | Buffer, status = 200, code?: ErrorCode, detail?: string): void {
   res.statusCode = status;
   if (code) res.statusMessage = toReasonPhrase(httpError(code, detail).message);
   res.setHeader('Content-Security-Policy', UI_CSP);
   res.setHeader('Content-Type', 'text/html; charset=utf-8');
   res.setHeader('Cache-Control', 'no-cache');
-  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.setHeader('Content-Length', typeof body === 'string' ? Buffer.byteLength(body) : body.length);
   res.end(body);
 }
 
@@ -76,23 +77,21 @@ function queryString(req: Request, key: string): string {
   return s.slice(0, MAX_QUERY);
 }
 
-export type UiRouter = express.Router & { projects: ProjectIndex; releases: ReleaseDetailsCache };
-
-export function uiRoutes(config: Config, deps: UiDeps): UiRouter {
+export function uiRoutes(config: Config, deps: UiDeps): express.Router {
   const router = express.Router({ strict: true, caseSensitive: true });
-  const projects = new ProjectIndex(deps.catalog);
-  const releases = new ReleaseDetailsCache({ indexer: deps.indexer, metadata: deps.metadata });
   const list = deps.auth.require('list');
+  let changes = 0;
+  deps.catalog.onChange(() => changes++);
 
   // pypiserver's /packages/ page: rebuilt only when the catalog changed.
   let packagesPage: { serial: number; body: Buffer } | null = null;
   router.get('/packages/', list, (req: Request, res: Response) => {
     req.routeName = 'packages-index';
-    if (!packagesPage || packagesPage.serial !== projects.serial) {
+    if (!packagesPage || packagesPage.serial !== changes) {
       const files: DistFile[] = [];
       for (const p of deps.catalog.projects()) for (const f of p.files.values()) files.push(f);
       files.sort((a, b) => (a.filename < b.filename ? -1 : a.filename > b.filename ? 1 : a.relPath < b.relPath ? -1 : 1));
-      packagesPage = { serial: projects.serial, body: renderPackagesIndex(files) };
+      packagesPage = { serial: changes, body: renderPackagesIndex(files) };
     }
     res.setHeader('Content-Type', 'text/html; charset=utf-8');
     res.setHeader('Cache-Control', 'no-cache');
@@ -100,7 +99,16 @@ export function uiRoutes(config: Config, deps: UiDeps): UiRouter {
     res.end(packagesPage.body);
   });
 
-  if (!config.ui) return Object.assign(router, { projects, releases });
+  if (!config.ui) return router;
+
+  // Built on the first visit to the home page or search: a server nobody browses pays nothing
+  // (the summaries are read from every project's latest release in the background).
+  let index: ProjectIndex | null = null;
+  const projects = (): ProjectIndex => (index ??= new ProjectIndex(deps.catalog));
+  const releases = new ReleaseDetailsCache({ indexer: deps.indexer, metadata: deps.metadata });
+  // Rendered project pages, valid while their project is the same object at the same generation
+  // (every change to a project's files, hashes, metadata or yanks bumps it).
+  const pageCache = new Lru<{ project: Project; generation: number; body: Buffer }>(32 * 1024 * 1024, 4000);
 
   const css = loadAsset('ui.css', 'text/css; charset=utf-8');
   const js = loadAsset('ui.js', 'text/javascript; charset=utf-8');
@@ -129,7 +137,7 @@ export function uiRoutes(config: Config, deps: UiDeps): UiRouter {
 
   const home = (req: Request, res: Response) => {
     req.routeName = 'ui-home';
-    const all = projects.recent();
+    const all = projects().recent();
     const pages = Math.max(1, Math.ceil(all.length / PAGE_SIZE));
     const asked = Number.parseInt(queryString(req, 'page') || '1', 10);
     const page = Number.isFinite(asked) ? Math.min(Math.max(1, asked), pages) : 1;
@@ -149,7 +157,7 @@ export function uiRoutes(config: Config, deps: UiDeps): UiRouter {
   router.get('/search', list, (req: Request, res: Response) => {
     req.routeName = 'ui-search';
     const query = queryString(req, 'q').trim();
-    const found = projects.search(query, SEARCH_LIMIT);
+    const found = projects().search(query, SEARCH_LIMIT);
     sendHtml(res, renderSearch(ctx, { query, total: found.total, entries: found.entries }));
   });
 
@@ -173,7 +181,12 @@ export function uiRoutes(config: Config, deps: UiDeps): UiRouter {
       const message = html`There is no project named “${rawName}” on this index. Names are matched after normalization (case, <code>-</code>, <code>_</code> and <code>.</code> do not matter).`;
       return sendHtml(res, notFoundPage(ctx, 'Project not found', message, rawName), 404, 'PROJECT_NOT_FOUND', rawName);
     }
+    const urls = urlsFor(req);
+    const pageKey = `${name}\0${rawVersion ?? ''}\0${urls.server}`;
+    const cached = pageCache.get(pageKey);
+    if (cached && cached.project === project && cached.generation === project.generation) return sendHtml(res, cached.body);
     await deps.indexer.ensureHashed(project);
+    const generation = project.generation;
     const files = deps.catalog.filesOf(project);
     const { versions, releaseOf } = groupReleases(deps.catalog.versionsOf(project));
     const byRelease = new Map<string, DistFile[]>();
@@ -196,7 +209,7 @@ export function uiRoutes(config: Config, deps: UiDeps): UiRouter {
     }
     const releaseFiles = byRelease.get(version) ?? [];
     const details = await releases.get(project.displayName, version, releaseFiles);
-    const body = renderProject(ctx, {
+    const body = Buffer.from(renderProject(ctx, {
       name,
       displayName: project.displayName,
       version,
@@ -205,10 +218,11 @@ export function uiRoutes(config: Config, deps: UiDeps): UiRouter {
       details,
       releases: [...versions].reverse().map((v) => releaseRow(v, byRelease.get(v) ?? [])),
       files: releaseFiles,
-      urls: urlsFor(req),
-    });
+      urls,
+    }));
+    if (deps.catalog.project(name) === project && project.generation === generation) pageCache.set(pageKey, { project, generation, body }, body.length);
     sendHtml(res, body);
   });
 
-  return Object.assign(router, { projects, releases });
+  return router;
 }
