@@ -87,6 +87,17 @@ describe('web UI', function () {
       expect(text(r.body)).to.contain('6 projects · 10 files on this index.');
     });
 
+    it('shows the summaries to the very first visitor (no waiting for the background reader)', async function () {
+      const fresh = await start({ roots: [root] });
+      try {
+        const t = text((await get(`${fresh.url}/`)).body);
+        for (const s of ['Widgets and gears for the whole team', 'Nothing to see here', 'A box to keep widgets in', 'A project without a description']) expect(t).to.contain(s);
+        expect(text((await get(`${fresh.url}/search?q=gear`)).body)).to.contain('gear-box 0.5 A box to keep widgets in');
+      } finally {
+        await fresh.close();
+      }
+    });
+
     it('has a search box that is a plain GET form with a labelled field q', async function () {
       const { body } = await get(`${srv.url}/`);
       expect(body).to.match(/<form class="search" role="search" method="get" action="\/search">/);
@@ -270,7 +281,7 @@ describe('web UI', function () {
       const t = text(r.body);
       expect(r.body).to.match(/<h1>Acme\.Widgets <span class="version">1\.1\.0<\/span><\/h1>/);
       expect(t).to.contain(`pip install --extra-index-url ${srv.url}/simple/ Acme.Widgets==1.1.0`);
-      expect(t).to.contain('This release is yanked: broken import. pip ignores it unless a requirement pins it with ==.');
+      expect(t).to.contain('This release is yanked: broken import. pip ignores it unless a requirement pins it with ==');
       expect(t).to.contain('This is not the latest release. The latest is Acme.Widgets 1.2.0');
       expect(r.body).to.contain('<a href="/project/acme-widgets/">Acme.Widgets 1.2.0</a>');
       expect(readmeOf(r.body)).to.contain('Version 1.1.0.');

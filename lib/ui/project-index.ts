@@ -61,6 +61,8 @@ export class ProjectIndex {
   /** Shorter names first, then alphabetical: the order of results within a search rank. */
   private byName: ProjectEntry[] | null = null;
   private readonly queue = new Map<string, DistFile>();
+  /** The file whose summary is being read, per project. */
+  private readonly reading = new Map<string, string>();
   private loading = false;
   private timer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
@@ -137,6 +139,39 @@ export class ProjectIndex {
     }
   }
 
+  /**
+   * Read now the summaries of these entries that are still waiting (the ones a page is about to
+   * show: at most a page's worth, the first time they are shown), so that the first visitor
+   * does not see a list without summaries while the background reader works through the rest.
+   */
+  async prioritize(entries: ProjectEntry[]): Promise<void> {
+    const jobs: [string, DistFile][] = [];
+    for (const e of entries) {
+      const file = this.queue.get(e.name);
+      if (file) {
+        this.queue.delete(e.name);
+        jobs.push([e.name, file]);
+      }
+    }
+    await Promise.all(jobs.map(([name, file]) => this.load(name, file)));
+  }
+
+  private async load(name: string, file: DistFile): Promise<void> {
+    const key = fileKey(file);
+    this.reading.set(name, key);
+    const r = await extractMetadata(file.absPath, archiveKindOf(file.parsed)).catch(() => null);
+    // A newer file of this project was read meanwhile (or is being read): that one wins.
+    if (this.reading.get(name) !== key) return;
+    this.reading.delete(name);
+    const entry = this.entries.get(name);
+    if (!entry) return;
+    const md = r && r.ok ? parseMetadata(r.bytes) : null;
+    entry.summary = md?.summary ? md.summary.slice(0, MAX_SUMMARY) : null;
+    entry.keywords = md?.keywords ? md.keywords.slice(0, MAX_KEYWORDS) : null;
+    entry.text = `${entry.summary ?? ''}\n${entry.keywords ?? ''}`.toLowerCase();
+    entry.metaKey = key;
+  }
+
   /** Read queued summaries one archive at a time. */
   private async drain(): Promise<void> {
     if (this.loading) return;
@@ -145,14 +180,7 @@ export class ProjectIndex {
       while (this.queue.size > 0) {
         const [name, file] = this.queue.entries().next().value as [string, DistFile];
         this.queue.delete(name);
-        const r = await extractMetadata(file.absPath, archiveKindOf(file.parsed)).catch(() => null);
-        const entry = this.entries.get(name);
-        if (!entry) continue;
-        const md = r && r.ok ? parseMetadata(r.bytes) : null;
-        entry.summary = md?.summary ? md.summary.slice(0, MAX_SUMMARY) : null;
-        entry.keywords = md?.keywords ? md.keywords.slice(0, MAX_KEYWORDS) : null;
-        entry.text = `${entry.summary ?? ''}\n${entry.keywords ?? ''}`.toLowerCase();
-        entry.metaKey = fileKey(file);
+        await this.load(name, file);
       }
     } finally {
       this.loading = false;

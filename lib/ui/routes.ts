@@ -135,14 +135,17 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
     });
   }
 
-  const home = (req: Request, res: Response) => {
+  const home = async (req: Request, res: Response) => {
     req.routeName = 'ui-home';
-    const all = projects().recent();
+    const index = projects();
+    const all = index.recent();
     const pages = Math.max(1, Math.ceil(all.length / PAGE_SIZE));
     const asked = Number.parseInt(queryString(req, 'page') || '1', 10);
     const page = Number.isFinite(asked) ? Math.min(Math.max(1, asked), pages) : 1;
+    const entries = all.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
+    await index.prioritize(entries);
     const body = renderHome(ctx, {
-      entries: all.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE),
+      entries,
       totalProjects: all.length,
       totalFiles: deps.catalog.size.files,
       page,
@@ -154,10 +157,12 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
   router.get('/', list, home);
   router.get('/index.html', list, home);
 
-  router.get('/search', list, (req: Request, res: Response) => {
+  router.get('/search', list, async (req: Request, res: Response) => {
     req.routeName = 'ui-search';
     const query = queryString(req, 'q').trim();
-    const found = projects().search(query, SEARCH_LIMIT);
+    const index = projects();
+    const found = index.search(query, SEARCH_LIMIT);
+    await index.prioritize(found.entries);
     sendHtml(res, renderSearch(ctx, { query, total: found.total, entries: found.entries }));
   });
 
