@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { hashPassword } from '../lib/auth/htpasswd.js';
 import { makeConfig, type AuthAction, type Config } from '../lib/config.js';
 import { startServer, type RunningServer } from '../lib/server.js';
+import { Lru } from '../lib/ui/lru.js';
 import { renderReadme, sanitizeReadmeHtml } from '../lib/ui/readme.js';
 import { UI_CSP } from '../lib/ui/routes.js';
 import { metadataText, writeWheel } from './helpers/archives.js';
@@ -379,6 +380,25 @@ describe('web UI', function () {
       expect(renderReadme('<script>x</script>', null)).to.equal('<pre class="readme-text">&lt;script&gt;x&lt;/script&gt;</pre>');
       expect(renderReadme('# Title', 'text/markdown; variant=CommonMark')).to.equal('<h2>Title</h2>\n');
       expect(renderReadme('   ', 'text/markdown')).to.equal('');
+    });
+  });
+
+  describe('bounded caches (rendered READMEs and pages)', function () {
+    it('keep at most maxEntries entries and maxWeight bytes, dropping the least recently used', function () {
+      const lru = new Lru<string>(100, 3);
+      for (const k of ['a', 'b', 'c']) lru.set(k, k, 10);
+      expect(lru.get('a')).to.equal('a'); // a is now the most recent
+      lru.set('d', 'd', 10);
+      expect([lru.get('b'), lru.size]).to.deep.equal([undefined, 3]);
+      lru.set('e', 'e', 25);
+      lru.set('f', 'f', 25);
+      lru.set('g', 'g', 25);
+      expect(lru.weight).to.be.at.most(100);
+      expect(lru.size).to.equal(3);
+      expect(lru.get('a')).to.equal(undefined);
+      lru.set('huge', 'x', 26); // more than a quarter of the budget: not kept
+      expect(lru.get('huge')).to.equal(undefined);
+      expect(lru.get('g')).to.equal('g');
     });
   });
 

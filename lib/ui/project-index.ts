@@ -178,7 +178,9 @@ export class ProjectIndex {
     this.loading = true;
     try {
       while (this.queue.size > 0) {
-        const [name, file] = this.queue.entries().next().value as [string, DistFile];
+        const first = this.queue.entries().next();
+        if (first.done) break;
+        const [name, file] = first.value;
         this.queue.delete(name);
         await this.load(name, file);
       }

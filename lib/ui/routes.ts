@@ -21,7 +21,7 @@ import { normalizeName } from '../catalog/names.js';
 import { versionsEqual } from '../catalog/version.js';
 import type { Config } from '../config.js';
 import { httpError, toReasonPhrase, type ErrorCode } from '../errors.js';
-import { location, redirect, searchOf } from '../http/respond.js';
+import { etagMatches, location, redirect, searchOf } from '../http/respond.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { serverUrl } from '../ops/welcome.js';
 import { groupReleases, pickLatest } from '../pypi-json/routes.js';
@@ -125,7 +125,7 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
       res.setHeader('Content-Type', asset.type);
       res.setHeader('ETag', asset.etag);
       res.setHeader('Cache-Control', queryString(req, 'v') === asset.version ? 'public, max-age=31536000, immutable' : 'no-cache');
-      if (req.headers['if-none-match'] === asset.etag) {
+      if (etagMatches(req.headers['if-none-match'], asset.etag)) {
         res.statusCode = 304;
         res.end();
         return;
