@@ -40,7 +40,7 @@ interface Args {
   quick: boolean;
 }
 
-const SKIPPABLE = ['sha256sum', 'pages', 'info', 'download', 'upload', 'newfiles'];
+const SKIPPABLE = ['sha256sum', 'pages', 'ui', 'info', 'download', 'upload', 'newfiles'];
 
 function usage(): string {
   return `usage: npm run bench -- [options]
@@ -404,6 +404,40 @@ async function main(): Promise<void> {
     const rootResult = await abba('root list (JSON, gzip)', a, targets, [ROOT_PATH], { Accept: PIP_ACCEPT, 'Accept-Encoding': 'gzip' });
     const rootRatio = rootResult.pypi.rps / rootResult.base.rps;
     row('/simple/ root list (gzip) req/s', fmtRps(rootResult.pypi.rps), fmtRps(rootResult.base.rps), rootRatio, '>= 0.5 x baseline', rootRatio >= 0.5);
+  }
+
+  // 4b. The web UI's project pages (no baseline serves them) and search, from memory.
+  if (!a.skip.has('ui')) {
+    const uiPaths = projectPaths.map((p) => p.replace(/^\/simple\//, '/project/'));
+    const uiHeaders = { Accept: 'text/html' };
+    log(`UI project pages: ${uiPaths.length} random projects, ${a.connections} connections, ${a.seconds} s`);
+    // The first view of each page reads and renders its README (then cached, bounded): view
+    // every page once, as the Simple API pages are warmed, then a short warm-up of the mix.
+    let next = 0;
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < uiPaths.length) await get(`${srv.url}${uiPaths[next++]!}`, uiHeaders);
+    }));
+    await load(srv.url, { paths: uiPaths, headers: uiHeaders, seconds: 1, connections: a.connections });
+    const c0 = srv.cpuMs() ?? 0;
+    const ui = await load(srv.url, { paths: uiPaths, headers: uiHeaders, seconds: a.seconds, connections: a.connections });
+    const cpuUs = (((srv.cpuMs() ?? 0) - c0) * 1000) / Math.max(1, ui.requests);
+    log(`UI project page: ${fmtRps(ui.rps)} req/s (p50 ${ui.p50} ms, p99 ${ui.p99} ms; ${cpuUs.toFixed(0)} us CPU/request)`);
+    if (ui.non2xx || ui.errors) notes.push(`UI project page: ${ui.non2xx} non-2xx answers and ${ui.errors} errors`);
+    row(`project page UI (/project/<name>/) req/s, ${corpus.projects.toLocaleString('en-US')} projects`, fmtRps(ui.rps), '—', null, '(no baseline)', null);
+    row('project page UI p50 / p99', `${ui.p50} / ${ui.p99} ms`, '—', null, 'p99 < 50 ms', ui.p99 < 50);
+    cpuRow('project page UI, CPU per request', cpuUs, null, 'us');
+    // Search over every project: one connection, so the latency is the server's time per query.
+    // Queries: name prefixes, full names, a summary phrase every project matches, and a miss.
+    const names = [...indices].slice(0, 50).map((i) => normalize(projectName(i)));
+    const queries = [...names.map((n) => n.slice(0, 5)), ...names, 'benchmark project', 'no-such-project-anywhere'];
+    const searchPaths = queries.map((q) => `/search?q=${encodeURIComponent(q)}`);
+    // The first search builds the UI's project index; summaries are then read in the background.
+    const everyProject = `of ${(corpus.projects + 1).toLocaleString('en-US')} projects`;
+    await waitUntil(async () => (await get(`${srv.url}/search?q=benchmark+project`)).body.toString().includes(everyProject), 5 * 60_000, 'UI summaries loaded', 200);
+    const sr = await load(srv.url, { paths: searchPaths, headers: uiHeaders, seconds: Math.max(1, Math.min(5, a.seconds)), connections: 1 });
+    log(`UI search, 1 connection: ${fmtRps(sr.rps)} req/s (p50 ${sr.p50} ms, p99 ${sr.p99} ms)`);
+    if (sr.non2xx || sr.errors) notes.push(`UI search: ${sr.non2xx} non-2xx answers and ${sr.errors} errors`);
+    row('UI search p50 / p99 (1 connection)', `${sr.p50} / ${sr.p99} ms`, '—', null, 'p99 < 5 ms', sr.p99 < 5);
   }
 
   // 5. The same page mix with --log-level info (a line per request, to /dev/null).

@@ -20,6 +20,7 @@ import { uploadRoutes, type Uploader } from './upload/routes.js';
 import { opsRoutes, type Metrics } from './ops/routes.js';
 import { pypiJsonRoutes } from './pypi-json/routes.js';
 import { adminRoutes } from './admin/routes.js';
+import { uiRoutes } from './ui/routes.js';
 import './http/types.js';
 
 export interface AppDeps {
@@ -65,6 +66,7 @@ export function createApp(config: Config, deps: AppDeps): express.Express {
   // Every write (any method but GET/HEAD, on any path) needs a user when there is a password
   // file, before any route sees it: new write routes cannot forget it.
   app.use(deps.auth.requireWrites());
+  app.use(uiRoutes(config, deps));
   app.use(opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics, auth: deps.auth }));
   app.use('/simple', deps.auth.require('list'));
   app.use(simpleRoutes({ pages: deps.pages, base, fallbackUrl: config.fallbackUrl }));

@@ -83,6 +83,7 @@ interface ServeOptions {
   maxUploadSize: number;
   healthEndpoint: string;
   metrics: boolean;
+  ui: boolean;
   workers: number;
   headersTimeout: number;
   trustProxy?: string;
@@ -136,6 +137,7 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
     maxUploadSize: o.maxUploadSize,
     healthEndpoint: o.healthEndpoint,
     metrics: o.metrics,
+    ui: o.ui,
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
     headersTimeoutMs: o.headersTimeout,
     workers: o.workers,
@@ -376,6 +378,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'pretty']).default('json').env('PYPI_LITE_LOG_FORMAT'))
     .addOption(new Option('--health-endpoint <path>', 'path of the health check').default(DEFAULTS.healthEndpoint).env('PYPI_LITE_HEALTH_ENDPOINT'))
     .addOption(new Option('--no-metrics', 'disable /metrics (env: PYPI_LITE_NO_METRICS=1)'))
+    .addOption(new Option('--no-ui', 'disable the web UI (/, /search, /project/...); / is then a plain welcome page (env: PYPI_LITE_NO_UI=1)'))
     .addOption(new Option('--headers-timeout <ms>', 'time a client has to send its request headers (slowloris guard)').default(DEFAULTS.headersTimeoutMs).env('PYPI_LITE_HEADERS_TIMEOUT').argParser(intOption('--headers-timeout', 100, 600_000)))
     .addOption(new Option('--workers <n>', 'hashing threads').default(Math.max(1, os.availableParallelism()), 'number of CPUs').env('PYPI_LITE_WORKERS').argParser(intOption('--workers', 1, 64)))
     .addOption(
@@ -402,6 +405,8 @@ export function buildProgram(): Command {
       if (noMetrics !== undefined) o.metrics = !noMetrics;
       const poll = fromEnv('poll', 'PYPI_LITE_POLL');
       if (poll !== undefined) o.poll = poll;
+      const noUi = fromEnv('ui', 'PYPI_LITE_NO_UI');
+      if (noUi !== undefined) o.ui = !noUi;
       return serve(roots, o);
     });
 

@@ -38,6 +38,8 @@ export interface Config {
   maxUploadSize: number;
   healthEndpoint: string;
   metrics: boolean;
+  /** Serve the web UI (/, /search, /project/...); false = the plain welcome page at /. */
+  ui: boolean;
   /** A client must send its request headers within this many ms (slowloris guard). */
   headersTimeoutMs: number;
   /** Bound on waiting for in-flight requests at shutdown. */
@@ -111,6 +113,7 @@ export function makeConfig(partial: Partial<Config> & { roots: string[] }): Conf
     maxUploadSize: DEFAULTS.maxUploadSize,
     healthEndpoint: DEFAULTS.healthEndpoint,
     metrics: true,
+    ui: true,
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
     headersTimeoutMs: DEFAULTS.headersTimeoutMs,
     workers: 2,

@@ -52,6 +52,7 @@ const SERVE_OPTIONS: [string, string | null][] = [
   ['--log-format', 'PYPI_LITE_LOG_FORMAT'],
   ['--health-endpoint', 'PYPI_LITE_HEALTH_ENDPOINT'],
   ['--no-metrics', 'PYPI_LITE_NO_METRICS'],
+  ['--no-ui', 'PYPI_LITE_NO_UI'],
   ['--workers', 'PYPI_LITE_WORKERS'],
   ['--trust-proxy', 'PYPI_LITE_TRUST_PROXY'],
   ['--rescan-interval', 'PYPI_LITE_RESCAN_INTERVAL'],

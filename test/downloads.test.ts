@@ -111,11 +111,16 @@ describe('downloads: /packages/ (real server)', function () {
     });
 
     it('does not serve files that are not distributions', async () => {
-      for (const p of ['/packages/README.md', '/packages/secret.txt', '/packages/', '/packages', '/packages/legacy', '/packages/legacy/']) {
+      for (const p of ['/packages/README.md', '/packages/secret.txt', '/packages', '/packages/legacy', '/packages/legacy/']) {
         const res = await request(srv.url, p);
         expect(res.status, p).to.equal(404);
         expectNotLeaked(res, p);
       }
+      // /packages/ itself is the flat list of distributions (pypiserver's --find-links page), nothing else.
+      const index = await request(srv.url, '/packages/');
+      expect(index.status).to.equal(200);
+      expectNotLeaked(index, '/packages/');
+      expect(index.body.toString()).to.not.match(/README\.md|secret\.txt/);
     });
   });
 

@@ -49,7 +49,7 @@ describe('operations', function () {
       'Metadata-Version: 2.1\nName: evil-names\nVersion: 1.0\nRequires-Python: >=3.8"><script>alert(\'x\')</script>&amp;\nSummary: <b>bold</b>\n\nbody\n',
     );
     await fsp.writeFile(path.join(root, 'yanked.txt'), 'evil-names==1.0 "quoted" <script>alert(1)</script> & more\n');
-    srv = await spawnServer(['--disable-fallback', '--headers-timeout', '600', root]);
+    srv = await spawnServer(['--disable-fallback', '--no-ui', '--headers-timeout', '600', root]);
     await waitHealthy(srv.url, { idle: true });
   });
   after(async () => srv.stop());
@@ -75,7 +75,7 @@ describe('operations', function () {
     expect(text).to.contain('pypi_lite_uploads_total');
   });
 
-  it('the welcome page shows the exact pip, uv and twine lines for the URL the visitor used', async function () {
+  it('the welcome page (--no-ui) shows the exact pip, uv and twine lines for the URL the visitor used', async function () {
     const r = await fetch(`${srv.url}/`);
     expect(r.status).to.equal(200);
     const html = await r.text();

@@ -72,7 +72,7 @@ async function releaseMetadata(ctx: JsonContext, files: DistFile[]): Promise<Cor
 
 const orNull = (s: string | null | undefined): string | null => (s === undefined || s === null || s === '' || s === 'UNKNOWN' ? null : s);
 
-async function info(ctx: JsonContext, version: string, files: DistFile[]) {
+export async function info(ctx: JsonContext, version: string, files: DistFile[]) {
   const md = await releaseMetadata(ctx, files);
   const yanked = files.length > 0 && files.every((f) => f.yank !== null);
   const name = md?.name ?? ctx.projectName;

@@ -1,0 +1,108 @@
+// What a project page shows about one release that is not in the catalog: the core metadata
+// fields (through the JSON API's builder, lib/pypi-json/build.ts, so both views agree) and the
+// README rendered to safe HTML. Built once per release (reading the metadata from its archive
+// is the only disk access a project page costs) and kept in a bounded LRU keyed by the
+// identity of the release's files, so a changed file is never shown with stale details.
+
+import type { DistFile } from '../catalog/catalog.js';
+import type { Indexer } from '../catalog/indexer.js';
+import type { MetadataReader } from '../metadata/reader.js';
+import { info } from '../pypi-json/build.js';
+import { Lru } from './lru.js';
+import { renderReadme } from './readme.js';
+
+type Info = Awaited<ReturnType<typeof info>>;
+
+export interface ReleaseDetails {
+  name: string;
+  summary: string | null;
+  author: string | null;
+  authorEmail: string | null;
+  maintainer: string | null;
+  maintainerEmail: string | null;
+  license: string | null;
+  licenseExpression: string | null;
+  homePage: string | null;
+  projectUrls: [string, string][];
+  requiresPython: string | null;
+  requiresDist: string[];
+  classifiers: string[];
+  keywords: string | null;
+  /** Sanitized HTML ('' when the release has no description). */
+  readmeHtml: string;
+}
+
+export interface ReleaseDetailsDeps {
+  indexer: Indexer;
+  metadata: MetadataReader;
+}
+
+function toDetails(i: Info): ReleaseDetails {
+  const urls: [string, string][] = Object.entries(i.project_urls ?? {});
+  if (i.home_page && !urls.some(([, u]) => u === i.home_page)) urls.unshift(['Homepage', i.home_page]);
+  return {
+    name: i.name,
+    summary: i.summary,
+    author: i.author,
+    authorEmail: i.author_email,
+    maintainer: i.maintainer,
+    maintainerEmail: i.maintainer_email,
+    license: i.license,
+    licenseExpression: i.license_expression,
+    homePage: i.home_page,
+    projectUrls: urls,
+    requiresPython: i.requires_python,
+    requiresDist: i.requires_dist ?? [],
+    classifiers: i.classifiers,
+    keywords: i.keywords,
+    readmeHtml: renderReadme(i.description, i.description_content_type),
+  };
+}
+
+function weight(d: ReleaseDetails): number {
+  let n = d.readmeHtml.length + 1024;
+  for (const c of d.classifiers) n += c.length;
+  for (const r of d.requiresDist) n += r.length;
+  return n;
+}
+
+export class ReleaseDetailsCache {
+  private readonly lru: Lru<ReleaseDetails>;
+  private readonly pending = new Map<string, Promise<ReleaseDetails>>();
+
+  constructor(
+    private readonly deps: ReleaseDetailsDeps,
+    maxBytes = 16 * 1024 * 1024,
+    maxEntries = 2000,
+  ) {
+    this.lru = new Lru(maxBytes, maxEntries);
+  }
+
+  get stats(): { entries: number; bytes: number } {
+    return { entries: this.lru.size, bytes: this.lru.weight };
+  }
+
+  private key(files: DistFile[]): string {
+    return files.map((f) => `${f.absPath}\0${f.size}\0${f.mtimeMs}\0${f.metadata ? f.metadata.sha256 : String(f.metadata)}`).join('\n');
+  }
+
+  async get(projectName: string, version: string, files: DistFile[]): Promise<ReleaseDetails> {
+    const key = this.key(files);
+    const hit = this.lru.get(key);
+    if (hit) return hit;
+    let p = this.pending.get(key);
+    if (!p) {
+      const ctx = { files, versions: [version], releaseOf: (v: string) => v, baseUrl: '', projectName, indexer: this.deps.indexer, metadata: this.deps.metadata };
+      p = info(ctx, version, files).then(toDetails);
+      this.pending.set(key, p);
+      p.then(
+        (details) => {
+          this.pending.delete(key);
+          this.lru.set(key, details, weight(details));
+        },
+        () => this.pending.delete(key),
+      );
+    }
+    return p;
+  }
+}
