@@ -472,12 +472,21 @@ describe('web UI', function () {
       });
     });
 
-    it('-a download: pages are open, the file links they show need credentials', async function () {
+    it('-a download: pages that show metadata need credentials (as the JSON API), /packages/ is open, its file links are not', async function () {
       await withAuth(['update', 'download'], async (s) => {
-        for (const p of pages) expect((await get(`${s.url}${p}`)).status, p).to.equal(200);
-        const { body } = await get(`${s.url}/project/acme-widgets/`);
-        const link = body.match(/href="(\/packages\/acme_widgets-1\.2\.0-py3-none-any\.whl)"/)![1]!;
+        for (const p of pages.filter((p) => p !== '/packages/')) {
+          const anon = await get(`${s.url}${p}`);
+          expect(anon.status, p).to.equal(401);
+          expect(anon.body, p).to.not.contain('Widgets and gears'); // no summary, no README
+          expect((await get(`${s.url}${p}`, basic('alice', PW))).status, p).to.equal(200);
+        }
+        const index = await get(`${s.url}/packages/`);
+        expect(index.status).to.equal(200);
+        const rel = index.body.match(/href="(acme_widgets-1\.2\.0-py3-none-any\.whl)#sha256=[0-9a-f]{64}"/)![1]!;
+        const link = `/packages/${rel}`;
         expect((await get(`${s.url}${link}`)).status).to.equal(401);
+        const { body } = await get(`${s.url}/project/acme-widgets/`, basic('alice', PW));
+        expect(body).to.contain(`href="${link}"`);
         expect((await fetch(`${s.url}${link}`, { headers: basic('alice', PW) })).status).to.equal(200);
       });
     });

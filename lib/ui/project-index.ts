@@ -63,6 +63,8 @@ export class ProjectIndex {
   private readonly queue = new Map<string, DistFile>();
   /** The file whose summary is being read, per project. */
   private readonly reading = new Map<string, string>();
+  /** The summary read in progress, per project. */
+  private readonly inFlight = new Map<string, Promise<void>>();
   private loading = false;
   private timer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
@@ -145,18 +147,30 @@ export class ProjectIndex {
    * does not see a list without summaries while the background reader works through the rest.
    */
   async prioritize(entries: ProjectEntry[]): Promise<void> {
-    const jobs: [string, DistFile][] = [];
+    const jobs: Promise<void>[] = [];
     for (const e of entries) {
       const file = this.queue.get(e.name);
       if (file) {
         this.queue.delete(e.name);
-        jobs.push([e.name, file]);
+        jobs.push(this.load(e.name, file));
+      } else {
+        // The background reader may have taken this one a moment ago: wait for it too.
+        const busy = this.inFlight.get(e.name);
+        if (busy) jobs.push(busy);
       }
     }
-    await Promise.all(jobs.map(([name, file]) => this.load(name, file)));
+    await Promise.all(jobs);
   }
 
-  private async load(name: string, file: DistFile): Promise<void> {
+  private load(name: string, file: DistFile): Promise<void> {
+    const job = this.read(name, file).finally(() => {
+      if (this.inFlight.get(name) === job) this.inFlight.delete(name);
+    });
+    this.inFlight.set(name, job);
+    return job;
+  }
+
+  private async read(name: string, file: DistFile): Promise<void> {
     const key = fileKey(file);
     this.reading.set(name, key);
     const r = await extractMetadata(file.absPath, archiveKindOf(file.parsed)).catch(() => null);

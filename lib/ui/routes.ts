@@ -6,8 +6,10 @@
 //   GET /static/ui.css, ui.js      the stylesheet and the optional copy-to-clipboard script
 //   GET /packages/                 every file as a flat link list (pypiserver's --find-links page;
 //                                  served with --no-ui too)
-// UI pages need `list` access (-a list) like /simple/; the file links point at /packages/<file>,
-// guarded for `download` in lib/app.ts. Pages come from memory (the catalog, the UI's project
+// Access follows one rule (README, "Access control"): names, versions and hashes need `list`;
+// metadata (READMEs, summaries, authors, dependencies) needs `download` too, as the JSON API.
+// So /packages/ needs `list`, and the pages, which show metadata, `list` and `download`. The
+// file links point at /packages/<file>, guarded for `download` in lib/app.ts. Pages come from memory (the catalog, the UI's project
 // index, a bounded cache of release details); handlers only gather data, the render-*.ts
 // modules build the HTML.
 
@@ -80,6 +82,7 @@ function queryString(req: Request, key: string): string {
 export function uiRoutes(config: Config, deps: UiDeps): express.Router {
   const router = express.Router({ strict: true, caseSensitive: true });
   const list = deps.auth.require('list');
+  const pages = deps.auth.require('list', 'download');
   let changes = 0;
   deps.catalog.onChange(() => changes++);
 
@@ -154,10 +157,10 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
     });
     sendHtml(res, body);
   };
-  router.get('/', list, home);
-  router.get('/index.html', list, home);
+  router.get('/', pages, home);
+  router.get('/index.html', pages, home);
 
-  router.get('/search', list, async (req: Request, res: Response) => {
+  router.get('/search', pages, async (req: Request, res: Response) => {
     req.routeName = 'ui-search';
     const query = queryString(req, 'q').trim();
     const index = projects();
@@ -167,7 +170,7 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
   });
 
   // (No capture groups: Express would decode them and answer 400 for a bad escape; we decode.)
-  router.get(/^\/project\/[^/]+(?:\/[^/]+)?\/?$/, list, async (req: Request, res: Response) => {
+  router.get(/^\/project\/[^/]+(?:\/[^/]+)?\/?$/, pages, async (req: Request, res: Response) => {
     req.routeName = 'ui-project';
     const m = /^\/project\/([^/]+)(?:\/([^/]+))?(\/?)$/.exec(req.path)!;
     let rawName: string;
