@@ -146,7 +146,8 @@ describe('access control hardening', function () {
 
   describe('metadata needs `download`, describing the index needs `list`', () => {
     it('-a update,download: names are public, the JSON API (metadata) needs a user like .metadata files', async () => {
-      const { srv } = await start(['-P', htpasswd, '-a', 'update,download']);
+      // --no-ui: / is the welcome page (counts only); the UI's pages are covered in ui.test.
+      const { srv } = await start(['-P', htpasswd, '-a', 'update,download', '--no-ui']);
       expect((await send(`${srv.url}/simple/`)).status).to.equal(200);
       expect((await send(`${srv.url}/simple/pypi-lite-demo/`)).status).to.equal(200);
       expectChallenge(await send(`${srv.url}/packages/${DEMO_WHEEL}.metadata`), '.metadata');
@@ -162,7 +163,7 @@ describe('access control hardening', function () {
     });
 
     it('-a list: the JSON API, / and /metrics need a user; /health stays open without the counts', async () => {
-      const { srv } = await start(['-P', htpasswd, '-a', 'list']);
+      const { srv } = await start(['-P', htpasswd, '-a', 'list', '--no-ui']);
       expectChallenge(await send(`${srv.url}/pypi/pypi-lite-demo/json`), 'project JSON');
       expectChallenge(await send(`${srv.url}/`), 'welcome page');
       expectChallenge(await send(`${srv.url}/index.html`), 'welcome page');
