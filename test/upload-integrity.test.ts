@@ -9,23 +9,9 @@ import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { spawnServer, tempDir, waitHealthy, type Spawned } from './helpers/server.js';
 import { eventually, multipart, post, pyArchive, sha256, tempUploads, twineFields, type Answer, type ArchiveSpec } from './helpers/upload.js';
+import { expectRefused, listed } from './helpers/upload.js';
 
-const SIMPLE_JSON = 'application/vnd.pypi.simple.v1+json';
 
-/** Files of a project as /simple/ lists them: filename -> sha256 (empty when the project is unknown). */
-async function listed(url: string, project: string): Promise<Map<string, string>> {
-  const res = await fetch(`${url}/simple/${project}/`, { headers: { Accept: SIMPLE_JSON } });
-  expect(res.status, `GET /simple/${project}/`).to.be.oneOf([200, 404]);
-  if (res.status === 404) return new Map();
-  const page = (await res.json()) as { files: { filename: string; hashes: { sha256: string } }[] };
-  return new Map(page.files.map((f) => [f.filename, f.hashes.sha256]));
-}
-
-function expectRefused(ans: Answer, status: number, reason: RegExp): void {
-  expect(ans.status, `${ans.status} ${ans.statusText}\n${ans.body}`).to.equal(status);
-  expect(ans.statusText).to.match(reason);
-  expect(ans.body).to.include(ans.statusText);
-}
 
 /** The distribution files in a root (no dotfiles: temp files, cache). */
 async function distFiles(root: string): Promise<string[]> {

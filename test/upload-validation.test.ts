@@ -24,6 +24,7 @@ import {
   type Field,
   type FilePart,
 } from './helpers/upload.js';
+import { expectRefused, listed } from './helpers/upload.js';
 
 const SIMPLE_JSON = 'application/vnd.pypi.simple.v1+json';
 
@@ -34,23 +35,6 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-/** Files of a project as /simple/ lists them: filename -> sha256 (empty when the project is unknown). */
-async function listed(url: string, project: string): Promise<Map<string, string>> {
-  const res = await fetch(`${url}/simple/${project}/`, { headers: { Accept: SIMPLE_JSON } });
-  expect(res.status, `GET /simple/${project}/`).to.be.oneOf([200, 404]);
-  if (res.status === 404) return new Map();
-  const page = (await res.json()) as { files: { filename: string; hashes: { sha256: string } }[] };
-  return new Map(page.files.map((f) => [f.filename, f.hashes.sha256]));
-}
-
-function expectRefused(ans: Answer, status: number, reason: RegExp): void {
-  expect(ans.status, `${ans.status} ${ans.statusText}\n${ans.body}`).to.equal(status);
-  expect(ans.statusText).to.match(reason);
-  // The body repeats the message for clients that show it (twine --verbose, curl); the reason
-  // phrase cannot carry control characters, so compare with those blanked out.
-  // eslint-disable-next-line no-control-regex
-  expect(ans.body.replace(/[\u0000-\u001f\u007f]+/g, ' ')).to.include(ans.statusText);
-}
 
 describe('legacy upload API: one request per rule', function () {
   this.timeout(60_000);

@@ -3,6 +3,7 @@
 // server's code, archives made with Python's own zipfile/tarfile, and raw sockets for clients
 // that misbehave.
 
+import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
@@ -212,4 +213,23 @@ export function postHead(pathname: string, contentType: string, contentLength: n
   let head = `POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${contentType}\r\nContent-Length: ${contentLength}\r\n`;
   for (const [k, v] of Object.entries(extra)) head += `${k}: ${v}\r\n`;
   return `${head}\r\n`;
+}
+
+/** Files of a project as /simple/ lists them: filename -> sha256 (empty when the project is unknown). */
+export async function listed(url: string, project: string): Promise<Map<string, string>> {
+  const res = await fetch(`${url}/simple/${project}/`, { headers: { Accept: 'application/vnd.pypi.simple.v1+json' } });
+  expect(res.status, `GET /simple/${project}/`).to.be.oneOf([200, 404]);
+  if (res.status === 404) return new Map();
+  const page = (await res.json()) as { files: { filename: string; hashes: { sha256: string } }[] };
+  return new Map(page.files.map((f) => [f.filename, f.hashes.sha256]));
+}
+
+/** A refusal as twine shows it: this status, the reason phrase, and the body repeating it. */
+export function expectRefused(ans: Answer, status: number, reason: RegExp): void {
+  expect(ans.status, `${ans.status} ${ans.statusText}\n${ans.body}`).to.equal(status);
+  expect(ans.statusText).to.match(reason);
+  // The body repeats the message for clients that show it (twine --verbose, curl); the reason
+  // phrase cannot carry control characters, so compare with those blanked out.
+  // eslint-disable-next-line no-control-regex
+  expect(ans.body.replace(/[\u0000-\u001f\u007f]+/g, ' ')).to.include(ans.statusText);
 }
