@@ -53,10 +53,10 @@ export function wheelName(name: string): string {
 }
 
 /** A valid wheel: `<name>-<ver>.dist-info/METADATA` (+ WHEEL) and a payload entry. */
-export function buildWheel(name: string, version: string, payload: Buffer = randomBytes(256), opts: { store?: boolean } = {}): Wheel {
+export function buildWheel(name: string, version: string, payload: Buffer = randomBytes(256), opts: { store?: boolean; summary?: string } = {}): Wheel {
   const esc = wheelName(name);
   const distInfo = `${esc}-${version}.dist-info`;
-  const metadata = Buffer.from(`Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\nSummary: soak test package\n\n`);
+  const metadata = Buffer.from(`Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\nSummary: ${opts.summary ?? 'soak test package'}\n\n`);
   const wheelMeta = Buffer.from('Wheel-Version: 1.0\nGenerator: pypi-lite-soak\nRoot-Is-Purelib: true\nTag: py3-none-any\n');
   const parts = zipParts([
     { name: `${esc}/__init__.py`, data: Buffer.from(`__version__ = "${version}"\n`) },

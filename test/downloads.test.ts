@@ -352,7 +352,7 @@ describe('downloads: /packages/ (real server)', function () {
         await fsp.mkdir(path.join(swapRoot, 'sub'), { recursive: true });
         await fsp.mkdir(elsewhere);
         const mine = buildWheel('swap-demo', '1.0', randomBytes(4096));
-        const theirs = buildWheel('swap-demo', '1.0', randomBytes(4096));
+        const theirs = buildWheel('swap-demo', '1.0', randomBytes(4096), { summary: 'THEIRS not ours' });
         await fsp.writeFile(path.join(swapRoot, 'sub', mine.filename), Buffer.concat(mine.parts));
         await fsp.writeFile(path.join(elsewhere, theirs.filename), Buffer.concat(theirs.parts));
         // --poll with a long interval: nothing notices the swap, the download route is on its own.
@@ -373,6 +373,11 @@ describe('downloads: /packages/ (real server)', function () {
         }
         // Nor the metadata read from the archive the link leads to.
         expect((await request(other.url, `${url}.metadata`)).status, '.metadata').to.equal(404);
+        // Nor anything else that reads metadata by path: the JSON API and the web UI.
+        for (const page of ['/pypi/swap-demo/json', '/pypi/swap-demo/1.0/json', '/project/swap-demo/']) {
+          const res = await request(other.url, page);
+          expect(res.body.toString('utf8'), page).to.not.contain('THEIRS');
+        }
       } finally {
         await other?.stop();
         await fsp.rm(work, { recursive: true, force: true });

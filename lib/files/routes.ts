@@ -165,25 +165,8 @@ async function sendBytes(fh: fsp.FileHandle, res: ServerResponse, start: number,
   await Promise.race([new Promise<void>((resolve) => res.end(resolve)), closed]);
 }
 
-/**
- * Is the path still the file that was indexed (no symbolic link on the way, same device and
- * inode)? For the metadata route, whose reader opens the archive by path itself.
- */
-async function stillIndexed(file: DistFile): Promise<boolean> {
-  if (!file.identity) return true;
-  const fh = await fsp.open(file.absPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
-  if (!fh) return false;
-  try {
-    const st = await fh.stat();
-    return st.ino === file.identity.ino && st.dev === file.identity.dev;
-  } finally {
-    await fh.close().catch(() => {});
-  }
-}
-
 async function serveMetadata(req: IncomingMessage, res: ServerResponse, deps: FilesDeps, file: DistFile): Promise<void> {
   if (!file.metadata?.servable) throw httpError('METADATA_NOT_FOUND');
-  if (!(await stillIndexed(file))) throw httpError('METADATA_NOT_FOUND');
   const bytes = await deps.metadata.read(file);
   if (!bytes) throw httpError('METADATA_NOT_FOUND');
   const etag = `"${file.metadata.sha256}"`;

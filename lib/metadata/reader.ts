@@ -4,6 +4,7 @@
 
 import type { DistFile } from '../catalog/catalog.js';
 import { archiveKindOf } from '../catalog/indexer.js';
+import { stillIndexed } from '../catalog/still-indexed.js';
 import { extractMetadata } from './extract.js';
 
 export class MetadataReader {
@@ -16,7 +17,10 @@ export class MetadataReader {
     return `${file.absPath}\0${file.size}\0${file.mtimeMs}`;
   }
 
-  /** The metadata bytes of a distribution, or null if it has none that can be read. */
+  /**
+   * The metadata bytes of a distribution, or null if it has none that can be read (or its path
+   * no longer leads to the indexed file: see stillIndexed).
+   */
   async read(file: DistFile): Promise<Buffer | null> {
     const key = this.key(file);
     const hit = this.lru.get(key);
@@ -25,6 +29,7 @@ export class MetadataReader {
       this.lru.set(key, hit);
       return hit;
     }
+    if (!(await stillIndexed(file))) return null;
     const r = await extractMetadata(file.absPath, archiveKindOf(file.parsed));
     if (!r.ok) return null;
     this.remember(key, r.bytes);

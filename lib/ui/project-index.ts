@@ -7,6 +7,7 @@
 
 import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
 import { archiveKindOf } from '../catalog/indexer.js';
+import { stillIndexed } from '../catalog/still-indexed.js';
 import { normalizeName } from '../catalog/names.js';
 import { extractMetadata } from '../metadata/extract.js';
 import { parseMetadata } from '../metadata/parse.js';
@@ -173,7 +174,7 @@ export class ProjectIndex {
   private async read(name: string, file: DistFile): Promise<void> {
     const key = fileKey(file);
     this.reading.set(name, key);
-    const r = await extractMetadata(file.absPath, archiveKindOf(file.parsed)).catch(() => null);
+    const r = (await stillIndexed(file)) ? await extractMetadata(file.absPath, archiveKindOf(file.parsed)).catch(() => null) : null;
     // A newer file of this project was read meanwhile (or is being read): that one wins.
     if (this.reading.get(name) !== key) return;
     this.reading.delete(name);
