@@ -226,8 +226,8 @@ describe('yanking (PEP 592) with pip, the CLI and the HTTP API', function () {
       releases: Record<string, { yanked: boolean; yanked_reason: string | null }[]>;
     };
     expect(j.info.version).to.equal('1.1.0');
-    expect(j.releases['2.0.0']!.map((f) => [f.yanked, f.yanked_reason])).to.deep.equal([[true, 'broken'], [true, 'broken']]);
-    expect(j.releases['1.1.0']!.map((f) => [f.yanked, f.yanked_reason])).to.deep.equal([[false, null], [false, null]]);
+    expect(j.releases['2.0.0'].map((f) => [f.yanked, f.yanked_reason])).to.deep.equal([[true, 'broken'], [true, 'broken']]);
+    expect(j.releases['1.1.0'].map((f) => [f.yanked, f.yanked_reason])).to.deep.equal([[false, null], [false, null]]);
   });
 
   it('pip skips the yanked release unless it is pinned, and warns when it is', async () => {

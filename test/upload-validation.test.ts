@@ -539,7 +539,7 @@ describe('legacy upload API: one request per rule', function () {
       expect(statuses.filter((s) => s === 200), statuses.join(',')).to.have.length(1);
       expect(statuses.filter((s) => s === 409), statuses.join(',')).to.have.length(7);
       for (const a of answersHere.filter((x) => x.status === 409)) expect(a.statusText).to.equal(`File already exists: ${FILE}`);
-      const winner = bodies[statuses.indexOf(200)]!;
+      const winner = bodies[statuses.indexOf(200)];
       expect(await fsp.readFile(path.join(root, FILE))).to.deep.equal(winner);
       expect((await listed(url, 'race-pkg')).get(FILE)).to.equal(sha256(winner));
       expect(await tempUploads(root)).to.deep.equal([]);
