@@ -21,6 +21,11 @@ export default defineConfig(
       //   (rejecting control characters in upload filenames and download paths, blanking them out
       //   of HTTP reason phrases), and eslint-disable comments are not used in this code base.
       'no-control-regex': 'off',
+      // - no-unused-vars: Express tells error middleware by its four parameters, so an unused
+      //   `_next` must stay (a leading underscore marks such a parameter); and leaving a key out of
+      //   an object by rest destructuring (`const { style: _style, ...rest } = attribs`) is the
+      //   idiom for "copy without", not an unused variable.
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', ignoreRestSiblings: true }],
     },
   },
   {

@@ -244,7 +244,7 @@ describe('access control', function () {
         const withBob = await fsp.readFile(htpasswd, 'utf8');
         const withoutBob = withBob.split('\n').filter((l) => !l.startsWith('bob:')).join('\n');
         await fsp.writeFile(htpasswd, `${withoutBob}mallory:mallorySecret9\n`);
-        const noticed = await eventually(async () => srv.output().includes('password file reloaded WITHOUT its unusable lines'), 4000, 100);
+        const noticed = await eventually(() => srv.output().includes('password file reloaded WITHOUT its unusable lines'), 4000, 100);
         expect(noticed, 'the server reports the unusable line').to.equal(true);
         expect(srv.output()).to.include(`${htpasswd}:${withoutBob.split('\n').filter(Boolean).length + 1}:`);
         expect(srv.output()).not.to.include('mallorySecret9');

@@ -224,10 +224,9 @@ sys.stdout.write(base64.b64encode(info.tobuf(tarfile.USTAR_FORMAT)).decode())
     // poll while the archives are processed: the project list must answer fast throughout
     const deadline = Date.now() + 60_000;
     for (;;) {
-      let hashing: number | null = null;
       const h = await fetch(`${server.url}/health`);
       const body = (await h.json()) as { status: string; hashing: number };
-      hashing = h.status === 200 ? body.hashing : null;
+      const hashing = h.status === 200 ? body.hashing : null;
       const t0 = performance.now();
       const r = await fetch(`${server.url}/simple/`);
       await r.arrayBuffer();

@@ -23,7 +23,7 @@ function requestsSince(server: Spawned, since: number): string[] {
     .map((l) => l.path as string);
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number): Promise<{ value: T; ms: number }> {
+async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number): Promise<{ value: T; ms: number }> {
   const start = Date.now();
   for (;;) {
     const value = await probe();
@@ -35,7 +35,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined | fal
 
 /** The server logs asynchronously: wait until the request log shows `pathname` after `since`. */
 async function waitLogged(server: Spawned, since: number, pathname: string): Promise<string[]> {
-  const { value } = await waitFor(`a log line for ${pathname}`, async () => {
+  const { value } = await waitFor(`a log line for ${pathname}`, () => {
     const reqs = requestsSince(server, since);
     return reqs.includes(pathname) ? reqs : undefined;
   }, 5_000);

@@ -821,6 +821,6 @@ describe('property tests: the multipart upload handler', function () {
     // Prototype pollution through field names would show up everywhere; the server still serves.
     const health = await send(url, '/health');
     expect(health?.status).to.equal(200);
-    expect(JSON.parse(health!.body.toString()).status).to.equal('ok');
+    expect((JSON.parse(health!.body.toString()) as { status: string }).status).to.equal('ok');
   });
 });

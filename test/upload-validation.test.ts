@@ -48,7 +48,6 @@ function expectRefused(ans: Answer, status: number, reason: RegExp): void {
   expect(ans.statusText).to.match(reason);
   // The body repeats the message for clients that show it (twine --verbose, curl); the reason
   // phrase cannot carry control characters, so compare with those blanked out.
-  // eslint-disable-next-line no-control-regex
   expect(ans.body.replace(/[\u0000-\u001f\u007f]+/g, ' ')).to.include(ans.statusText);
 }
 
@@ -578,7 +577,7 @@ describe('legacy upload API: --max-upload-size', function () {
     }
     const sent = Date.now();
     // The server may answer before the body has been sent, or right after it: never much later.
-    expect(await eventually(async () => client.received.includes('\r\n\r\n'), 10_000), 'an answer').to.equal(true);
+    expect(await eventually(() => client.received.includes('\r\n\r\n'), 10_000), 'an answer').to.equal(true);
     expect(Date.now() - sent, 'the answer comes at once, not after a timeout').to.be.below(3000);
     expect(client.received).to.match(/^HTTP\/1\.1 413 Upload too large: limit is 102400 bytes\r\n/);
     client.socket.destroy();

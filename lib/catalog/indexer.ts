@@ -629,7 +629,7 @@ export class Indexer {
     this.rechecks.clear();
     for (const q of this.queued.values()) q.release();
     this.queued.clear();
-    await this.watcher?.close();
+    this.watcher?.close();
     await this.pool.close();
     await this.flush();
   }

@@ -29,7 +29,6 @@ export function decodeFilePath(pathname: string): string | null {
     } catch {
       return null;
     }
-    // eslint-disable-next-line no-control-regex
     if (s === '' || s === '.' || s === '..' || s.startsWith('.') || /[\\/\u0000-\u001f\u007f]/.test(s)) return null;
     out.push(s);
   }

@@ -165,7 +165,7 @@ export async function tempUploads(root: string): Promise<string[]> {
 }
 
 /** Poll until `check` holds (or the time is up); returns whether it held. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 3000, stepMs = 50): Promise<boolean> {
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 3000, stepMs = 50): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return true;
