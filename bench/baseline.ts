@@ -38,7 +38,7 @@ export async function capturePages(url: string, projectPaths: string[], file: st
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < jobs.length) pages.push(await jobs[next++]!());
+      while (next < jobs.length) pages.push(await jobs[next++]());
     }),
   );
   const text = JSON.stringify(pages);
@@ -55,7 +55,7 @@ export async function warmPages(url: string, projectPaths: string[], concurrency
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < jobs.length) {
-        const [p, headers] = jobs[next++]!;
+        const [p, headers] = jobs[next++];
         await get(`${url}${p}`, headers);
       }
     }),

@@ -64,7 +64,7 @@ function parseArgs(argv: string[]): Args {
   const a: Args = { projects: 5000, versions: 10, seconds: 10, connections: 32, sample: 2000, bigMb: 100, newFiles: 1000, downloads: 6, uploads: 3, fresh: false, cpuProf: false, skip: new Set(), quick: false };
   const explicit = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
-    const k = argv[i]!;
+    const k = argv[i];
     const num = (): number => {
       const v = Number(argv[++i]);
       if (!Number.isFinite(v) || v <= 0) throw new Error(`${k} needs a positive number\n${usage()}`);
@@ -210,8 +210,8 @@ function table(): string {
 }
 
 function markdown(head: string[], body: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
 }
 
@@ -300,7 +300,7 @@ async function main(): Promise<void> {
   const sha: { ms: number; cpuMs: number }[] = [];
   if (!a.skip.has('sha256sum')) {
     sha.push(await sha256sum(root));
-    log(`sha256sum over ${corpus.files} files (${mb(corpus.bytes)} MB): ${fmtMs(sha[0]!.ms)} (${fmtMs(sha[0]!.cpuMs)} CPU)`);
+    log(`sha256sum over ${corpus.files} files (${mb(corpus.bytes)} MB): ${fmtMs(sha[0].ms)} (${fmtMs(sha[0].cpuMs)} CPU)`);
   }
   log('cold start (empty cache dir)');
   const cold = track(await startPypiLite({ root, cacheDir, htpasswd, logLevel: 'warn', cpuProfDir: profDir && path.join(profDir, 'cold'), name: 'pypi-lite cold' }));
@@ -332,11 +332,11 @@ async function main(): Promise<void> {
   if (coldHealth.files !== corpus.files) notes.push(`pypi-lite indexed ${coldHealth.files} files, the corpus has ${corpus.files}`);
   const expectedProjects = corpus.projects + 1;
   if (coldHealth.projects !== expectedProjects) notes.push(`pypi-lite lists ${coldHealth.projects} projects, the corpus has ${expectedProjects}`);
-  if (cold.warnings().length) notes.push(`the cold server logged ${cold.warnings().length} warnings, e.g. ${cold.warnings()[0]!.slice(0, 300)}`);
+  if (cold.warnings().length) notes.push(`the cold server logged ${cold.warnings().length} warnings, e.g. ${cold.warnings()[0].slice(0, 300)}`);
   await stop(cold);
   if (!a.skip.has('sha256sum')) {
     sha.push(await sha256sum(root));
-    log(`sha256sum again: ${fmtMs(sha[1]!.ms)} (${fmtMs(sha[1]!.cpuMs)} CPU)`);
+    log(`sha256sum again: ${fmtMs(sha[1].ms)} (${fmtMs(sha[1].cpuMs)} CPU)`);
   }
 
   // 2. Warm start (same cache dir): this server takes every later measurement.
@@ -415,7 +415,7 @@ async function main(): Promise<void> {
     // every page once, as the Simple API pages are warmed, then a short warm-up of the mix.
     let next = 0;
     await Promise.all(Array.from({ length: 16 }, async () => {
-      while (next < uiPaths.length) await get(`${srv.url}${uiPaths[next++]!}`, uiHeaders);
+      while (next < uiPaths.length) await get(`${srv.url}${uiPaths[next++]}`, uiHeaders);
     }));
     await load(srv.url, { paths: uiPaths, headers: uiHeaders, seconds: 1, connections: a.connections });
     const c0 = srv.cpuMs() ?? 0;
@@ -543,7 +543,7 @@ async function main(): Promise<void> {
     const copying = Promise.all(
       Array.from({ length: 32 }, async () => {
         while (next < staged.files.length) {
-          const f = staged.files[next++]!;
+          const f = staged.files[next++];
           await fsp.copyFile(path.join(staged.dir, f), path.join(root, f));
         }
       }),
@@ -577,7 +577,7 @@ async function main(): Promise<void> {
   const peak = Math.max(coldRss ?? 0, mainRss ?? 0);
   row('peak RSS (VmHWM)', `${mb(peak)} MB`, `${mb(baseRss ?? 0)} MB`, null, '< 300 MB', peak < 300e6);
   log(`peak RSS: cold ${mb(coldRss ?? 0)} MB, warm ${mb(mainRss ?? 0)} MB${infoRss ? `, info ${mb(infoRss)} MB` : ''}, baseline ${mb(baseRss ?? 0)} MB`);
-  if (srv.warnings().length) notes.push(`the server logged ${srv.warnings().length} warnings, e.g. ${srv.warnings()[0]!.slice(0, 300)}`);
+  if (srv.warnings().length) notes.push(`the server logged ${srv.warnings().length} warnings, e.g. ${srv.warnings()[0].slice(0, 300)}`);
 
   await stop(srv);
   await stop(base);

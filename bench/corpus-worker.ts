@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   let reported = 0;
   const runner = async () => {
     while (next < todo.length) {
-      const [i, j] = todo[next++]!;
+      const [i, j] = todo[next++];
       for (const d of await release(i, j)) {
         await fsp.writeFile(path.join(job.root, d.filename), d.data);
         files++;

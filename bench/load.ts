@@ -31,7 +31,7 @@ export function shuffle<T>(items: T[], seed: number): T[] {
   const r = rng(seed);
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
+    [out[i], out[j]] = [out[j], out[i]];
   }
   return out;
 }

@@ -160,7 +160,7 @@ function waitForLine(proc: ChildProcess, p: Proc, re: RegExp, name: string): Pro
       if (m) {
         clearTimeout(timer);
         proc.stdout!.off('data', check);
-        resolve(m[1]!);
+        resolve(m[1]);
       }
     };
     proc.stdout!.on('data', check);

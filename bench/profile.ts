@@ -46,7 +46,7 @@ export async function summarize(file: string, top = 20): Promise<ProfileSummary>
   const self = new Map<number, number>();
   for (let i = 0; i < prof.samples.length; i++) {
     const dt = prof.timeDeltas[i + 1] ?? 0; // the delta of the next sample is this sample's duration
-    self.set(prof.samples[i]!, (self.get(prof.samples[i]!) ?? 0) + dt);
+    self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + dt);
   }
   const agg = new Map<string, { name: string; where: string; us: number }>();
   let total = 0;

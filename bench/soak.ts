@@ -211,11 +211,11 @@ export function parseProjectPage(pageUrl: string, res: HttpResult): ListedFile[]
   const out: ListedFile[] = [];
   const re = /<a\s[^>]*href="([^"]*)"[^>]*>([^<]*)<\/a>/g;
   for (let m = re.exec(text); m; m = re.exec(text)) {
-    const href = m[1]!.replace(/&amp;/g, '&');
+    const href = m[1].replace(/&amp;/g, '&');
     const abs = new URL(href, pageUrl);
     const hash = /^#sha256=([0-9a-f]{64})$/.exec(abs.hash)?.[1] ?? '';
     abs.hash = '';
-    out.push({ filename: m[2]!, url: abs.href, sha256: hash });
+    out.push({ filename: m[2], url: abs.href, sha256: hash });
   }
   return out;
 }
@@ -342,7 +342,7 @@ async function listTemps(root: string): Promise<string[]> {
   return (await fsp.readdir(root)).filter((n) => n.startsWith(TEMP_PREFIX));
 }
 
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)];
 
 export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const seconds = opts.seconds;
@@ -429,7 +429,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     // ---- uploaders
     const uploader = async (w: number) => {
       for (let i = 0; running(); i++) {
-        const project = uploadProjects[(w + i) % uploadProjects.length]!;
+        const project = uploadProjects[(w + i) % uploadProjects.length];
         const version = `${w + 1}.${i}.0`;
         const payload = () => randomBytes(1024 + Math.floor(Math.random() * 48 * 1024));
         try {
@@ -708,7 +708,7 @@ function argValue(args: string[], name: string, def: number): number {
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   if (args[0] === '--shuffle') {
-    process.stdout.write(`${JSON.stringify(await shuffleFiles(args[1]!, args[2]!, Number(args[3])))}\n`);
+    process.stdout.write(`${JSON.stringify(await shuffleFiles(args[1], args[2], Number(args[3])))}\n`);
     return 0;
   }
   const seconds = argValue(args, '--seconds', 60);

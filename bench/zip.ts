@@ -16,7 +16,7 @@ const CRC_TABLE = (() => {
 
 function tableCrc32(buf: Uint8Array, prev = 0): number {
   let c = (prev ^ 0xffffffff) >>> 0;
-  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
+  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 

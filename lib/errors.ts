@@ -71,7 +71,6 @@ export function httpError(code: ErrorCode, detail?: string, headers?: Record<str
 
 /** A reason phrase must be latin-1 without CR/LF/control characters; keep it short. */
 export function toReasonPhrase(message: string): string {
-  // eslint-disable-next-line no-control-regex
   const cleaned = message.replace(/[\u0000-\u001f\u007f]+/g, ' ').replace(/[^\u0020-\u00ff]/g, '?');
   return cleaned.length > 300 ? `${cleaned.slice(0, 297)}...` : cleaned;
 }

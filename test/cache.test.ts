@@ -68,7 +68,7 @@ describe('digest cache', function () {
     expect(b.size).to.equal(1);
   });
 
-  it('treats an entry whose size, mtime, inode or ctime changed as stale', async function () {
+  it('treats an entry whose size, mtime, inode or ctime changed as stale', function () {
     const c = new DigestCache(path.join(dir, 'c'));
     c.set('a.whl', entry(10));
     expect(c.lookup('a.whl', stamp(10))).to.not.equal(undefined);

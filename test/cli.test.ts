@@ -176,8 +176,8 @@ describe('the pypi-lite command line', function () {
         ['cli-wins', ['--fallback-url', 'https://cli.example/simple/'], { PYPI_LITE_FALLBACK_URL: 'https://env.example/simple/' }],
       ];
       const roots = await Promise.all(specs.map(() => fresh()));
-      const spawned = await Promise.allSettled(specs.map(([, args], i) => spawnServer([...args, roots[i]!], { env: specs[i]![2], timeoutMs: 60_000 })));
-      for (const [i, r] of spawned.entries()) if (r.status === 'fulfilled') named.set(specs[i]![0], r.value);
+      const spawned = await Promise.allSettled(specs.map(([, args], i) => spawnServer([...args, roots[i]], { env: specs[i][2], timeoutMs: 60_000 })));
+      for (const [i, r] of spawned.entries()) if (r.status === 'fulfilled') named.set(specs[i][0], r.value);
       for (const r of spawned) if (r.status === 'rejected') throw r.reason;
     });
     after(async () => {

@@ -224,10 +224,9 @@ sys.stdout.write(base64.b64encode(info.tobuf(tarfile.USTAR_FORMAT)).decode())
     // poll while the archives are processed: the project list must answer fast throughout
     const deadline = Date.now() + 60_000;
     for (;;) {
-      let hashing: number | null = null;
       const h = await fetch(`${server.url}/health`);
       const body = (await h.json()) as { status: string; hashing: number };
-      hashing = h.status === 200 ? body.hashing : null;
+      const hashing = h.status === 200 ? body.hashing : null;
       const t0 = performance.now();
       const r = await fetch(`${server.url}/simple/`);
       await r.arrayBuffer();
@@ -256,7 +255,7 @@ sys.stdout.write(base64.b64encode(info.tobuf(tarfile.USTAR_FORMAT)).decode())
     const during = index.filter((p) => p.hashing === null || p.hashing > 0);
     expect(during.length, `polls: ${JSON.stringify(polls)}`).to.be.at.least(1);
     for (const p of index) expect(p.ms, `${p.path} took ${Math.round(p.ms)} ms (hashing: ${p.hashing})`).to.be.below(1_000);
-    expect(index[index.length - 1]!.hashing).to.equal(0);
+    expect(index[index.length - 1].hashing).to.equal(0);
     // a project page waits for its own files' digests; it must never wait for longer than the
     // bounded extraction of a hostile archive (10 s) takes
     for (const p of polls.filter((x) => x.path !== '/simple/')) expect(p.ms, `${p.path} took ${Math.round(p.ms)} ms`).to.be.below(12_000);
@@ -335,7 +334,7 @@ sys.stdout.write(base64.b64encode(info.tobuf(tarfile.USTAR_FORMAT)).decode())
       await new Promise((res) => setTimeout(res, 100));
     }
     for (const [name] of live) {
-      const project = name.split('-')[0]!;
+      const project = name.split('-')[0];
       const a = anchors(await (await fetch(`${server!.url}/simple/${project}/`)).text()).find((x) => x.text === name);
       expect(a, `${name} is listed`).to.not.equal(undefined);
       expect(a!.attrs, name).not.to.have.property('data-core-metadata');

@@ -89,9 +89,9 @@ describe('PEP 658/714 metadata files served by a real server', function () {
     const md = await parseMetadataPy(bytes!);
     return {
       bytes: bytes!,
-      name: md.fields.name![0]!,
+      name: md.fields.name[0],
       requiresPython: md.fields['requires-python']?.[0] ?? null,
-      metadataVersion: md.fields['metadata-version']![0]!,
+      metadataVersion: md.fields['metadata-version'][0],
     };
   }
 
@@ -254,11 +254,11 @@ describe('PEP 658/714 metadata files served by a real server', function () {
     const body = (await j.json()) as { info: { name: string; version: string }; releases: Record<string, { filename: string }[]> };
     expect(body.info.version).to.equal('1');
     expect(Object.keys(body.releases)).to.deep.equal(['1']);
-    expect(body.releases['1']!.map((f) => f.filename)).to.deep.equal([AMBIGUOUS]);
+    expect(body.releases['1'].map((f) => f.filename)).to.deep.equal([AMBIGUOUS]);
 
     const warnings = server.logs().filter((l) => typeof l.level === 'number' && l.level >= 40 && String(l.msg).includes(AMBIGUOUS));
     expect(warnings.length, `a warning about ${AMBIGUOUS} in:\n${server.output()}`).to.be.at.least(1);
-    expect(String(warnings[0]!.msg)).to.contain('demo-lib-3');
+    expect(String(warnings[0].msg)).to.contain('demo-lib-3');
   });
 
   it('serves the new metadata when a wheel is replaced in place', async () => {

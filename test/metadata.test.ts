@@ -234,7 +234,7 @@ function rawTarHeader(e: RawTarEntry, size: number): Buffer {
 function fixTarChecksum(tar: Buffer, at: number): void {
   tar.write('        ', at + 148, 'latin1');
   let sum = 0;
-  for (let i = at; i < at + 512; i++) sum += tar[i]!;
+  for (let i = at; i < at + 512; i++) sum += tar[i];
   tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 'latin1');
 }
 
@@ -908,7 +908,7 @@ describe('metadata extraction', function () {
         expect(extractMetadataSync(bytes, kind), `${name}: decided in memory`).to.not.equal(null);
       }
       expect(problems, problems.join('\n')).to.deep.equal([]);
-      expect(ok(await extractMetadataFromBuffer(cases[4]![1], 'wheel')).entry).to.equal('d\u251c\u2310mo-1.0.dist-info/METADATA');
+      expect(ok(await extractMetadataFromBuffer(cases[4][1], 'wheel')).entry).to.equal('d\u251c\u2310mo-1.0.dist-info/METADATA');
     });
 
     it('falls back to the streaming implementation for ZIP64 and big tarballs', async function () {
@@ -938,7 +938,7 @@ describe('metadata extraction', function () {
         return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
       };
       const int = (n: number): number => Math.floor(rand() * n);
-      const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+      const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
 
       const wheels: Buffer[] = [
         goodWheelBytes,

@@ -131,8 +131,8 @@ describe('content negotiation (PEP 691)', () => {
       const r = parseAccept('text/html;q=7, nonsense, application/x;q=-2, /x, y/');
       expect(r.map((x) => `${x.type}/${x.subtype}`)).to.deep.equal(['text/html', 'application/x']);
       for (const x of r) expect(x.q).to.be.within(0, 1);
-      expect(r[0]!.q).to.equal(1);
-      expect(r[1]!.q).to.equal(0);
+      expect(r[0].q).to.equal(1);
+      expect(r[1].q).to.equal(0);
     });
 
     it('never throws', () => {

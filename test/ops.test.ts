@@ -101,8 +101,8 @@ describe('operations', function () {
     const j = (await (await fetch(`${srv.url}/simple/evil-names/`, { headers: { Accept: 'application/vnd.pypi.simple.v1+json' } })).json()) as {
       files: { 'requires-python': string; yanked: string }[];
     };
-    expect(j.files[0]!['requires-python']).to.equal('>=3.8"><script>alert(\'x\')</script>&amp;');
-    expect(j.files[0]!.yanked).to.equal('"quoted" <script>alert(1)</script> & more');
+    expect(j.files[0]['requires-python']).to.equal('>=3.8"><script>alert(\'x\')</script>&amp;');
+    expect(j.files[0].yanked).to.equal('"quoted" <script>alert(1)</script> & more');
   });
 
   it('serves downloads so that browsers never render them', async function () {

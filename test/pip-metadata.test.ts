@@ -23,7 +23,7 @@ function requestsSince(server: Spawned, since: number): string[] {
     .map((l) => l.path as string);
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number): Promise<{ value: T; ms: number }> {
+async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number): Promise<{ value: T; ms: number }> {
   const start = Date.now();
   for (;;) {
     const value = await probe();
@@ -35,7 +35,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined | fal
 
 /** The server logs asynchronously: wait until the request log shows `pathname` after `since`. */
 async function waitLogged(server: Spawned, since: number, pathname: string): Promise<string[]> {
-  const { value } = await waitFor(`a log line for ${pathname}`, async () => {
+  const { value } = await waitFor(`a log line for ${pathname}`, () => {
     const reqs = requestsSince(server, since);
     return reqs.includes(pathname) ? reqs : undefined;
   }, 5_000);
@@ -226,8 +226,8 @@ describe('yanking (PEP 592) with pip, the CLI and the HTTP API', function () {
       releases: Record<string, { yanked: boolean; yanked_reason: string | null }[]>;
     };
     expect(j.info.version).to.equal('1.1.0');
-    expect(j.releases['2.0.0']!.map((f) => [f.yanked, f.yanked_reason])).to.deep.equal([[true, 'broken'], [true, 'broken']]);
-    expect(j.releases['1.1.0']!.map((f) => [f.yanked, f.yanked_reason])).to.deep.equal([[false, null], [false, null]]);
+    expect(j.releases['2.0.0'].map((f) => [f.yanked, f.yanked_reason])).to.deep.equal([[true, 'broken'], [true, 'broken']]);
+    expect(j.releases['1.1.0'].map((f) => [f.yanked, f.yanked_reason])).to.deep.equal([[false, null], [false, null]]);
   });
 
   it('pip skips the yanked release unless it is pinned, and warns when it is', async () => {

@@ -54,11 +54,11 @@ describe('real pip against the server', function () {
     const j = (await (await fetch(`${index}${f.project}/`, { headers: { accept: JSON_V1 } })).json()) as ProjectJson;
     const entry = j.files.find((x) => x.filename === basename(f.relPath));
     expect(entry, `${f.relPath} on its page`).to.not.equal(undefined);
-    return entry!.hashes.sha256!;
+    return entry!.hashes.sha256;
   }
 
   /** Paths of the downloads the server answered with 200 (from its request log). */
-  const served = () => srv.logs().filter((l) => l.status === 200 && typeof l.path === 'string' && (l.path as string).startsWith('/packages/')).map((l) => l.path as string);
+  const served = () => srv.logs().filter((l) => l.status === 200 && typeof l.path === 'string' && l.path.startsWith('/packages/')).map((l) => l.path as string);
 
   before(async () => {
     root = await copyExample();

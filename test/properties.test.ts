@@ -85,14 +85,14 @@ type Spelling = typeof spelling extends fc.Arbitrary<infer S> ? S : never;
 
 function renderVersion(m: VModel, s: Spelling): string {
   let z = 0;
-  const num = (n: bigint) => '0'.repeat(s.zeros[z++ % s.zeros.length]!) + n.toString();
+  const num = (n: bigint) => '0'.repeat(s.zeros[z++ % s.zeros.length]) + n.toString();
   let out = s.v ? 'v' : '';
   if (m.epoch !== 0n) out += `${num(m.epoch)}!`;
   out += m.release.map(num).join('.');
   let preImplicit = false;
   if (m.pre) {
     const words = PRE_SPELLINGS[m.pre.label];
-    out += s.preSep1 + words[s.preWord % words.length]!;
+    out += s.preSep1 + words[s.preWord % words.length];
     // "1a" means a0; a separator with no number is also allowed ("1a." would be odd but legal).
     if (m.pre.n === 0n && s.preImplicit) preImplicit = true;
     else out += s.preSep2 + num(m.pre.n);
@@ -109,7 +109,7 @@ function renderVersion(m: VModel, s: Spelling): string {
     out += `${s.devSep1}dev`;
     if (!(m.dev === 0n && s.devImplicit)) out += s.devSep2 + num(m.dev);
   }
-  if (m.local) out += `+${m.local.map((seg, i) => (i ? s.localSeps[(i - 1) % 3]! : '') + seg).join('')}`;
+  if (m.local) out += `+${m.local.map((seg, i) => (i ? s.localSeps[(i - 1) % 3] : '') + seg).join('')}`;
   // ASCII case does not matter anywhere.
   return [...out].map((c, i) => (s.upper[i % s.upper.length] ? c.toUpperCase() : c)).join('');
 }
@@ -140,7 +140,7 @@ function modelCompare(a: VModel, b: VModel): number {
   for (let i = 0; i < Math.max(ra.length, rb.length); i++) {
     if (i >= ra.length) return -1;
     if (i >= rb.length) return 1;
-    c = cmpBig(ra[i]!, rb[i]!);
+    c = cmpBig(ra[i], rb[i]);
     if (c) return c;
   }
   // pre: dev-only releases sort before any pre-release; no pre-release sorts after them all.
@@ -163,8 +163,8 @@ function modelCompare(a: VModel, b: VModel): number {
   for (let i = 0; i < Math.max(a.local.length, b.local.length); i++) {
     if (i >= a.local.length) return -1;
     if (i >= b.local.length) return 1;
-    const x = a.local[i]!;
-    const y = b.local[i]!;
+    const x = a.local[i];
+    const y = b.local[i];
     const xn = /^[0-9]+$/.test(x);
     const yn = /^[0-9]+$/.test(y);
     if (xn && yn) c = cmpBig(BigInt(x), BigInt(y));
@@ -355,9 +355,9 @@ describe('property tests', function () {
         run(
           fc.property(gen, gen, gen, (a, b, c) => {
             const [x, y, z] = [a, b, c].sort(compareVersions);
-            expect(compareVersions(x!, y!)).to.be.at.most(0);
-            expect(compareVersions(y!, z!)).to.be.at.most(0);
-            expect(compareVersions(x!, z!), `${x} ${y} ${z}`).to.be.at.most(0);
+            expect(compareVersions(x, y)).to.be.at.most(0);
+            expect(compareVersions(y, z)).to.be.at.most(0);
+            expect(compareVersions(x, z), `${x} ${y} ${z}`).to.be.at.most(0);
             if (compareVersions(a, b) === 0) expect(compareVersions(a, c)).to.equal(compareVersions(b, c));
             if (compareVersions(a, b) < 0 && compareVersions(b, c) < 0) expect(compareVersions(a, c)).to.equal(-1);
           }),
@@ -375,8 +375,8 @@ describe('property tests', function () {
           const s2 = [...shuffled].sort(compareVersions);
           expect(s2.length).to.equal(s1.length);
           // Same sequence up to PEP 440-equal spellings ("1.0" / "1.0.0")...
-          for (let i = 0; i < s1.length; i++) expect(compareVersions(s1[i]!, s2[i]!), `${s1[i]} / ${s2[i]}`).to.equal(0);
-          for (let i = 1; i < s1.length; i++) expect(compareVersions(s1[i - 1]!, s1[i]!)).to.be.at.most(0);
+          for (let i = 0; i < s1.length; i++) expect(compareVersions(s1[i], s2[i]), `${s1[i]} / ${s2[i]}`).to.equal(0);
+          for (let i = 1; i < s1.length; i++) expect(compareVersions(s1[i - 1], s1[i])).to.be.at.most(0);
           // ...and exactly the same sequence once ties are broken by the string.
           const tie = (a: string, b: string) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0);
           expect([...shuffled].sort(tie)).to.deep.equal([...xs].sort(tie));
@@ -420,7 +420,7 @@ describe('property tests', function () {
         fc.property(respelled, ([name, seps, up]) => {
           let k = 0;
           const other = name
-            .replace(/[-_.]+/g, () => seps[k++ % seps.length]!)
+            .replace(/[-_.]+/g, () => seps[k++ % seps.length])
             .split('')
             .map((c, i) => (up[i % up.length] ? c.toUpperCase() : c.toLowerCase()))
             .join('');
@@ -495,7 +495,7 @@ describe('property tests', function () {
     it('picks the served type with the highest q when the header names only served types', () => {
       const three = fc.uniqueArray(fc.integer({ min: 0, max: 1000 }), { minLength: 3, maxLength: 3 }).chain((qs) =>
         fc.shuffledSubarray(
-          [TEXT_HTML, JSON_V1, HTML_V1].map((t, i) => ({ t, q: qs[i]! / 1000 })),
+          [TEXT_HTML, JSON_V1, HTML_V1].map((t, i) => ({ t, q: qs[i] / 1000 })),
           { minLength: 1, maxLength: 3 },
         ),
       );
@@ -821,6 +821,6 @@ describe('property tests: the multipart upload handler', function () {
     // Prototype pollution through field names would show up everywhere; the server still serves.
     const health = await send(url, '/health');
     expect(health?.status).to.equal(200);
-    expect(JSON.parse(health!.body.toString()).status).to.equal('ok');
+    expect((JSON.parse(health!.body.toString()) as { status: string }).status).to.equal('ok');
   });
 });

@@ -166,7 +166,7 @@ describe('Warehouse JSON API (/pypi/<project>/json)', function () {
   /** The release's metadata as PyPI shows it: from a wheel when there is one, else the sdist. */
   function releaseMetadata(files: Expected[]): PyMetadata {
     const wheel = files.find((f) => f.kind === 'wheel');
-    return (wheel ?? files[0]!).md;
+    return (wheel ?? files[0]).md;
   }
 
   function checkInfo(info: InfoJson, files: Expected[], version: string, yank: string | null): void {
@@ -223,17 +223,17 @@ describe('Warehouse JSON API (/pypi/<project>/json)', function () {
         filename,
         version: first(md, 'version')!,
         kind: wheel ? 'wheel' : 'sdist',
-        pythonTag: wheel ? filename.split('-').slice(-3)[0]! : 'source',
+        pythonTag: wheel ? filename.split('-').slice(-3)[0] : 'source',
         size: st.size,
         mtimeMs: st.mtimeMs,
         md5: createHash('md5').update(data).digest('hex'),
         sha256: createHash('sha256').update(data).digest('hex'),
-        blake2b: blakes[i]!,
+        blake2b: blakes[i],
         md,
       });
     }
     const spellings = [...new Set([...[...expected.values()].map((e) => e.version), '2.0', '2.0.0rc1', '1.0.0'])];
-    for (const [i, c] of (await canonicalVersions(spellings)).entries()) canon.set(spellings[i]!, c);
+    for (const [i, c] of (await canonicalVersions(spellings)).entries()) canon.set(spellings[i], c);
     server = await spawnServer(['--disable-fallback', root]);
     await waitHealthy(server.url, { idle: true });
   });

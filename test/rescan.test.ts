@@ -23,7 +23,7 @@ async function listing(url: string, project: string): Promise<Map<string, string
 }
 
 /** Poll until check() holds; fail after `ms`. Returns the time it took. */
-async function within(what: string, ms: number, check: () => Promise<boolean>): Promise<number> {
+async function within(what: string, ms: number, check: () => boolean | Promise<boolean>): Promise<number> {
   const t0 = Date.now();
   for (;;) {
     if (await check()) return Date.now() - t0;
@@ -137,7 +137,7 @@ describe('rescans (real server)', function () {
     });
 
     it('warns at start-up, with the fix', async () => {
-      await within('warning logged', 3_000, async () => srv.output().includes('out of inotify watches'));
+      await within('warning logged', 3_000, () => srv.output().includes('out of inotify watches'));
       const warning = srv.logs().find((l) => String(l.msg).includes('out of inotify watches'));
       expect(warning?.level).to.equal(40);
       expect(warning?.dir).to.equal(path.join(root, 'unwatched'));

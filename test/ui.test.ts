@@ -74,7 +74,7 @@ describe('web UI', function () {
       const r = await get(`${srv.url}/`);
       expect(r.status).to.equal(200);
       expect(r.headers.get('content-type')).to.equal('text/html; charset=utf-8');
-      const cards = [...r.body.matchAll(/<li class="project-card">([\s\S]*?)<\/li>/g)].map((m) => text(m[1]!));
+      const cards = [...r.body.matchAll(/<li class="project-card">([\s\S]*?)<\/li>/g)].map((m) => text(m[1]));
       expect(cards.map((c) => c.split(' Updated')[0])).to.deep.equal([
         'Acme.Widgets 1.2.0 Widgets and gears for the whole team',
         'hostile-readme 0.1 Nothing to see here',
@@ -135,8 +135,8 @@ describe('web UI', function () {
       const r = await get(`${srv.url}/`);
       expect(r.headers.get('content-security-policy')).to.equal(UI_CSP);
       expect(r.body).to.not.match(/<style|style="|<script>|\son[a-z]+=/);
-      const css = r.body.match(/<link rel="stylesheet" href="([^"]+)">/)![1]!;
-      const js = r.body.match(/<script src="([^"]+)" defer><\/script>/)![1]!;
+      const css = r.body.match(/<link rel="stylesheet" href="([^"]+)">/)![1];
+      const js = r.body.match(/<script src="([^"]+)" defer><\/script>/)![1];
       const cssRes = await get(`${srv.url}${css}`);
       expect(cssRes.status).to.equal(200);
       expect(cssRes.headers.get('content-type')).to.equal('text/css; charset=utf-8');
@@ -245,15 +245,15 @@ describe('web UI', function () {
 
     it('lists the release history, newest first, with latest, pre-release and yanked marks and the reason', async function () {
       const history = section((await get(`${srv.url}/project/acme-widgets/`)).body, 'history');
-      const rows = [...history.matchAll(/<li class="([^"]*)">([\s\S]*?)<\/li>/g)].map((m) => ({ cls: m[1], text: text(m[2]!) }));
+      const rows = [...history.matchAll(/<li class="([^"]*)">([\s\S]*?)<\/li>/g)].map((m) => ({ cls: m[1], text: text(m[2]) }));
       expect(rows.map((r) => r.text)).to.deep.equal([
         '2.0.0rc1 pre-release 2026-03-11',
         '1.2.0 latest 2026-03-11',
         '1.1.0 yanked 2026-03-11 Yanked: broken import',
         '1.0.0 2026-03-11',
       ]);
-      expect(rows[1]!.cls).to.equal('release current');
-      expect(rows[2]!.cls).to.equal('release yanked');
+      expect(rows[1].cls).to.equal('release current');
+      expect(rows[2].cls).to.equal('release yanked');
       expect(history).to.contain('href="/project/acme-widgets/1.1.0/"');
     });
 
@@ -406,7 +406,7 @@ describe('web UI', function () {
     it('lists every file with #sha256= fragments; file downloads still work', async function () {
       const r = await get(`${srv.url}/packages/`);
       expect(r.status).to.equal(200);
-      const links = [...r.body.matchAll(/<a href="([^"]+)"[^>]*>([^<]+)<\/a>/g)].map((m) => [m[1]!, m[2]!]);
+      const links = [...r.body.matchAll(/<a href="([^"]+)"[^>]*>([^<]+)<\/a>/g)].map((m) => [m[1], m[2]]);
       const onDisk = (await fsp.readdir(root)).filter((f) => f.endsWith('.whl') || f.endsWith('.tar.gz')).sort();
       expect(links.map(([, name]) => name).sort()).to.deep.equal(onDisk);
       for (const [href, name] of links) {
@@ -430,7 +430,7 @@ describe('web UI', function () {
         expect(r.stdout).to.contain('pypi-lite-extras-0.1.0');
         // A file in a subdirectory of the root: its link, resolved against the page, downloads it.
         const page = await get(`${s.url}/packages/`);
-        const href = page.body.match(/<a href="([^"#]*pypi_lite_extras-0\.1\.0\.tar\.gz)#sha256=/)![1]!;
+        const href = page.body.match(/<a href="([^"#]*pypi_lite_extras-0\.1\.0\.tar\.gz)#sha256=/)![1];
         expect(href).to.equal('legacy/pypi_lite_extras-0.1.0.tar.gz');
         const dl = await fetch(new URL(href, `${s.url}/packages/`));
         expect(Buffer.from(await dl.arrayBuffer()).equals(await fsp.readFile(path.join(example, 'legacy', 'pypi_lite_extras-0.1.0.tar.gz')))).to.equal(true);
@@ -482,7 +482,7 @@ describe('web UI', function () {
         }
         const index = await get(`${s.url}/packages/`);
         expect(index.status).to.equal(200);
-        const rel = index.body.match(/href="(acme_widgets-1\.2\.0-py3-none-any\.whl)#sha256=[0-9a-f]{64}"/)![1]!;
+        const rel = index.body.match(/href="(acme_widgets-1\.2\.0-py3-none-any\.whl)#sha256=[0-9a-f]{64}"/)![1];
         const link = `/packages/${rel}`;
         expect((await get(`${s.url}${link}`)).status).to.equal(401);
         const { body } = await get(`${s.url}/project/acme-widgets/`, basic('alice', PW));

@@ -58,7 +58,7 @@ async function stream(port: number, root: string, contentType: string, total: nu
     // answer arrived says when the server answered, not how fast loopback buffers fill.
     if (piece.length >= MiB) await sleep(10);
   }
-  expect(await eventually(async () => answered(), 20_000), 'an answer').to.equal(true);
+  expect(await eventually(() => answered(), 20_000), 'an answer').to.equal(true);
   await snapshot();
   return { sent, total, client, tempsAtAnswer: tempsAtAnswer ?? [] };
 }

@@ -188,14 +188,14 @@ describe('upload integrity: uniqueness by distribution, one sdist per release, a
       ];
       const bodies = await Promise.all(spellings.map(([f, version, kind], i) => archive(f, { kind, name: 'race-sdist', version, extra: `contender ${i}` })));
       expect(new Set(bodies.map(sha256)).size).to.equal(8);
-      const answers = await Promise.all(spellings.map(([f, version], i) => send(url, 'race-sdist', version, f, bodies[i]!)));
+      const answers = await Promise.all(spellings.map(([f, version], i) => send(url, 'race-sdist', version, f, bodies[i])));
       const statuses = answers.map((a) => `${a.status} ${a.statusText}`);
       expect(answers.filter((a) => a.status === 200), statuses.join('\n')).to.have.length(1);
       for (const a of answers.filter((x) => x.status !== 200)) {
         expect(a.statusText, statuses.join('\n')).to.match(/^(File already exists: .* \(as .*\)|Only one sdist may be uploaded per release: .* is already the sdist of race-sdist 5\.0(\.0)?)$/);
         expect(a.status).to.equal(a.statusText.startsWith('File already exists') ? 409 : 400);
       }
-      const winner = spellings[answers.findIndex((a) => a.status === 200)]![0];
+      const winner = spellings[answers.findIndex((a) => a.status === 200)][0];
       expect(await distFiles(root)).to.deep.equal([winner]);
       expect([...(await listed(url, 'race-sdist')).keys()]).to.deep.equal([winner]);
       expect(await tempUploads(root)).to.deep.equal([]);
@@ -206,7 +206,7 @@ describe('upload integrity: uniqueness by distribution, one sdist per release, a
         const version = `6.${round}`;
         const names = [`race_sdist-${version}-py3-none-any.whl`, `Race_Sdist-${version}.0-py3-none-any.whl`];
         const bodies = await Promise.all(names.map((f, i) => archive(f, { kind: 'wheel', name: 'race-sdist', version, extra: `wheel ${i}` })));
-        const answers = await Promise.all(names.map((f, i) => send(url, 'race-sdist', i === 0 ? version : `${version}.0`, f, bodies[i]!)));
+        const answers = await Promise.all(names.map((f, i) => send(url, 'race-sdist', i === 0 ? version : `${version}.0`, f, bodies[i])));
         const statuses = answers.map((a) => a.status).sort();
         expect(statuses, answers.map((a) => a.statusText).join('\n')).to.deep.equal([200, 409]);
         const files = (await distFiles(root)).filter((f) => f.toLowerCase().includes(`-${version}`));

@@ -523,7 +523,7 @@ describe('legacy upload API: one request per rule', function () {
       expect(statuses.filter((s) => s === 200), statuses.join(',')).to.have.length(1);
       expect(statuses.filter((s) => s === 409), statuses.join(',')).to.have.length(7);
       for (const a of answersHere.filter((x) => x.status === 409)) expect(a.statusText).to.equal(`File already exists: ${FILE}`);
-      const winner = bodies[statuses.indexOf(200)]!;
+      const winner = bodies[statuses.indexOf(200)];
       expect(await fsp.readFile(path.join(root, FILE))).to.deep.equal(winner);
       expect((await listed(url, 'race-pkg')).get(FILE)).to.equal(sha256(winner));
       expect(await tempUploads(root)).to.deep.equal([]);
@@ -562,7 +562,7 @@ describe('legacy upload API: --max-upload-size', function () {
     }
     const sent = Date.now();
     // The server may answer before the body has been sent, or right after it: never much later.
-    expect(await eventually(async () => client.received.includes('\r\n\r\n'), 10_000), 'an answer').to.equal(true);
+    expect(await eventually(() => client.received.includes('\r\n\r\n'), 10_000), 'an answer').to.equal(true);
     expect(Date.now() - sent, 'the answer comes at once, not after a timeout').to.be.below(3000);
     expect(client.received).to.match(/^HTTP\/1\.1 413 Upload too large: limit is 102400 bytes\r\n/);
     client.socket.destroy();

@@ -175,7 +175,7 @@ describe('watching the package directory (real server)', function () {
     const handles = await Promise.all(targets.map((t) => fsp.open(path.join(root, t.name), 'w')));
     const seenWhileWriting: string[] = [];
     try {
-      await Promise.all(targets.map((t, i) => handles[i]!.write(t.bytes, 0, Math.floor(t.bytes.length / 2))));
+      await Promise.all(targets.map((t, i) => handles[i].write(t.bytes, 0, Math.floor(t.bytes.length / 2))));
       const pauseEnd = Date.now() + 600;
       while (Date.now() < pauseEnd) {
         for (const f of await listedTargets()) {
@@ -186,7 +186,7 @@ describe('watching the package directory (real server)', function () {
         }
         await sleep(15);
       }
-      await Promise.all(targets.map((t, i) => handles[i]!.write(t.bytes, Math.floor(t.bytes.length / 2), t.bytes.length - Math.floor(t.bytes.length / 2))));
+      await Promise.all(targets.map((t, i) => handles[i].write(t.bytes, Math.floor(t.bytes.length / 2), t.bytes.length - Math.floor(t.bytes.length / 2))));
     } finally {
       await Promise.all(handles.map((h) => h.close()));
     }

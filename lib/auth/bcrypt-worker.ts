@@ -3,12 +3,15 @@
 import bcrypt from 'bcryptjs';
 import { parentPort } from 'node:worker_threads';
 
-parentPort?.on('message', (msg: { id: number; password: string; hash: string }) => {
-  let ok = false;
+/** Whether `password` matches `hash`; a malformed hash matches nothing. */
+function matches(password: string, hash: string): boolean {
   try {
-    ok = bcrypt.compareSync(msg.password, msg.hash);
+    return bcrypt.compareSync(password, hash);
   } catch {
-    ok = false;
+    return false;
   }
-  parentPort?.postMessage({ id: msg.id, ok });
+}
+
+parentPort?.on('message', (msg: { id: number; password: string; hash: string }) => {
+  parentPort?.postMessage({ id: msg.id, ok: matches(msg.password, msg.hash) });
 });

@@ -95,7 +95,7 @@ export class AuthGuard {
       const needed = actions.filter((a) => this.needs(a));
       if (needed.length === 0) return next();
       // One verification covers them all (check() remembers the user for this request).
-      this.check(req, needed[0]!).then(
+      this.check(req, needed[0]).then(
         (user) => {
           req.user = user || undefined;
           next();

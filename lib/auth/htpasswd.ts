@@ -148,7 +148,7 @@ export function parseHtpasswdLines(text: string, file: string): { users: Map<str
  */
 export function parseHtpasswd(text: string, file: string): Map<string, HtpasswdEntry> {
   const { users, problems } = parseHtpasswdLines(text, file);
-  if (problems.length > 0) throw problems[0]!;
+  if (problems.length > 0) throw problems[0];
   return users;
 }
 
@@ -371,7 +371,7 @@ function sameFile(a: FileId, b: FileId): boolean {
 function summarize(problems: HtpasswdError[]): HtpasswdError {
   const shown = problems.slice(0, 5).map((p) => p.message);
   const more = problems.length > shown.length ? `; and ${problems.length - shown.length} more` : '';
-  const first = problems[0]!;
+  const first = problems[0];
   return new HtpasswdError(`${problems.length} unusable line(s) ignored: ${shown.join('; ')}${more}`, first.file, first.line);
 }
 

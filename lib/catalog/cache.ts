@@ -59,7 +59,7 @@ const UNESC: Record<string, string> = { '\\': '\\', t: '\t', n: '\n', r: '\r' };
 
 function esc(s: string | null | undefined): string {
   if (s === null || s === undefined) return '';
-  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ESC[c]!) : s;
+  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ESC[c]) : s;
 }
 
 function unesc(s: string): string {
@@ -98,13 +98,13 @@ const isDigest = (s: string | undefined): s is string => s !== undefined && s.le
 /** Parse one journal line: [rel, entry] for a set, [rel, null] for a delete, null if malformed. */
 export function decodeLine(line: string): [string, CacheEntry | null] | null {
   const f = line.split('\t');
-  if (f[0] === 'D' && f.length === 2) return [unesc(f[1]!), null];
+  if (f[0] === 'D' && f.length === 2) return [unesc(f[1]), null];
   if (f[0] !== 'S' || f.length !== 17) return null;
   const size = Number(f[2]);
   const mtimeMs = Number(f[3]);
   const ino = Number(f[4]);
   const ctimeMs = Number(f[5]);
-  const sha256 = f[6]!;
+  const sha256 = f[6];
   if (!Number.isFinite(size) || !Number.isFinite(mtimeMs) || !Number.isFinite(ino) || !Number.isFinite(ctimeMs) || !isDigest(sha256)) return null;
   if (f[2] === '' || f[3] === '' || f[4] === '' || f[5] === '') return null;
   const entry: CacheEntry = { size, mtimeMs, ino, ctimeMs, sha256 };
@@ -114,7 +114,7 @@ export function decodeLine(line: string): [string, CacheEntry | null] | null {
   else if (f[9] === 'm') {
     if (!isDigest(f[10])) return null;
     entry.metadata = {
-      sha256: f[10]!,
+      sha256: f[10],
       size: Number(f[11]),
       name: orNull(f[12]),
       version: orNull(f[13]),
@@ -123,7 +123,7 @@ export function decodeLine(line: string): [string, CacheEntry | null] | null {
     };
   }
   if (f[16]) entry.metadataError = unesc(f[16]);
-  return [unesc(f[1]!), entry];
+  return [unesc(f[1]), entry];
 }
 
 export class DigestCache {

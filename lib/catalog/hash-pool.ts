@@ -61,7 +61,7 @@ class Queue {
   take(max: number): Job[] {
     const out: Job[] = [];
     while (out.length < max && this.head < this.items.length) {
-      const job = this.items[this.head++]!;
+      const job = this.items[this.head++];
       if (!job.taken) {
         job.taken = true;
         out.push(job);

@@ -305,7 +305,7 @@ export class Indexer {
       for (let i = 0; i < files.length; ) {
         const until = performance.now() + 10;
         do {
-          const { abs, name } = files[i++]!;
+          const { abs, name } = files[i++];
           const parsed = this.consider(root, abs, name);
           if (!parsed) continue;
           try {
@@ -479,7 +479,7 @@ export class Indexer {
 
   private pumpHashes(): void {
     while (this.inflight.size < HASH_WINDOW && this.queueHead < this.hashQueue.length) {
-      const file = this.hashQueue[this.queueHead++]!;
+      const file = this.hashQueue[this.queueHead++];
       if (this.queued.has(file)) this.startHash(file, false);
     }
     if (this.queueHead > 4096 && this.queueHead * 2 > this.hashQueue.length) {
@@ -629,7 +629,7 @@ export class Indexer {
     this.rechecks.clear();
     for (const q of this.queued.values()) q.release();
     this.queued.clear();
-    await this.watcher?.close();
+    this.watcher?.close();
     await this.pool.close();
     await this.flush();
   }

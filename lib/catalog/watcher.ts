@@ -168,12 +168,7 @@ export class RootWatcher {
   /** Stat the path; report it only once two stats `settleMs` apart agree. Directories at once. */
   private async settle(root: string, abs: string): Promise<void> {
     this.timers.delete(abs);
-    let st: Stats | null = null;
-    try {
-      st = await fsp.lstat(abs);
-    } catch {
-      st = null;
-    }
+    const st: Stats | null = await fsp.lstat(abs).catch(() => null);
     if (this.closed) return;
     if (st?.isDirectory()) {
       if (this.dirs.has(abs)) return;
@@ -203,7 +198,7 @@ export class RootWatcher {
     this.handlers.onPath(root, abs, st);
   }
 
-  async close(): Promise<void> {
+  close(): void {
     this.closed = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();

@@ -30,7 +30,7 @@ export type YankTarget = { kind: 'file'; filename: string } | { kind: 'release';
 export function parseTarget(target: string): YankTarget | null {
   const t = target.trim();
   const m = /^([A-Za-z0-9._-]+)\s*==\s*(\S+)$/.exec(t);
-  if (m) return { kind: 'release', project: normalizeName(m[1]!), version: m[2]! };
+  if (m) return { kind: 'release', project: normalizeName(m[1]), version: m[2] };
   if (/^[^\s/\\\p{C}\p{Z}]+$/u.test(t)) return { kind: 'file', filename: t };
   return null;
 }
@@ -60,7 +60,7 @@ function lineEntry(raw: string): YankEntry | null {
   // `s`: a reason may hold U+2028/U+2029 (a hand edit), which `.` does not match otherwise.
   const m = /^(\S+(?:\s*==\s*\S+)?)(?:\s+(.*))?$/s.exec(line);
   if (!m) return null;
-  const target = m[1]!.replace(/\s+/g, '');
+  const target = m[1].replace(/\s+/g, '');
   return parseTarget(target) ? { target, reason: normalizeReason(m[2] ?? '') } : null;
 }
 

@@ -29,7 +29,6 @@ export function decodeFilePath(pathname: string): string | null {
     } catch {
       return null;
     }
-    // eslint-disable-next-line no-control-regex
     if (s === '' || s === '.' || s === '..' || s.startsWith('.') || /[\\/\u0000-\u001f\u007f]/.test(s)) return null;
     out.push(s);
   }
@@ -149,17 +148,17 @@ async function sendBytes(fh: fsp.FileHandle, res: ServerResponse, start: number,
   let pos = start;
   for (let k = 0; pos <= end; k ^= 1) {
     // false: the client went away (or the write failed); nothing more to do.
-    if (!(await Promise.race([flushed[k]!, closed])) || res.destroyed) return;
+    if (!(await Promise.race([flushed[k], closed])) || res.destroyed) return;
     let bytesRead: number;
     try {
-      ({ bytesRead } = await fh.read(bufs[k]!, 0, Math.min(size, end - pos + 1), pos));
+      ({ bytesRead } = await fh.read(bufs[k], 0, Math.min(size, end - pos + 1), pos));
     } catch (err) {
       res.destroy(err as Error);
       return;
     }
     if (bytesRead === 0) break; // the file shrank since the stat
     pos += bytesRead;
-    flushed[k] = new Promise<boolean>((resolve) => res.write(bufs[k]!.subarray(0, bytesRead), (err) => resolve(!err)));
+    flushed[k] = new Promise<boolean>((resolve) => res.write(bufs[k].subarray(0, bytesRead), (err) => resolve(!err)));
   }
   if (!(await Promise.race([Promise.all(flushed).then((ok) => ok.every(Boolean)), closed]))) return;
   await Promise.race([new Promise<void>((resolve) => res.end(resolve)), closed]);

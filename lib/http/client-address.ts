@@ -30,7 +30,7 @@ export function parseTrustProxy(value: string | undefined): TrustProxy {
   try {
     proxyaddr.compile(list);
   } catch (err) {
-    throw new Error(`--trust-proxy: ${(err as Error).message} (use a hop count, or addresses/subnets such as loopback,10.0.0.0/8)`);
+    throw new Error(`--trust-proxy: ${(err as Error).message} (use a hop count, or addresses/subnets such as loopback,10.0.0.0/8)`, { cause: err });
   }
   return list;
 }

@@ -42,7 +42,7 @@ export function sendPage(req: IncomingMessage, res: ServerResponse, page: Render
     res.end(req.method === 'HEAD' ? undefined : body);
     return;
   }
-  for (let i = 0; i + 1 < extraHeaders.length; i += 2) res.setHeader(extraHeaders[i]!, extraHeaders[i + 1]!);
+  for (let i = 0; i + 1 < extraHeaders.length; i += 2) res.setHeader(extraHeaders[i], extraHeaders[i + 1]);
   const etag = gzip ? page.gzipEtag : page.etag;
   res.setHeader('Content-Type', contentType);
   res.setHeader('Vary', 'Accept, Accept-Encoding');

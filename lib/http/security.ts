@@ -14,5 +14,5 @@ export const SECURITY_HEADERS: readonly string[] = [
 ];
 
 export function securityHeaders(res: ServerResponse): void {
-  for (let i = 0; i < SECURITY_HEADERS.length; i += 2) res.setHeader(SECURITY_HEADERS[i]!, SECURITY_HEADERS[i + 1]!);
+  for (let i = 0; i < SECURITY_HEADERS.length; i += 2) res.setHeader(SECURITY_HEADERS[i], SECURITY_HEADERS[i + 1]);
 }

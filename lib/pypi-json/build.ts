@@ -117,7 +117,7 @@ function lastSerial(files: DistFile[]): number {
 export async function buildProjectJson(ctx: JsonContext, latest: string) {
   const releases: Record<string, JsonFileInfo[]> = {};
   for (const v of ctx.versions) releases[v] = [];
-  for (const f of ctx.files) releases[ctx.releaseOf(f.version)]!.push(await fileInfo(ctx, f));
+  for (const f of ctx.files) releases[ctx.releaseOf(f.version)].push(await fileInfo(ctx, f));
   const latestFiles = ctx.files.filter((f) => ctx.releaseOf(f.version) === latest);
   return {
     info: await info(ctx, latest, latestFiles),

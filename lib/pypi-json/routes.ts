@@ -30,7 +30,7 @@ export function pypiJsonRoutes(deps: PypiJsonDeps) {
     let rawName: string;
     let rawVersion: string | undefined;
     try {
-      rawName = decodeURIComponent(m[1]!);
+      rawName = decodeURIComponent(m[1]);
       rawVersion = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
     } catch {
       throw httpError('PROJECT_NOT_FOUND');
@@ -50,7 +50,7 @@ export function pypiJsonRoutes(deps: PypiJsonDeps) {
     if (rawVersion === undefined) {
       body = await buildProjectJson(ctx, pickLatest(versions, files.filter((f) => !f.yank).map((f) => releaseOf(f.version))));
     } else {
-      const version = versions.find((v) => v === rawVersion) ?? versions.find((v) => versionsEqual(v, rawVersion!));
+      const version = versions.find((v) => v === rawVersion) ?? versions.find((v) => versionsEqual(v, rawVersion));
       if (!version) throw httpError('NOT_FOUND', `${project.displayName} has no version ${rawVersion}`);
       body = await buildReleaseJson(ctx, version);
     }
@@ -73,13 +73,13 @@ export function groupReleases(sorted: string[]): { versions: string[]; releaseOf
   let group: string[] = [];
   const flush = (): void => {
     if (group.length === 0) return;
-    const name = group.find((v) => normalizeVersion(v) === v) ?? group[0]!;
+    const name = group.find((v) => normalizeVersion(v) === v) ?? group[0];
     versions.push(name);
     for (const v of group) key.set(v, name);
     group = [];
   };
   for (const v of sorted) {
-    if (group.length > 0 && !versionsEqual(group[0]!, v)) flush();
+    if (group.length > 0 && !versionsEqual(group[0], v)) flush();
     group.push(v);
   }
   flush();
@@ -90,5 +90,5 @@ export function groupReleases(sorted: string[]): { versions: string[]; releaseOf
 export function pickLatest(versions: string[], unyanked: string[]): string {
   const live = new Set(unyanked);
   const sorted = [...versions].sort(compareVersions).reverse();
-  return sorted.find((v) => live.has(v) && !isPrerelease(v)) ?? sorted.find((v) => live.has(v)) ?? sorted[0]!;
+  return sorted.find((v) => live.has(v) && !isPrerelease(v)) ?? sorted.find((v) => live.has(v)) ?? sorted[0];
 }

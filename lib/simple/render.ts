@@ -21,7 +21,7 @@ export interface IndexEntry {
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
 /** A tagged template that HTML-escapes every interpolated value (use `raw()` for trusted markup). */
@@ -32,13 +32,13 @@ export function raw(html: string): Raw {
   return new Raw(html);
 }
 export function html(strings: TemplateStringsArray, ...values: (string | number | Raw | Raw[])[]): Raw {
-  let out = strings[0]!;
+  let out = strings[0];
   for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
+    const v = values[i];
     if (v instanceof Raw) out += v.html;
     else if (Array.isArray(v)) out += v.map((r) => r.html).join('');
     else out += escapeHtml(String(v));
-    out += strings[i + 1]!;
+    out += strings[i + 1];
   }
   return new Raw(out);
 }

@@ -145,7 +145,7 @@ export function bareProjectRedirect(deps: { base: UrlBase; reserved?: Iterable<s
     if (!m) return next();
     let raw: string;
     try {
-      raw = decodeURIComponent(m[1]!);
+      raw = decodeURIComponent(m[1]);
     } catch {
       return next();
     }

@@ -256,16 +256,16 @@ export class ProjectIndex {
     // One pass over the entries in result order, into one bucket per rank: no sort per query.
     const buckets: ProjectEntry[][] = [[], [], [], []];
     for (const e of this.byName) {
-      if (e.name === norm) buckets[0]!.push(e);
-      else if (e.name.startsWith(norm)) buckets[1]!.push(e);
-      else if (e.name.includes(norm)) buckets[2]!.push(e);
+      if (e.name === norm) buckets[0].push(e);
+      else if (e.name.startsWith(norm)) buckets[1].push(e);
+      else if (e.name.includes(norm)) buckets[2].push(e);
       else {
         let all = true;
-        for (let i = 0; i < words.length && all; i++) all = e.text.includes(words[i]!) || e.name.includes(wordNames[i]!);
-        if (all) buckets[3]!.push(e);
+        for (let i = 0; i < words.length && all; i++) all = e.text.includes(words[i]) || e.name.includes(wordNames[i]);
+        if (all) buckets[3].push(e);
       }
     }
-    const total = buckets[0]!.length + buckets[1]!.length + buckets[2]!.length + buckets[3]!.length;
+    const total = buckets[0].length + buckets[1].length + buckets[2].length + buckets[3].length;
     const entries: ProjectEntry[] = [];
     for (const b of buckets) {
       if (entries.length >= limit) break;

@@ -21,7 +21,7 @@ const HEADING_SHIFT: Record<string, string> = { h1: 'h2', h2: 'h3', h3: 'h4', h4
 function alignFromStyle(tagName: string, attribs: sanitizeHtml.Attributes): sanitizeHtml.Tag {
   const m = /(?:^|;)\s*text-align\s*:\s*(left|right|center)\s*(?:;|$)/i.exec(attribs.style ?? '');
   const { style: _style, ...rest } = attribs;
-  return { tagName, attribs: m ? { ...rest, align: m[1]!.toLowerCase() } : rest };
+  return { tagName, attribs: m ? { ...rest, align: m[1].toLowerCase() } : rest };
 }
 
 const SANITIZE: sanitizeHtml.IOptions = {
@@ -64,7 +64,7 @@ export type ReadmeFormat = 'markdown' | 'rst' | 'plain';
 
 /** Which renderer a Description-Content-Type asks for (PyPI's default is reStructuredText). */
 export function readmeFormat(contentType: string | null | undefined): ReadmeFormat {
-  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
   if (type === 'text/markdown') return 'markdown';
   if (type === 'text/plain') return 'plain';
   return 'rst';

@@ -51,12 +51,12 @@ function people(name: string | null, emails: string | null): Html | null {
     const t = part.trim();
     if (!t) continue;
     const m = /^"?([^"<]*?)"?\s*<([^>]+)>$/.exec(t);
-    if (m && EMAIL.test(m[2]!.trim())) parsed.push({ name: m[1]!.trim() || null, email: m[2]!.trim() });
+    if (m && EMAIL.test(m[2].trim())) parsed.push({ name: m[1].trim() || null, email: m[2].trim() });
     else if (EMAIL.test(t)) parsed.push({ name: null, email: t });
     else parsed.push({ name: t, email: null });
   }
   if (parsed.length === 0) return name ? html`${name}` : null;
-  if (name && parsed.every((p) => p.name === null)) parsed[0]!.name = name;
+  if (name && parsed.every((p) => p.name === null)) parsed[0].name = name;
   else if (name && !parsed.some((p) => p.name === name)) parsed.unshift({ name, email: null });
   const items = parsed.map((p) => (p.email ? html`<a href="mailto:${p.email}">${p.name ?? p.email}</a>` : html`${p.name ?? ''}`));
   return html`${items.flatMap((item, i) => (i === 0 ? [item] : [raw(', '), item]))}`;

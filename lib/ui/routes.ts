@@ -176,7 +176,7 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
     let rawName: string;
     let rawVersion: string | undefined;
     try {
-      rawName = decodeURIComponent(m[1]!);
+      rawName = decodeURIComponent(m[1]);
       rawVersion = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
     } catch {
       return sendHtml(res, notFoundPage(ctx, 'Project not found', html`That address does not name a project.`, ''), 404, 'PROJECT_NOT_FOUND');
@@ -207,7 +207,7 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
     const latest = pickLatest(versions, files.filter((f) => !f.yank).map((f) => releaseOf(f.version)));
     let version = latest;
     if (rawVersion !== undefined) {
-      const found = versions.find((v) => v === rawVersion) ?? versions.find((v) => versionsEqual(v, rawVersion!));
+      const found = versions.find((v) => v === rawVersion) ?? versions.find((v) => versionsEqual(v, rawVersion));
       if (!found) {
         const message = html`${project.displayName} has no release ${rawVersion}. See the <a href="${ctx.basePath}${canonical()}#history">release history</a>.`;
         return sendHtml(res, notFoundPage(ctx, 'Version not found', message, ''), 404, 'NOT_FOUND', `${project.displayName} has no version ${rawVersion}`);

@@ -33,7 +33,7 @@ export const UPLOAD_FORM_LIMITS: FormLimits = Object.freeze({
 });
 
 export function fieldLimit(limits: FormLimits, name: string): number {
-  return Object.hasOwn(limits.perField, name) ? limits.perField[name]! : limits.fieldSize;
+  return Object.hasOwn(limits.perField, name) ? limits.perField[name] : limits.fieldSize;
 }
 
 /** The largest limit of any one field (what busboy's own fieldSize is set to). */
@@ -174,7 +174,7 @@ export class FormGuard extends Transform {
         case 'file':
           return null;
         case 'after-boundary': {
-          s.seen += String.fromCharCode(data[start]!);
+          s.seen += String.fromCharCode(data[start]);
           start++;
           if (s.seen.length < 2) continue;
           this.state = s.seen === '\r\n' ? { kind: 'header', chunks: [], size: 0 } : { kind: 'skip' };

@@ -83,12 +83,12 @@ export class TempFileStorage implements multer.StorageEngine {
         const info: Partial<StoredFileInfo> = { path: tempPath, size: digester.bytes, digests };
         this.writing.delete(tempPath);
         writeDone();
-        cb(null, info as Partial<Express.Multer.File>);
+        cb(null, info);
       })
       .catch(async (err: unknown) => {
         file.stream.resume();
         // A write stream destroyed while still opening creates its file afterwards: wait for it.
-        const stream = out as WriteStream | null;
+        const stream = out;
         if (stream && !stream.closed) {
           await new Promise<void>((resolve) => {
             stream.once('close', () => resolve());

@@ -37,7 +37,6 @@ const ALLOWED_EXTENSIONS = ['.whl', '.tar.gz', '.zip'] as const;
 /** Checks that need only the form (run before the body is trusted). Throws HttpError. */
 export function validateForm(form: UploadForm): { extension: string } {
   const { filename } = form;
-  // eslint-disable-next-line no-control-regex
   if (filename === '' || filename.length > 255 || /[/\\\u0000-\u001f\u007f]/.test(filename) || filename.startsWith('.')) {
     throw httpError('INVALID_FILENAME', JSON.stringify(filename.slice(0, 100)));
   }

@@ -101,7 +101,7 @@ print(json.dumps(res))
 export async function wheelMetadata(file: string): Promise<Buffer> {
   const members = await wheelMetadataMembers(file);
   if (members.length !== 1) throw new Error(`${file}: expected one .dist-info/METADATA, found ${members.length}`);
-  return members[0]!.bytes;
+  return members[0].bytes;
 }
 
 /** The top-level `<dir>/PKG-INFO` of an sdist, read with Python's tarfile (null if none). */

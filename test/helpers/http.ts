@@ -70,7 +70,7 @@ export function sha256(data: Buffer | string): string {
 
 /** The media type of a Content-Type header, without parameters, lower-cased. */
 export function mediaType(contentType: string | null | undefined): string {
-  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return (contentType ?? '').split(';')[0].trim().toLowerCase();
 }
 
 /** The list of field names in a Vary header, lower-cased. */
@@ -127,8 +127,8 @@ export function anchors(html: string): Anchor[] {
   for (let m = re.exec(html); m; m = re.exec(html)) {
     const attrs: Record<string, string> = {};
     const attrRe = /([a-zA-Z:-]+)="([^"]*)"/g;
-    for (let a = attrRe.exec(m[1]!); a; a = attrRe.exec(m[1]!)) attrs[a[1]!] = decodeEntities(a[2]!);
-    out.push({ href: attrs.href ?? '', text: decodeEntities(m[2]!), attrs });
+    for (let a = attrRe.exec(m[1]); a; a = attrRe.exec(m[1])) attrs[a[1]] = decodeEntities(a[2]);
+    out.push({ href: attrs.href ?? '', text: decodeEntities(m[2]), attrs });
   }
   return out;
 }

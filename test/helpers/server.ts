@@ -28,8 +28,8 @@ export async function spawnServer(args: string[], opts: { env?: NodeJS.ProcessEn
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), opts.timeoutMs ?? 20_000);
@@ -37,11 +37,11 @@ export async function spawnServer(args: string[], opts: { env?: NodeJS.ProcessEn
       const m = /--index-url (http:\/\/[^\s]+?)\/simple\//.exec(out);
       if (m) {
         clearTimeout(timer);
-        proc.stdout!.off('data', check);
-        resolve(m[1]!);
+        proc.stdout.off('data', check);
+        resolve(m[1]);
       }
     };
-    proc.stdout!.on('data', check);
+    proc.stdout.on('data', check);
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`server exited with ${code}:\n${out}`));

@@ -166,7 +166,7 @@ export async function tempUploads(root: string): Promise<string[]> {
 }
 
 /** Poll until `check` holds (or the time is up); returns whether it held. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 3000, stepMs = 50): Promise<boolean> {
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 3000, stepMs = 50): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return true;
@@ -230,6 +230,5 @@ export function expectRefused(ans: Answer, status: number, reason: RegExp): void
   expect(ans.statusText).to.match(reason);
   // The body repeats the message for clients that show it (twine --verbose, curl); the reason
   // phrase cannot carry control characters, so compare with those blanked out.
-  // eslint-disable-next-line no-control-regex
   expect(ans.body.replace(/[\u0000-\u001f\u007f]+/g, ' ')).to.include(ans.statusText);
 }
