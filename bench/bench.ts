@@ -17,7 +17,7 @@ import path from 'node:path';
 import { capturePages, ROOT_PATH, warmPages } from './baseline.js';
 import { ensureCorpus, mb, randomPayload, SCRATCH_PREFIX, stageNewFiles, type Corpus } from './corpus.js';
 import { projectName, wheelParts } from './dists.js';
-import { load, rng, type LoadResult } from './load.js';
+import { LOAD_GENERATOR, load, rng, type LoadResult } from './load.js';
 import { formatSummary, profileFiles, summarize } from './profile.js';
 import { BIN, download, get, getJson, HTML_ACCEPT, PIP_ACCEPT, post, startBaseline, startPypiLite, waitUntil, type Proc } from './procs.js';
 
@@ -245,7 +245,7 @@ async function abba(
   const merge = (x: Measured, y: Measured): Measured => ({
     cpuMs: x.cpuMs + y.cpuMs,
     rps: (x.rps + y.rps) / 2,
-    p50: (x.p50 + y.p50) / 2,
+    p50: Math.round(((x.p50 + y.p50) / 2) * 100) / 100,
     p99: Math.max(x.p99, y.p99),
     requests: x.requests + y.requests,
     non2xx: x.non2xx + y.non2xx,
@@ -585,7 +585,7 @@ async function main(): Promise<void> {
   const generated = corpus.generatedMs === null ? 'reused' : `generated in ${(corpus.generatedMs / 1000).toFixed(1)} s`;
   process.stdout.write(
     `\npypi-lite benchmark: ${corpus.projects.toLocaleString('en-US')} projects x ${corpus.versions} versions x (wheel + sdist) + one ${mb(corpus.bigFile.size)} MB wheel = ${corpus.files.toLocaleString('en-US')} files, ${mb(corpus.bytes)} MB (corpus ${generated})\n` +
-      `node ${process.version}, ${os.availableParallelism()} CPUs; autocannon ${a.connections} connections, no pipelining, ${a.seconds} s per server and measurement (A B B A halves)\n\n` +
+      `node ${process.version}, ${os.availableParallelism()} CPUs; ${LOAD_GENERATOR} ${a.connections} connections, no pipelining, ${a.seconds} s per server and measurement (A B B A halves)\n\n` +
       `${table()}\n\n` +
       `CPU time of the server processes (all threads), which other load on the machine disturbs far less than wall-clock speed; ratio = baseline / pypi-lite (1 = as cheap as the baseline):\n\n` +
       `${markdown(['metric', 'pypi-lite', 'baseline', 'ratio'], cpuRows.map((r) => [r.metric, r.pypi, r.base, r.ratio]))}\n`,
