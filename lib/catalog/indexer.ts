@@ -36,8 +36,8 @@ function stampOf(f: DistFile): FileStamp | null {
   return f.identity ? { size: f.size, mtimeMs: f.mtimeMs, ino: f.identity.ino, ctimeMs: f.identity.ctimeMs } : null;
 }
 
-/** Is the file on disk (st) still the one that was indexed? */
-function unchanged(f: DistFile, st: Stats): boolean {
+/** Is the file on disk (an lstat, or what a hash worker saw) still the one that was indexed? */
+function unchanged(f: DistFile, st: FileStamp & { dev: number }): boolean {
   const stamp = stampOf(f);
   return stamp !== null && f.identity?.dev === st.dev && sameStamp(stamp, st);
 }
@@ -545,7 +545,7 @@ export class Indexer {
         return;
       }
     }
-    if (r.size !== file.size || r.mtimeMs !== file.mtimeMs || r.ctimeMs !== file.identity?.ctimeMs) {
+    if (!unchanged(file, r)) {
       // Changed while we read it: the watcher will report it again once it settles.
       file.size = r.size;
       file.mtimeMs = r.mtimeMs;
@@ -605,7 +605,7 @@ export class Indexer {
     const r = await this.pool.run({ path: file.absPath, extraDigests: true }, true);
     if (!r.ok || !r.md5 || !r.blake2b256) return null;
     // Cached only for the very file that was indexed (not one renamed over it or changed).
-    if (stamp && r.dev === file.identity?.dev && sameStamp(stamp, r) && r.sha256 === file.sha256) cache?.update(file.relPath, { md5: r.md5, blake2b256: r.blake2b256 });
+    if (unchanged(file, r) && r.sha256 === file.sha256) cache?.update(file.relPath, { md5: r.md5, blake2b256: r.blake2b256 });
     return { md5: r.md5, blake2b256: r.blake2b256 };
   }
 
