@@ -85,3 +85,12 @@ export function searchOf(url: string | undefined): string {
   const i = url?.indexOf('?') ?? -1;
   return i >= 0 ? url!.slice(i) : '';
 }
+
+/** A project name and optional version taken from a URL path, decoded; null for a bad escape. */
+export function decodeNameVersion(name: string, version: string | undefined): { rawName: string; rawVersion: string | undefined } | null {
+  try {
+    return { rawName: decodeURIComponent(name), rawVersion: version === undefined ? undefined : decodeURIComponent(version) };
+  } catch {
+    return null;
+  }
+}

@@ -3,12 +3,12 @@
 
 import type { NextFunction, Request, Response } from 'express';
 import type { Config } from '../config.js';
-import type { Catalog } from '../catalog/catalog.js';
+import type { Catalog, DistFile } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
 import { normalizeName } from '../catalog/names.js';
 import { compareVersions, isPrerelease, normalizeVersion, versionsEqual } from '../catalog/version.js';
 import { httpError } from '../errors.js';
-import { location, redirect, searchOf, type UrlBase } from '../http/respond.js';
+import { decodeNameVersion, location, redirect, searchOf, type UrlBase } from '../http/respond.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { serverUrl } from '../ops/welcome.js';
 import { buildProjectJson, buildReleaseJson } from './build.js';
@@ -27,14 +27,9 @@ export function pypiJsonRoutes(deps: PypiJsonDeps) {
     const m = /^\/pypi\/([^/]+)(?:\/([^/]+))?\/json\/?$/.exec(req.path);
     if (!m) return next();
     req.routeName = 'pypi-json';
-    let rawName: string;
-    let rawVersion: string | undefined;
-    try {
-      rawName = decodeURIComponent(m[1]);
-      rawVersion = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
-    } catch {
-      throw httpError('PROJECT_NOT_FOUND');
-    }
+    const decoded = decodeNameVersion(m[1], m[2]);
+    if (!decoded) throw httpError('PROJECT_NOT_FOUND');
+    const { rawName, rawVersion } = decoded;
     const name = normalizeName(rawName);
     if (name !== rawName) {
       const tail = rawVersion === undefined ? 'json' : `${encodeURIComponent(rawVersion)}/json`;
@@ -44,13 +39,13 @@ export function pypiJsonRoutes(deps: PypiJsonDeps) {
     if (!project) throw httpError('PROJECT_NOT_FOUND');
     await deps.indexer.ensureHashed(project);
     const files = deps.catalog.filesOf(project);
-    const { versions, releaseOf } = groupReleases(deps.catalog.versionsOf(project));
+    const { versions, releaseOf, latest, find } = releasesOf(files, deps.catalog.versionsOf(project));
     const ctx = { files, versions, releaseOf, baseUrl: serverUrl(req, deps.config), indexer: deps.indexer, metadata: deps.metadata, projectName: project.displayName };
     let body: unknown;
     if (rawVersion === undefined) {
-      body = await buildProjectJson(ctx, pickLatest(versions, files.filter((f) => !f.yank).map((f) => releaseOf(f.version))));
+      body = await buildProjectJson(ctx, latest);
     } else {
-      const version = versions.find((v) => v === rawVersion) ?? versions.find((v) => versionsEqual(v, rawVersion));
+      const version = find(rawVersion);
       if (!version) throw httpError('NOT_FOUND', `${project.displayName} has no version ${rawVersion}`);
       body = await buildReleaseJson(ctx, version);
     }
@@ -67,7 +62,7 @@ export function pypiJsonRoutes(deps: PypiJsonDeps) {
  * 2.0-RC1) are one release, named by the canonical spelling when a file uses it, else by the
  * first. `sorted` is in PEP 440 order, so equal versions are adjacent.
  */
-export function groupReleases(sorted: string[]): { versions: string[]; releaseOf: (version: string) => string } {
+function groupReleases(sorted: string[]): { versions: string[]; releaseOf: (version: string) => string } {
   const key = new Map<string, string>();
   const versions: string[] = [];
   let group: string[] = [];
@@ -86,8 +81,26 @@ export function groupReleases(sorted: string[]): { versions: string[]; releaseOf
   return { versions, releaseOf: (v) => key.get(v) ?? v };
 }
 
+export interface Releases {
+  /** One per release (see groupReleases), in PEP 440 order. */
+  versions: string[];
+  releaseOf: (version: string) => string;
+  /** PyPI's "latest" (see pickLatest). */
+  latest: string;
+  /** The release a typed version names: that exact spelling, else a PEP 440-equal one. */
+  find: (typed: string) => string | undefined;
+}
+
+/** A project's releases from its files and their versions in PEP 440 order (Catalog.versionsOf). */
+export function releasesOf(files: readonly DistFile[], sortedVersions: string[]): Releases {
+  const { versions, releaseOf } = groupReleases(sortedVersions);
+  const latest = pickLatest(versions, files.filter((f) => !f.yank).map((f) => releaseOf(f.version)));
+  const find = (typed: string): string | undefined => versions.find((v) => v === typed) ?? versions.find((v) => versionsEqual(v, typed));
+  return { versions, releaseOf, latest, find };
+}
+
 /** PyPI's "latest": the newest stable, non-yanked version; else the newest non-yanked; else the newest. */
-export function pickLatest(versions: string[], unyanked: string[]): string {
+function pickLatest(versions: string[], unyanked: string[]): string {
   const live = new Set(unyanked);
   const sorted = [...versions].sort(compareVersions).reverse();
   return sorted.find((v) => live.has(v) && !isPrerelease(v)) ?? sorted.find((v) => live.has(v)) ?? sorted[0];

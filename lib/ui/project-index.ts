@@ -11,7 +11,7 @@ import { stillIndexed } from '../catalog/still-indexed.js';
 import { normalizeName } from '../catalog/names.js';
 import { extractMetadata } from '../metadata/extract.js';
 import { parseMetadata } from '../metadata/parse.js';
-import { groupReleases, pickLatest } from '../pypi-json/routes.js';
+import { releasesOf } from '../pypi-json/routes.js';
 
 export interface ProjectEntry {
   name: string;
@@ -117,8 +117,7 @@ export class ProjectIndex {
 
   private update(p: Project): void {
     const files = [...p.files.values()];
-    const { versions, releaseOf } = groupReleases(this.catalog.versionsOf(p));
-    const latest = pickLatest(versions, files.filter((f) => !f.yank).map((f) => releaseOf(f.version)));
+    const { versions, releaseOf, latest } = releasesOf(files, this.catalog.versionsOf(p));
     const old = this.entries.get(p.name);
     const entry: ProjectEntry = {
       name: p.name,

@@ -6,6 +6,7 @@
 
 import type { DistFile } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
+import type { CoreMetadata } from '../metadata/parse.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { info } from '../pypi-json/build.js';
 import { Lru } from './lru.js';
@@ -13,21 +14,15 @@ import { renderReadme } from './readme.js';
 
 type Info = Awaited<ReturnType<typeof info>>;
 
-export interface ReleaseDetails {
+/** The core metadata fields a project page shows (as parsed), plus what the page derives. */
+export interface ReleaseDetails
+  extends Pick<
+    CoreMetadata,
+    'summary' | 'author' | 'authorEmail' | 'maintainer' | 'maintainerEmail' | 'license' | 'licenseExpression' | 'homePage' | 'requiresPython' | 'requiresDist' | 'classifiers' | 'keywords'
+  > {
   name: string;
-  summary: string | null;
-  author: string | null;
-  authorEmail: string | null;
-  maintainer: string | null;
-  maintainerEmail: string | null;
-  license: string | null;
-  licenseExpression: string | null;
-  homePage: string | null;
+  /** Project-URL labels and URLs, the home page first when it is not among them. */
   projectUrls: [string, string][];
-  requiresPython: string | null;
-  requiresDist: string[];
-  classifiers: string[];
-  keywords: string | null;
   /** Sanitized HTML ('' when the release has no description). */
   readmeHtml: string;
 }

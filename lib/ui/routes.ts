@@ -20,13 +20,12 @@ import type { AuthGuard } from '../auth/guard.js';
 import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
 import { normalizeName } from '../catalog/names.js';
-import { versionsEqual } from '../catalog/version.js';
 import type { Config } from '../config.js';
 import { httpError, toReasonPhrase, type ErrorCode } from '../errors.js';
-import { etagMatches, location, redirect, searchOf } from '../http/respond.js';
+import { decodeNameVersion, etagMatches, location, redirect, searchOf } from '../http/respond.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { serverUrl } from '../ops/welcome.js';
-import { groupReleases, pickLatest } from '../pypi-json/routes.js';
+import { releasesOf } from '../pypi-json/routes.js';
 import { html } from '../simple/render.js';
 import { indexUrls } from './install.js';
 import { Lru } from './lru.js';
@@ -173,14 +172,9 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
   router.get(/^\/project\/[^/]+(?:\/[^/]+)?\/?$/, pages, async (req: Request, res: Response) => {
     req.routeName = 'ui-project';
     const m = /^\/project\/([^/]+)(?:\/([^/]+))?(\/?)$/.exec(req.path)!;
-    let rawName: string;
-    let rawVersion: string | undefined;
-    try {
-      rawName = decodeURIComponent(m[1]);
-      rawVersion = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
-    } catch {
-      return sendHtml(res, notFoundPage(ctx, 'Project not found', html`That address does not name a project.`, ''), 404, 'PROJECT_NOT_FOUND');
-    }
+    const decoded = decodeNameVersion(m[1], m[2]);
+    if (!decoded) return sendHtml(res, notFoundPage(ctx, 'Project not found', html`That address does not name a project.`, ''), 404, 'PROJECT_NOT_FOUND');
+    const { rawName, rawVersion } = decoded;
     const name = normalizeName(rawName);
     const canonical = (version?: string) => `/project/${encodeURIComponent(name)}/${version === undefined ? '' : `${encodeURIComponent(version)}/`}`;
     if (name !== rawName || m[3] !== '/') return redirect(res, 301, location(config, canonical(rawVersion), searchOf(req.url)));
@@ -196,7 +190,7 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
     await deps.indexer.ensureHashed(project);
     const generation = project.generation;
     const files = deps.catalog.filesOf(project);
-    const { versions, releaseOf } = groupReleases(deps.catalog.versionsOf(project));
+    const { versions, releaseOf, latest, find } = releasesOf(files, deps.catalog.versionsOf(project));
     const byRelease = new Map<string, DistFile[]>();
     for (const f of files) {
       const r = releaseOf(f.version);
@@ -204,10 +198,9 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
       if (group) group.push(f);
       else byRelease.set(r, [f]);
     }
-    const latest = pickLatest(versions, files.filter((f) => !f.yank).map((f) => releaseOf(f.version)));
     let version = latest;
     if (rawVersion !== undefined) {
-      const found = versions.find((v) => v === rawVersion) ?? versions.find((v) => versionsEqual(v, rawVersion));
+      const found = find(rawVersion);
       if (!found) {
         const message = html`${project.displayName} has no release ${rawVersion}. See the <a href="${ctx.basePath}${canonical()}#history">release history</a>.`;
         return sendHtml(res, notFoundPage(ctx, 'Version not found', message, ''), 404, 'NOT_FOUND', `${project.displayName} has no version ${rawVersion}`);
