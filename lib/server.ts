@@ -12,6 +12,7 @@ import { YankStore } from './catalog/yank.js';
 import { AuthGuard } from './auth/guard.js';
 import { HtpasswdError, PasswordFile } from './auth/htpasswd.js';
 import { MetadataReader } from './metadata/reader.js';
+import { stillIndexed } from './catalog/still-indexed.js';
 import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
@@ -63,7 +64,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   indexer.yanks = yanks;
   const catalog = indexer.catalog;
   const pages = new PageCache(catalog, indexer);
-  const metadata = new MetadataReader();
+  const metadata = new MetadataReader(stillIndexed);
   const metrics = config.metrics
     ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog })
     : null;

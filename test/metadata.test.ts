@@ -13,10 +13,8 @@ import {
   extractMetadataFromBuffer as extractFromBuffer,
   extractMetadataFromBufferStreaming,
   extractMetadataSync,
-  type ArchiveKind,
-  type ExtractLimits,
-  type ExtractResult,
 } from '../lib/metadata/extract.js';
+import type { ArchiveKind, ExtractLimits, ExtractResult } from '../lib/metadata/types.js';
 import { parseMetadata, sdistMetadataIsStatic, type CoreMetadata } from '../lib/metadata/parse.js';
 
 // ---------------------------------------------------------------------------
@@ -379,6 +377,53 @@ describe('metadata extraction', function () {
         maxEntries: 200_000,
         timeoutMs: 10_000,
       });
+    });
+  });
+
+  describe('error codes', function () {
+    /** The code and message of a failure, from the file and from the buffer (both must agree). */
+    const failure = async (name: string, bytes: Buffer, kind: ArchiveKind, limits?: Partial<ExtractLimits>): Promise<string> => {
+      const fromFile = await extractMetadata(write(name, bytes), kind, limits);
+      const fromBuffer = await extractMetadataFromBuffer(bytes, kind, limits);
+      const show = (r: ExtractResult): string => (r.ok ? `ok ${r.entry}` : `${r.code} ${r.error}`);
+      expect(show(fromBuffer), `${name} from a buffer`).to.equal(show(fromFile));
+      return show(fromFile);
+    };
+
+    it('says why, with a code callers can test', async function () {
+      const wheel = (entries: ZipSpec[]): Buffer => makeZip(entries);
+      expect(await failure('none.whl', wheel([{ name: 'demo/__init__.py', data: Buffer.from('') }]), 'wheel'))
+        .to.equal('NO_METADATA no .dist-info/METADATA in wheel');
+      expect(await failure('two.whl', wheel([
+        { name: 'a-1.0.dist-info/METADATA', data: WHEEL_METADATA },
+        { name: 'b-1.0.dist-info/METADATA', data: WHEEL_METADATA },
+      ]), 'wheel')).to.equal('AMBIGUOUS_METADATA two .dist-info directories');
+      expect(await failure('big.whl', wheel([{ name: 'a-1.0.dist-info/METADATA', data: WHEEL_METADATA }]), 'wheel', { maxMetadataBytes: 10 }))
+        .to.equal('TOO_LARGE METADATA is larger than 10 bytes');
+      expect(await failure('bomb.whl', wheel([{ name: 'a-1.0.dist-info/METADATA', data: Buffer.alloc(100_000, 0x41), method: 8 }]), 'wheel'))
+        .to.match(/^TOO_COMPRESSED compression ratio \d+:1 exceeds 200:1$/);
+      expect(await failure('many.whl', wheel([
+        { name: 'demo/a.py', data: Buffer.from('') },
+        { name: 'demo/b.py', data: Buffer.from('') },
+      ]), 'wheel', { maxEntries: 1 })).to.equal('TOO_MANY_ENTRIES too many entries: 2 > 1');
+      expect(await failure('text.whl', Buffer.from('not a zip at all, just text'), 'wheel'))
+        .to.match(/^TRUNCATED corrupt zip: End of central directory record signature not found/);
+      expect(await failure('cut.whl', goodWheelBytes.subarray(0, goodWheelBytes.length - 30), 'wheel'))
+        .to.match(/^TRUNCATED corrupt zip: /);
+      expect(await failure('text.tar.gz', Buffer.from('not gzip either, just text'), 'tar.gz'))
+        .to.match(/^CORRUPT_GZIP corrupt gzip: /);
+      const tarGz = await makeTarGz([{ name: 'pkg-1.0/setup.py', data: randomBytes(64 * 1024) }, { name: 'pkg-1.0/PKG-INFO', data: PKG_INFO }]);
+      expect(await failure('cut.tar.gz', tarGz.subarray(0, Math.floor(tarGz.length / 2)), 'tar.gz'))
+        .to.equal('TRUNCATED corrupt gzip: unexpected end of file');
+      expect(await failure('notar.tar.gz', zlib.gzipSync(Buffer.alloc(2048, 0x41)), 'tar.gz'))
+        .to.match(/^CORRUPT_TAR corrupt tar: /);
+      expect(await failure('empty.tar.gz', await makeTarGz([{ name: 'pkg-1.0/setup.py', data: Buffer.from('') }]), 'tar.gz'))
+        .to.equal('NO_METADATA no PKG-INFO in sdist');
+      expect(await failure('x.tar.bz2', Buffer.from('BZh'), 'tar.bz2')).to.equal('UNSUPPORTED_KIND bz2 not supported');
+      const missing = await extractFromFile(file('missing.whl'), 'wheel');
+      expect(missing.ok ? 'ok' : missing.code).to.equal('UNREADABLE');
+      const slow = await extractFromFile(bigTarGz, 'tar.gz', { timeoutMs: 1 });
+      expect(slow.ok ? 'ok' : slow.code).to.equal('TIMEOUT');
     });
   });
 
@@ -765,9 +810,9 @@ describe('metadata extraction', function () {
       const fromBuffer = await extractFromBuffer(bytes, kind, limits);
       const same = fromFile.ok && fromBuffer.ok
         ? fromFile.entry === fromBuffer.entry && fromFile.bytes.equals(fromBuffer.bytes)
-        : !fromFile.ok && !fromBuffer.ok && normalise(fromFile.error) === normalise(fromBuffer.error);
+        : !fromFile.ok && !fromBuffer.ok && fromFile.code === fromBuffer.code && normalise(fromFile.error) === normalise(fromBuffer.error);
       if (same) return null;
-      const show = (r: ExtractResult): string => (r.ok ? `ok ${r.entry} (${r.bytes.length} bytes)` : r.error);
+      const show = (r: ExtractResult): string => (r.ok ? `ok ${r.entry} (${r.bytes.length} bytes)` : `${r.code} ${r.error}`);
       const streamingBuffer = await extractMetadataFromBufferStreaming(bytes, kind, limits);
       return `file: ${show(fromFile)} | buffer: ${show(fromBuffer)} | buffer, streaming: ${show(streamingBuffer)}`;
     };

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { Catalog, type DistFile, type MetadataSummary } from '../lib/catalog/catalog.js';
+import { Catalog, type DistFile } from '../lib/catalog/catalog.js';
+import type { MetadataSummary } from '../lib/metadata/types.js';
 import { parseFilename, type ParsedFilename } from '../lib/catalog/filename.js';
 import { normalizeName } from '../lib/catalog/names.js';
 import { renderIndexHtml, renderIndexJson, renderProjectHtml, renderProjectJson, type ProjectPageData } from '../lib/simple/render.js';

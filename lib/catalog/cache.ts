@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import type { MetadataSummary } from './catalog.js';
+import type { MetadataSummary } from '../metadata/types.js';
 
 /** What must match between a cache entry (or an indexed file) and the file on disk. */
 export interface FileStamp {

@@ -3,21 +3,10 @@
 // (by URL path, by project, by file name); every change tells listeners which project changed,
 // so rendered pages are invalidated per project.
 
+import type { MetadataSummary } from '../metadata/types.js';
 import { distKey, type ParsedFilename } from './filename.js';
 import { normalizeName } from './names.js';
 import { compareVersions } from './version.js';
-
-/** What the index keeps of a distribution's core metadata (the bytes stay in the archive). */
-export interface MetadataSummary {
-  /** sha256 of the exact METADATA / PKG-INFO bytes, as served at <file>.metadata */
-  sha256: string;
-  size: number;
-  name: string | null;
-  version: string | null;
-  requiresPython: string | null;
-  /** PEP 658: may the metadata file be advertised and served for this distribution? */
-  servable: boolean;
-}
 
 export interface Yank {
   reason: string;

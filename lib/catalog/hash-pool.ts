@@ -9,8 +9,7 @@
 
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { MetadataSummary } from './catalog.js';
-import type { ArchiveKind } from '../metadata/extract.js';
+import type { ArchiveKind, MetadataSummary } from '../metadata/types.js';
 
 export interface HashTask {
   id: number;

@@ -6,7 +6,8 @@ import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { extractMetadata, extractMetadataFromBuffer, type ArchiveKind } from '../metadata/extract.js';
+import { extractMetadata, extractMetadataFromBuffer } from '../metadata/extract.js';
+import type { ArchiveKind } from '../metadata/types.js';
 import { summarizeMetadata } from '../metadata/summary.js';
 import type { HashResult, HashTask, HashWorkerData } from './hash-pool.js';
 

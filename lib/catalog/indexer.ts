@@ -8,13 +8,13 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
-import { Catalog, type DistFile, type MetadataSummary, type Project } from './catalog.js';
+import { Catalog, type DistFile, type Project } from './catalog.js';
 import { DigestCache, cacheFileFor, sameStamp, type FileStamp } from './cache.js';
 import { isDistFilename, parseFilename, type ParsedFilename } from './filename.js';
 import { HashPool, type HashResult } from './hash-pool.js';
 import { normalizeName } from './names.js';
 import { RootWatcher, isHiddenPath } from './watcher.js';
-import type { ArchiveKind } from '../metadata/extract.js';
+import { archiveKindOf, type MetadataSummary } from '../metadata/types.js';
 import type { YankStore } from './yank.js';
 
 export interface IndexerOptions {
@@ -51,25 +51,6 @@ function unchanged(f: DistFile, st: FileStamp & { dev: number }): boolean {
 export function provisionalDisplayName(parsed: ParsedFilename): string {
   if (parsed.kind === 'sdist' && !parsed.name.includes('_')) return parsed.name;
   return parsed.project;
-}
-
-export function archiveKindOf(parsed: ParsedFilename): ArchiveKind {
-  switch (parsed.extension) {
-    case '.whl':
-      return 'wheel';
-    case '.zip':
-      return 'zip';
-    case '.tgz':
-      return 'tgz';
-    case '.tar.bz2':
-      return 'tar.bz2';
-    case '.tar.xz':
-      return 'tar.xz';
-    case '.egg':
-      return 'egg';
-    default:
-      return 'tar.gz';
-  }
 }
 
 export function toRelPath(root: string, absPath: string): string {

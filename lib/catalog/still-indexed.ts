@@ -5,9 +5,9 @@
 // download route does the same check on the descriptor it serves from.
 
 import { constants, promises as fsp } from 'node:fs';
-import type { DistFile } from './catalog.js';
+import type { FileIdentity } from './catalog.js';
 
-export async function stillIndexed(file: DistFile): Promise<boolean> {
+export async function stillIndexed(file: { absPath: string; identity?: Pick<FileIdentity, 'dev' | 'ino'> }): Promise<boolean> {
   if (!file.identity) return true;
   const fh = await fsp.open(file.absPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
   if (!fh) return false;

@@ -2,9 +2,8 @@
 // Simple API needs. The bytes themselves stay in the archive and are re-read on demand.
 
 import { createHash } from 'node:crypto';
-import type { MetadataSummary } from '../catalog/catalog.js';
-import type { ArchiveKind } from './extract.js';
 import { parseMetadata, sdistMetadataIsStatic } from './parse.js';
+import type { ArchiveKind, MetadataSummary } from './types.js';
 
 export function summarizeMetadata(bytes: Buffer, kind: ArchiveKind): MetadataSummary {
   const md = parseMetadata(bytes);

@@ -3,7 +3,7 @@
  * over the 512-byte tar headers that follows tar-stream's extract state machine (ustar name +
  * prefix, GNU long names, PAX `path`/`size` records, global PAX headers, base-256 sizes,
  * all-zero blocks, padding), with its error messages. Which entry is wanted is decided by a
- * `TarSelector` (the same rules object the streaming implementation in extract.ts uses).
+ * `TarSelector` (the same rules object the streaming implementation in tar-reader.ts uses).
  *
  * It answers null where it cannot be sure to reach the streaming implementation's answer:
  * output beyond the in-memory cap of 16 MiB or maxScanBytes (gzip bombs, big tarballs, early
@@ -13,15 +13,15 @@
  * or size-less long-name/PAX header). The caller then runs the streaming implementation.
  */
 import * as zlib from 'node:zlib';
-import type { ExtractLimits, ExtractResult } from './extract.js';
-import { errorCode, fail, oneLine } from './sync-errors.js';
+import { archiveError, corrupt, errorCode, oneLine } from './archive-errors.js';
+import type { ArchiveError, ExtractLimits, ExtractResult } from './types.js';
 
 /** tar-stream's entry types (`null` for unknown type flags). */
 export type TarEntryType =
   | 'file' | 'link' | 'symlink' | 'character-device' | 'block-device' | 'directory' | 'fifo' | 'contiguous-file'
   | 'pax-header' | 'pax-global-header' | 'gnu-long-link-path' | 'gnu-long-path';
 
-export type TarStep = { action: 'skip' } | { action: 'read' } | { action: 'fail'; error: string };
+export type TarStep = { action: 'skip' } | { action: 'read' } | { action: 'fail'; error: ArchiveError };
 
 /** Entry selection, shared by the streaming and the in-memory readers. */
 export interface TarSelector {
@@ -66,7 +66,7 @@ export function extractTarGzSync(buf: Buffer, sel: TarSelector, limits: ExtractL
   // what bounds the output
   const chunkSize = isize < cap ? Math.max(16 * 1024, isize + 1) : 64 * 1024;
   let tar: Buffer;
-  let gzipError: string | null = null;
+  let gzipError: ArchiveError | null = null;
   try {
     tar = zlib.gunzipSync(buf, { maxOutputLength: cap, chunkSize });
   } catch (err) {
@@ -79,10 +79,10 @@ export function extractTarGzSync(buf: Buffer, sel: TarSelector, limits: ExtractL
       } catch {
         return null;
       }
-      gzipError = `corrupt gzip: ${oneLine(err)}`;
+      gzipError = corrupt('gzip', oneLine(err));
     } else if (code !== undefined && code.startsWith('Z_') && failsBeforeOneBlock(buf, code)) {
       // bad header, garbage: the tar parser never got a block to look at
-      return fail(`corrupt gzip: ${oneLine(err)}`);
+      return corrupt('gzip', oneLine(err));
     } else {
       return null;
     }
@@ -228,7 +228,7 @@ function padding(size: number): number {
  * Walks the (possibly partial) tar. `gzipError` is set when the gzip stream was truncated:
  * running out of data then reports it instead of tar-stream's end-of-data checks.
  */
-function walkTar(tar: Buffer, gzipError: string | null, sel: TarSelector): ExtractResult | null {
+function walkTar(tar: Buffer, gzipError: ArchiveError | null, sel: TarSelector): ExtractResult | null {
   const len = tar.length;
   let pos = 0;
   let gnuLongPath: string | null = null;
@@ -237,9 +237,9 @@ function walkTar(tar: Buffer, gzipError: string | null, sel: TarSelector): Extra
 
   /** The data ended; `pending`: in the middle of an entry, its padding or a long header. */
   const ended = (pending: boolean): ExtractResult => {
-    if (gzipError !== null) return fail(gzipError);
-    if (pending || pos !== len) return fail('corrupt tar: Unexpected end of data');
-    return fail('no PKG-INFO in sdist');
+    if (gzipError !== null) return gzipError;
+    if (pending || pos !== len) return corrupt('tar', 'Unexpected end of data');
+    return archiveError('NO_METADATA', 'no PKG-INFO in sdist');
   };
 
   for (;;) {
@@ -247,12 +247,12 @@ function walkTar(tar: Buffer, gzipError: string | null, sel: TarSelector): Extra
     const decoded = decodeHeader(tar, pos);
     pos += 512;
     if (decoded === null) continue;
-    if (typeof decoded === 'string') return fail(`corrupt tar: ${decoded}`);
+    if (typeof decoded === 'string') return corrupt('tar', decoded);
     let { name, size } = decoded;
     const { type } = decoded;
 
     if (type === 'gnu-long-path' || type === 'gnu-long-link-path' || type === 'pax-header' || type === 'pax-global-header') {
-      if (size !== null && size > MAX_HEADER_SIZE) return fail('corrupt tar: Header exceeds max size');
+      if (size !== null && size > MAX_HEADER_SIZE) return corrupt('tar', 'Header exceeds max size');
       // tar-stream's state machine goes astray on these: let it decide
       if (size === null || !(size > 0)) return null;
       if (len - pos < size) return ended(true);
@@ -287,12 +287,12 @@ function walkTar(tar: Buffer, gzipError: string | null, sel: TarSelector): Extra
     }
     // (null >= 0 holds in JavaScript: tar-stream accepts a null size, then stalls on it)
     if (size === null) return null;
-    if (!(size >= 0)) return fail('corrupt tar: Invalid header');
+    if (!(size >= 0)) return corrupt('tar', 'Invalid header');
     // a directory's data is not skipped by tar-stream, and its entry stream never ends
     if (type === 'directory' && size !== 0) return null;
 
     const step = sel.consider(name, type, size);
-    if (step.action === 'fail') return fail(step.error);
+    if (step.action === 'fail') return step.error;
     if (step.action === 'read') {
       if (len - pos < size) return ended(true);
       return { ok: true, bytes: Buffer.from(tar.subarray(pos, pos + size)), entry: name };

@@ -3,15 +3,15 @@
  * yauzl (`fromBuffer`, `lazyEntries`, `decodeStrings: false`, `validateEntrySizes: true`)
  * followed by `openReadStream` does, step for step and with the same error messages, without
  * streams, timers or promises. Which entries are wanted is decided by a `ZipSelector` (the
- * same rules object the streaming implementation in extract.ts uses).
+ * same rules object the streaming implementation in zip-reader.ts uses).
  *
  * It answers null where it cannot be sure to reach the streaming implementation's answer
  * (ZIP64 archives, an inflate data error whose detection point depends on stream chunking);
  * the caller then runs the streaming implementation.
  */
 import * as zlib from 'node:zlib';
-import type { ExtractResult } from './extract.js';
-import { errorCode, fail, oneLine } from './sync-errors.js';
+import { corrupt as corruptArchive, errorCode, oneLine } from './archive-errors.js';
+import type { ArchiveError, ExtractResult } from './types.js';
 
 /** The central-directory fields the selection rules look at. */
 export interface ZipEntryFields {
@@ -26,18 +26,18 @@ export interface ZipEntryFields {
 export type ZipStep =
   | { action: 'skip' }
   | { action: 'read'; name: string; dir: string }
-  | { action: 'fail'; error: string };
+  | { action: 'fail'; error: ArchiveError };
 
 /** Entry selection, shared by the streaming and the in-memory readers. */
 export interface ZipSelector {
   /** METADATA or PKG-INFO, for error messages. */
   readonly label: string;
   /** An error when the end-of-central-directory record announces too many entries. */
-  checkEntryCount(count: number): string | null;
+  checkEntryCount(count: number): ArchiveError | null;
   /** Called for every entry, in central-directory order. */
   consider(entry: ZipEntryFields): ZipStep;
   /** The entry's bytes were read completely: length and CRC-32 check. */
-  verify(bytes: Buffer, entry: ZipEntryFields): string | null;
+  verify(bytes: Buffer, entry: ZipEntryFields): ArchiveError | null;
   /** The wanted entry was read and verified: the final result, or null to keep scanning. */
   accept(bytes: Buffer, name: string, dir: string): ExtractResult | null;
   /** The central directory ended. */
@@ -56,7 +56,7 @@ const ZLIB_CHUNK = 16 * 1024;
 const MAX_CHUNK = 1024 * 1024;
 
 function corrupt(message: string): ExtractResult {
-  return { ok: false, error: `corrupt zip: ${message}` };
+  return corruptArchive('zip', message);
 }
 
 /** Where the end-of-central-directory record starts (the last signature found), or -1. */
@@ -90,7 +90,7 @@ export function extractZipSync(buf: Buffer, sel: ZipSelector): ExtractResult | n
   const diskNumber = buf.readUInt16LE(eocd + 4);
   if (diskNumber !== 0) return corrupt(`multi-disk zip files are not supported: found disk number: ${diskNumber}`);
   const tooMany = sel.checkEntryCount(entryCount);
-  if (tooMany !== null) return fail(tooMany);
+  if (tooMany !== null) return tooMany;
 
   let cursor = centralDirectoryOffset;
   for (let n = 0; n < entryCount; n++) {
@@ -134,11 +134,11 @@ export function extractZipSync(buf: Buffer, sel: ZipSelector): ExtractResult | n
     const entry: ZipEntryFields = { generalPurposeBitFlag: flags, compressionMethod: method, compressedSize, uncompressedSize, crc32, fileNameRaw };
     const step = sel.consider(entry);
     if (step.action === 'skip') continue;
-    if (step.action === 'fail') return fail(step.error);
+    if (step.action === 'fail') return step.error;
     const data = readEntryData(buf, entry, localHeaderOffset, sel.label);
     if (data === null || !Buffer.isBuffer(data)) return data;
     const problem = sel.verify(data, entry);
-    if (problem !== null) return fail(problem);
+    if (problem !== null) return problem;
     const result = sel.accept(data, step.name, step.dir);
     if (result !== null) return result;
   }

@@ -6,10 +6,10 @@
 // that release's files change).
 
 import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
-import { archiveKindOf } from '../catalog/indexer.js';
 import { stillIndexed } from '../catalog/still-indexed.js';
 import { normalizeName } from '../catalog/names.js';
 import { extractMetadata } from '../metadata/extract.js';
+import { archiveKindOf } from '../metadata/types.js';
 import { parseMetadata } from '../metadata/parse.js';
 import { releasesOf } from '../pypi-json/routes.js';
 

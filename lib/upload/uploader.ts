@@ -7,14 +7,16 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { DistFile, MetadataSummary } from '../catalog/catalog.js';
-import { archiveKindOf, type Indexer } from '../catalog/indexer.js';
+import type { DistFile } from '../catalog/catalog.js';
+import type { Indexer } from '../catalog/indexer.js';
 import { parseFilename, type ParsedFilename } from '../catalog/filename.js';
 import { isValidProjectName, normalizeName } from '../catalog/names.js';
 import { parseVersion, versionKey, versionsEqual } from '../catalog/version.js';
 import { httpError } from '../errors.js';
 import { Digester, type Digests } from '../digests.js';
-import { extractMetadata, type ExtractResult } from '../metadata/extract.js';
+import { isCorruptArchive } from '../metadata/archive-errors.js';
+import { extractMetadata } from '../metadata/extract.js';
+import { archiveKindOf, type ExtractResult, type MetadataSummary } from '../metadata/types.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { summarizeMetadata } from '../metadata/summary.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -57,9 +59,6 @@ export function validateForm(form: UploadForm): { extension: string } {
   }
   return { extension };
 }
-
-/** The metadata reader's verdict on a file that is not a valid gzip/tar/zip archive. */
-const NOT_AN_ARCHIVE = /^corrupt (gzip|tar|zip):/;
 
 /** The lock key of a release: normalized project, PEP 440-normalized version (5.0 = 5.0.0). */
 function releaseKey(project: string, version: string): string {
@@ -143,7 +142,7 @@ export class FileUploader {
     if (!extracted.ok) {
       // A wheel must have readable METADATA. An sdist must be the archive its extension says;
       // one whose PKG-INFO is missing or beyond the reader's limits is accepted as before.
-      if (kind === 'wheel' || NOT_AN_ARCHIVE.test(extracted.error)) {
+      if (kind === 'wheel' || isCorruptArchive(extracted.code)) {
         throw httpError('INVALID_DISTRIBUTION', `${form.filename}: ${extracted.error}`);
       }
       return { parsed, extracted, summary: null, metadataError: extracted.error };
