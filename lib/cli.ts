@@ -9,7 +9,9 @@ import { DEFAULTS, parseAuthenticate, parseBaseUrl, type Config, type LogFormat 
 import { createLogger, LOG_LEVELS } from './log.js';
 import { startServer } from './server.js';
 import { parseTrustProxy } from './http/client-address.js';
-import { deleteUser, hashPassword, HtpasswdError, isValidUsername, parseHtpasswd, setUser } from './auth/htpasswd.js';
+import { hashPassword } from './auth/hashes.js';
+import { deleteUser, setUser } from './auth/htpasswd-edit.js';
+import { HtpasswdError, isValidUsername, parseHtpasswd } from './auth/htpasswd.js';
 import { editYankFile, normalizeReason } from './catalog/yank.js';
 import { editFile } from './edit-file.js';
 

@@ -10,7 +10,7 @@ import type { Config } from './config.js';
 import { Indexer } from './catalog/indexer.js';
 import { YankStore } from './catalog/yank.js';
 import { AuthGuard } from './auth/guard.js';
-import { HtpasswdError, PasswordFile } from './auth/htpasswd.js';
+import { PasswordFile } from './auth/password-file.js';
 import { MetadataReader } from './metadata/reader.js';
 import { stillIndexed } from './catalog/still-indexed.js';
 import { Metrics } from './ops/metrics.js';
@@ -33,16 +33,7 @@ export interface RunningServer {
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   let passwords: PasswordFile | null = null;
   if (config.passwords) {
-    passwords = new PasswordFile(config.passwords, {
-      onReload: (users) => log.info({ users }, 'password file reloaded'),
-      onError: (err) =>
-        log.error(
-          { err: err.message },
-          err instanceof HtpasswdError
-            ? 'password file reloaded WITHOUT its unusable lines: fix them (those users cannot log in)'
-            : 'password file cannot be read: nobody can log in until it can be read again',
-        ),
-    });
+    passwords = new PasswordFile(config.passwords, { log: log.child({ component: 'passwords' }) });
     await passwords.load();
     passwords.watch();
   }
@@ -68,7 +59,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const metrics = config.metrics
     ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog })
     : null;
-  const auth = new AuthGuard({ authenticate: config.authenticate, passwords, anonymousUploads: config.anonymousUploads });
+  const auth = new AuthGuard({ authenticate: config.authenticate, authenticator: passwords, anonymousUploads: config.anonymousUploads });
   const uploader = new FileUploader(config, { indexer, metadata, log, metrics });
   const reloadYanks = async () => {
     await yanks.load();

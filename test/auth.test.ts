@@ -8,7 +8,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Request } from 'express';
 import { AuthGuard } from '../lib/auth/guard.js';
-import { PasswordFile, hashPassword } from '../lib/auth/htpasswd.js';
+import { pino } from 'pino';
+import { hashPassword } from '../lib/auth/hashes.js';
+import { PasswordFile } from '../lib/auth/password-file.js';
 import { parseAuthenticate } from '../lib/config.js';
 import { HttpError } from '../lib/errors.js';
 import { BIN, copyExample, run, spawnServer, tempDir, waitHealthy, type RunResult, type Spawned } from './helpers/server.js';
@@ -105,7 +107,7 @@ describe('access control', function () {
     before(async () => {
       const file = path.join(work, 'unit-htpasswd');
       await fsp.writeFile(file, `alice:${await hashPassword(ALICE_PW, 4)}\n`);
-      passwords = new PasswordFile(file);
+      passwords = new PasswordFile(file, { log: pino({ level: 'silent' }) });
       await passwords.load();
     });
     after(() => passwords.close());
@@ -123,7 +125,7 @@ describe('access control', function () {
     }
 
     it('lets everything through that -a does not name', async () => {
-      const guard = new AuthGuard({ authenticate: parseAuthenticate('update'), passwords, anonymousUploads: false });
+      const guard = new AuthGuard({ authenticate: parseAuthenticate('update'), authenticator: passwords, anonymousUploads: false });
       expect(guard.needs('list')).to.equal(false);
       expect(guard.needs('download')).to.equal(false);
       expect(await guard.check(request(), 'list')).to.equal('');
@@ -131,7 +133,7 @@ describe('access control', function () {
     });
 
     it('401 with a Basic challenge without credentials, 403 with wrong ones, the user name with right ones', async () => {
-      const guard = new AuthGuard({ authenticate: parseAuthenticate('update,list'), passwords, anonymousUploads: false });
+      const guard = new AuthGuard({ authenticate: parseAuthenticate('update,list'), authenticator: passwords, anonymousUploads: false });
       const missing = await refusal(guard.check(request(), 'list'));
       expect(missing.status).to.equal(401);
       expect(missing.headers['WWW-Authenticate']).to.match(/^Basic realm="pypi-lite"/);
@@ -142,12 +144,28 @@ describe('access control', function () {
     });
 
     it('refuses uploads when no password file is configured, unless anonymous uploads were asked for', async () => {
-      const none = new AuthGuard({ authenticate: parseAuthenticate('update'), passwords: null, anonymousUploads: false });
+      const none = new AuthGuard({ authenticate: parseAuthenticate('update'), authenticator: null, anonymousUploads: false });
       const refused = await refusal(none.check(request(basic('alice', ALICE_PW).Authorization), 'update'));
       expect(refused.status).to.equal(403);
       expect(refused.message).to.include('-P');
-      const anonymous = new AuthGuard({ authenticate: parseAuthenticate('.'), passwords: null, anonymousUploads: true });
+      const anonymous = new AuthGuard({ authenticate: parseAuthenticate('.'), authenticator: null, anonymousUploads: true });
       expect(await anonymous.check(request(), 'update')).to.equal('');
+    });
+
+    it('checks credentials with whatever Authenticator it is given', async () => {
+      const asked: string[] = [];
+      const tokens = {
+        verify: (user: string, password: string): Promise<boolean> => {
+          asked.push(user);
+          return Promise.resolve(user === '__token__' && password === 'pypi-secret');
+        },
+      };
+      const guard = new AuthGuard({ authenticate: parseAuthenticate('update,download'), authenticator: tokens, anonymousUploads: false });
+      expect(guard.uploadsEnabled()).to.equal(true);
+      expect(await guard.check(request(basic('__token__', 'pypi-secret').Authorization), 'download')).to.equal('__token__');
+      const wrong = await refusal(guard.check(request(basic('alice', ALICE_PW).Authorization), 'update'));
+      expect(wrong.status).to.equal(403);
+      expect(asked).to.deep.equal(['__token__', 'alice']);
     });
   });
 

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
-import { hashPassword } from '../lib/auth/htpasswd.js';
+import { hashPassword } from '../lib/auth/hashes.js';
 import { makeConfig, type AuthAction, type Config } from '../lib/config.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { Lru } from '../lib/ui/lru.js';

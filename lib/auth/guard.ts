@@ -17,14 +17,15 @@ import basicAuth from 'basic-auth';
 import type { NextFunction, Request, Response } from 'express';
 import type { AuthAction } from '../config.js';
 import { httpError } from '../errors.js';
-import type { PasswordFile } from './htpasswd.js';
+import type { Authenticator } from './authenticator.js';
 import { FailureThrottle } from './throttle.js';
 
 export const REALM = 'pypi-lite';
 
 export interface GuardOptions {
   authenticate: Set<AuthAction>;
-  passwords: PasswordFile | null;
+  /** Who checks credentials (the password file, -P); null: nobody can log in. */
+  authenticator: Authenticator | null;
   anonymousUploads: boolean;
 }
 
@@ -49,7 +50,7 @@ export class AuthGuard {
 
   /** Does this action need credentials? Writes always do when a password file is configured. */
   needs(action: AuthAction): boolean {
-    if (action === 'update' && this.opts.passwords !== null) return true;
+    if (action === 'update' && this.opts.authenticator !== null) return true;
     return this.opts.authenticate.has(action);
   }
 
@@ -58,7 +59,7 @@ export class AuthGuard {
    * without one, only when anonymous uploads were asked for explicitly (`-a . -P .`).
    */
   uploadsEnabled(): boolean {
-    if (this.opts.passwords !== null) return true;
+    if (this.opts.authenticator !== null) return true;
     return this.opts.anonymousUploads && !this.opts.authenticate.has('update');
   }
 
@@ -71,7 +72,7 @@ export class AuthGuard {
     if (!this.needs(action)) return '';
     const known = this.verified.get(req);
     if (known !== undefined) return known;
-    const passwords = this.opts.passwords;
+    const authenticator = this.opts.authenticator;
     const challenge = { 'WWW-Authenticate': `Basic realm="${REALM}", charset="UTF-8"` };
     const creds = basicAuth.parse(req.headers.authorization ?? '');
     if (!creds) throw httpError('AUTH_REQUIRED', undefined, challenge);
@@ -79,7 +80,7 @@ export class AuthGuard {
     const client = req.ip ?? req.socket.remoteAddress ?? 'unknown';
     const delay = this.throttle.delayFor(client);
     if (delay > 0) await sleep(delay);
-    const ok = passwords ? await passwords.verify(creds.name, creds.pass) : false;
+    const ok = authenticator ? await authenticator.verify(creds.name, creds.pass) : false;
     if (!ok) {
       this.throttle.fail(client);
       throw httpError('AUTH_FAILED', `user "${creds.name.slice(0, 64)}"`);
@@ -112,7 +113,7 @@ export class AuthGuard {
    */
   requireWrites() {
     return (req: Request, res: Response, next: NextFunction): void => {
-      if (isReadMethod(req.method) || this.opts.passwords === null) return next();
+      if (isReadMethod(req.method) || this.opts.authenticator === null) return next();
       this.require('update')(req, res, next);
     };
   }
