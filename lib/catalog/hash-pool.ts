@@ -9,7 +9,7 @@
 
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { ArchiveKind, MetadataSummary } from '../metadata/types.js';
+import type { ArchiveErrorCode, ArchiveKind, MetadataSummary } from '../metadata/types.js';
 
 export interface HashTask {
   id: number;
@@ -36,6 +36,7 @@ export type HashResult =
       blake2b256?: string;
       metadata?: MetadataSummary | null;
       metadataError?: string;
+      metadataErrorCode?: ArchiveErrorCode;
     }
   /** transient: the pool failed (a worker died twice, or the pool closed), not the file. */
   | { id: number; ok: false; error: string; transient?: boolean };

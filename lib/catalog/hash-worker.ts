@@ -69,6 +69,7 @@ async function digestFile(task: HashTask): Promise<HashResult> {
       } else {
         result.metadata = null;
         result.metadataError = extracted.error;
+        result.metadataErrorCode = extracted.code;
       }
     }
     return result;

@@ -14,6 +14,7 @@ import { isDistFilename, parseFilename, type ParsedFilename } from './filename.j
 import { HashPool, type HashResult } from './hash-pool.js';
 import { normalizeName } from './names.js';
 import { RootWatcher, isHiddenPath } from './watcher.js';
+import { corrupt } from '../metadata/archive-errors.js';
 import { archiveKindOf, type MetadataSummary } from '../metadata/types.js';
 import type { YankStore } from './yank.js';
 
@@ -478,7 +479,8 @@ export class Indexer {
       .run({ path: file.absPath, archive: archiveKindOf(file.parsed) }, urgent)
       .then(async (r) => {
         if (verifyGzip && r.ok && !r.metadataError && this.catalog.fileAt(file.relPath) === file && !(await gzipComplete(file.absPath, r.size))) {
-          r = { ...r, metadata: null, metadataError: 'corrupt gzip: unexpected end of file' };
+          const cut = corrupt('gzip', 'unexpected end of file');
+          r = { ...r, metadata: null, metadataError: cut.error, metadataErrorCode: cut.code };
         }
         this.applyHash(file, r, q.appeared);
       })
@@ -515,7 +517,7 @@ export class Indexer {
       this.recheckLater(file.root, file.absPath, 0);
       return;
     }
-    if (r.metadataError && isTruncated(r.metadataError) && appeared) {
+    if (r.metadataErrorCode === 'TRUNCATED' && appeared) {
       const age = Date.now() - r.mtimeMs;
       if (age < SETTLE_FOR_TRUNCATED_MS) {
         // Most likely still being written (a slow copy that paused): never list it with the
@@ -627,10 +629,6 @@ const HASH_WINDOW = 256;
 const SETTLE_FOR_TRUNCATED_MS = 2000;
 
 /** Metadata errors that mean the archive ends early (a file cut off, or still being written). */
-function isTruncated(error: string): boolean {
-  return /^corrupt (zip|gzip|tar):/.test(error) && /unexpected end of file|end of central directory record signature not found|truncated/i.test(error);
-}
-
 /** Above this much output a gzip stream is taken as complete (bounds the work on a bomb). */
 const GZIP_VERIFY_LIMIT = 256 * 1024 ** 2;
 
