@@ -513,7 +513,9 @@ describe('htpasswd', () => {
       expect(p.size).to.equal(0);
       expect(await p.verify('alice', 'pw-2y')).to.equal(false);
 
-      await writeFile(file, `bob:${SHA_SECRET}\n`);
+      // in place at once (writeFile would show the poll an empty file first, a reload to 0 users)
+      await writeFile(`${file}.new`, `bob:${SHA_SECRET}\n`);
+      await rename(`${file}.new`, file);
       // The deletion may be reported twice (watch()'s own first stat and the poll can both see
       // it on a busy machine); what matters is the reload that follows the new file.
       let next = await nextEvent();
