@@ -1,7 +1,11 @@
-// The fast path in front of Express for the hottest requests: a Simple API page that is
-// already rendered. It answers exactly as the Express route would (it calls the same
-// resolveSimple), minus Express's per-request overhead, which measured at several times the
-// cost of sending a cached page. Anything else (including every error) goes to Express.
+// The one exception to the route table (lib/routes.ts): a Simple API page that is already
+// rendered is answered in front of Express, when the table's access for the Simple API
+// (`list`) is open. It answers exactly as the Express route would: the same resolver
+// (resolveSimple) and the same header list (pageHeaders, security headers included), pinned
+// byte for byte by test/fast-path.test.ts; test/route-table.test.ts checks access through it.
+// Express's per-request overhead (its router, the middleware chain) costs more than sending a
+// cached page: see the numbers in README "Performance". Anything else, including every
+// redirect and error, goes to Express.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -10,7 +14,6 @@ import type { PageCache } from '../simple/pages.js';
 import { resolveSimple, sendSimplePage } from '../simple/routes.js';
 import { compileTrust } from './client-address.js';
 import { observeRequest, type RequestMetrics } from './observe.js';
-import { SECURITY_HEADERS } from './security.js';
 
 export function fastPath(config: Config, deps: { pages: PageCache; log: Logger; metrics: RequestMetrics | null }) {
   const simple = { pages: deps.pages, base: { basePath: config.basePath, baseOrigin: config.baseOrigin }, fallbackUrl: config.fallbackUrl };
@@ -28,7 +31,7 @@ export function fastPath(config: Config, deps: { pages: PageCache; log: Logger; 
     if (decision.kind !== 'page') return false;
     (req as IncomingMessage & { routeName?: string }).routeName = 'simple';
     observeRequest(req, res, deps.log, deps.metrics, trust);
-    sendSimplePage(req, res, decision.type, decision.page, SECURITY_HEADERS);
+    sendSimplePage(req, res, decision.type, decision.page);
     return true;
   };
 }

@@ -85,8 +85,8 @@ export function resolveSimple(deps: SimpleDeps, req: IncomingMessage, pathname: 
   return { kind: 'pending', type, project: name };
 }
 
-export function sendSimplePage(req: IncomingMessage, res: ServerResponse, type: SimpleType, page: RenderedPage, extraHeaders?: readonly string[]): void {
-  sendPage(req, res, page, contentTypeOf(type), extraHeaders);
+export function sendSimplePage(req: IncomingMessage, res: ServerResponse, type: SimpleType, page: RenderedPage): void {
+  sendPage(req, res, page, contentTypeOf(type));
 }
 
 /** Express handler for /simple, /simple/ and /simple/<project>[/] (GET, HEAD; see lib/routes.ts). */
