@@ -16,7 +16,7 @@ import type { PageCache } from './simple/pages.js';
 import type { AuthGuard } from './auth/guard.js';
 import type { Uploader } from './upload/routes.js';
 import type { Metrics } from './ops/routes.js';
-import { declareRoutes, mountRoutes, routeHandlers } from './routes.js';
+import { declareRoutes, mountRoutes, routeHandlers, type Route } from './routes.js';
 import './http/types.js';
 
 export interface AppDeps {
@@ -30,6 +30,13 @@ export interface AppDeps {
   metrics: Metrics | null;
   /** Re-read the yank files now (after an HTTP yank). */
   reloadYanks: () => Promise<void>;
+}
+
+const mounted = new WeakMap<express.Express, readonly Route[]>();
+
+/** The route table an app was built with (lib/routes.ts), for the fast path's switch and the tests. */
+export function routesOf(app: express.Express): readonly Route[] {
+  return mounted.get(app) ?? [];
 }
 
 export function createApp(config: Config, deps: AppDeps): express.Express {
@@ -61,7 +68,9 @@ export function createApp(config: Config, deps: AppDeps): express.Express {
   // file, before any route sees it: new write routes cannot forget it.
   app.use(deps.auth.requireWrites());
   // Every route, its methods and the access it needs: lib/routes.ts.
-  app.use(mountRoutes(declareRoutes(config, routeHandlers(config, deps)), deps.auth));
+  const routes = declareRoutes(config, routeHandlers(config, deps));
+  mounted.set(app, routes);
+  app.use(mountRoutes(routes, deps.auth));
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(httpError('NOT_FOUND', req.method === 'GET' || req.method === 'HEAD' ? undefined : `${req.method} ${req.path}`));

@@ -142,6 +142,12 @@ export function needsCredentials(auth: AuthGuard, access: Access): boolean {
   return ACTIONS[access].some((a) => auth.needs(a));
 }
 
+/** May the fast path answer Simple API pages: do the table's `simple` routes need no credentials? */
+export function simplePagesOpen(routes: readonly Route[], auth: AuthGuard): boolean {
+  const simple = routes.filter((r) => r.name === 'simple');
+  return simple.length > 0 && !simple.some((r) => needsCredentials(auth, r.access));
+}
+
 /** The Express path syntax of the table as a RegExp without capture groups (nothing is decoded). */
 export function compilePath(path: string): RegExp {
   let source = '';

@@ -48,7 +48,7 @@ describe('the fast path answers byte for byte as the Express route', function ()
   /** The Express app alone, and the fast path alone (anything it declines is a 599). */
   async function pair(config: Config): Promise<{ express: string; fast: string }> {
     const app = createApp(config, running.deps);
-    const fast = fastPath(config, { pages: running.deps.pages, log: running.deps.log, metrics: running.deps.metrics });
+    const fast = fastPath(config, { pages: running.deps.pages, log: running.deps.log, metrics: running.deps.metrics, enabled: true });
     const a = http.createServer(app);
     const b = http.createServer((req, res) => {
       if (fast(req, res)) return;

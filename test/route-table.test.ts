@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { makeConfig, parseAuthenticate, type AuthAction, type Config } from '../lib/config.js';
-import { compilePath, declareRoutes, routeHandlers, type Access, type Method, type Route } from '../lib/routes.js';
+import { compilePath, type Access, type Method, type Route } from '../lib/routes.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { copyExample, tempDir } from './helpers/server.js';
 
@@ -93,11 +93,12 @@ describe('the route table', function () {
     for (const d of [work, root]) await fsp.rm(d, { recursive: true, force: true });
   });
 
-  async function serve(config: Config): Promise<{ running: RunningServer; routes: Route[] }> {
+  /** A server as users reach it (fast path included) and the very table its app mounted. */
+  async function serve(config: Config): Promise<{ running: RunningServer; routes: readonly Route[] }> {
     const running = await startServer(config, pino({ level: 'silent' }));
     await running.loaded;
     await running.indexer.whenIdle();
-    return { running, routes: declareRoutes(config, routeHandlers(config, running.deps)) };
+    return { running, routes: running.routes };
   }
 
   for (const ui of [true, false]) {

@@ -1,6 +1,6 @@
 // The one exception to the route table (lib/routes.ts): a Simple API page that is already
-// rendered is answered in front of Express, when the table's access for the Simple API
-// (`list`) is open. It answers exactly as the Express route would: the same resolver
+// rendered is answered in front of Express, when the table's Simple API routes need no
+// credentials (server.ts asks the table: simplePagesOpen). It answers exactly as the Express route would: the same resolver
 // (resolveSimple) and the same header list (pageHeaders, security headers included), pinned
 // byte for byte by test/fast-path.test.ts; test/route-table.test.ts checks access through it.
 // Express's per-request overhead (its router, the middleware chain) costs more than sending a
@@ -16,9 +16,10 @@ import { resolveSimple, sendSimplePage } from '../simple/routes.js';
 import { compileTrust } from './client-address.js';
 import { observeRequest, type RequestMetrics } from './observe.js';
 
-export function fastPath(config: Config, deps: { pages: PageCache; log: Logger; metrics: RequestMetrics | null }) {
+/** `enabled`: the route table's Simple API routes need no credentials (simplePagesOpen). */
+export function fastPath(config: Config, deps: { pages: PageCache; log: Logger; metrics: RequestMetrics | null; enabled: boolean }) {
   const simple = { pages: deps.pages, base: { basePath: config.basePath, baseOrigin: config.baseOrigin }, fallbackUrl: config.fallbackUrl };
-  const enabled = !config.authenticate.has('list');
+  const enabled = deps.enabled;
   const prefix = `${config.basePath}/simple/`;
   const trust = compileTrust(config.trustProxy);
   return (req: IncomingMessage, res: ServerResponse): boolean => {
