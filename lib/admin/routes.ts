@@ -1,5 +1,6 @@
 // Authenticated administration over HTTP: yank / unyank (PEP 592). Same credentials as
-// uploads (the route table, lib/routes.ts, requires `update` before the body is read). Body as JSON or a form: target = "project==version" or a file name, reason = text.
+// uploads (the route table, lib/routes.ts, requires `update` before the body is read). Body
+// as JSON or a form: target = "project==version" or a file name, reason = text.
 //
 //   curl -u alice -d target=demo==1.0 -d reason='broken on Windows' http://box:8080/api/yank
 //   curl -u alice -d target=demo==1.0 http://box:8080/api/unyank

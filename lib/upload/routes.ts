@@ -1,7 +1,8 @@
 // The legacy upload API as twine, uv publish, poetry and flit speak it: POST multipart/form-data
 // to / or /legacy/ (answered directly: twine refuses redirects). Credentials are checked before
-// the body is read (by the route table, lib/routes.ts, which declares these paths); the body streams to a temp file through multer; every failure is a 4xx
-// whose reason phrase carries the message.
+// the body is read (the route table, lib/routes.ts, declares these paths with `update`); the
+// body streams to a temp file through multer; every failure is a 4xx whose reason phrase
+// carries the message.
 
 import type { Request, Response } from 'express';
 import multer from 'multer';
