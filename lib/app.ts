@@ -7,20 +7,16 @@ import type { Config } from './config.js';
 import type { Catalog } from './catalog/catalog.js';
 import type { Indexer } from './catalog/indexer.js';
 import { httpError } from './errors.js';
-import { fileRoutes } from './files/routes.js';
 import { compileTrust } from './http/client-address.js';
 import { errorHandler } from './http/error-handler.js';
 import { observeRequest, type RequestMetrics } from './http/observe.js';
 import { securityHeaders } from './http/security.js';
 import type { MetadataReader } from './metadata/reader.js';
-import { bareProjectRedirect, simpleRoutes } from './simple/routes.js';
 import type { PageCache } from './simple/pages.js';
 import type { AuthGuard } from './auth/guard.js';
-import { uploadRoutes, type Uploader } from './upload/routes.js';
-import { opsRoutes, type Metrics } from './ops/routes.js';
-import { pypiJsonRoutes } from './pypi-json/routes.js';
-import { adminRoutes } from './admin/routes.js';
-import { uiRoutes } from './ui/routes.js';
+import type { Uploader } from './upload/routes.js';
+import type { Metrics } from './ops/routes.js';
+import { declareRoutes, mountRoutes, routeHandlers, type Route } from './routes.js';
 import './http/types.js';
 
 export interface AppDeps {
@@ -34,6 +30,13 @@ export interface AppDeps {
   metrics: Metrics | null;
   /** Re-read the yank files now (after an HTTP yank). */
   reloadYanks: () => Promise<void>;
+}
+
+const mounted = new WeakMap<express.Express, readonly Route[]>();
+
+/** The route table an app was built with (lib/routes.ts), for the fast path's switch and the tests. */
+export function routesOf(app: express.Express): readonly Route[] {
+  return mounted.get(app) ?? [];
 }
 
 export function createApp(config: Config, deps: AppDeps): express.Express {
@@ -52,8 +55,6 @@ export function createApp(config: Config, deps: AppDeps): express.Express {
     next();
   });
 
-  const base = { basePath: config.basePath, baseOrigin: config.baseOrigin };
-
   // A reverse proxy that forwards its path prefix unchanged still reaches our routes.
   if (config.basePath) {
     app.use((req: Request, _res: Response, next: NextFunction) => {
@@ -66,20 +67,10 @@ export function createApp(config: Config, deps: AppDeps): express.Express {
   // Every write (any method but GET/HEAD, on any path) needs a user when there is a password
   // file, before any route sees it: new write routes cannot forget it.
   app.use(deps.auth.requireWrites());
-  app.use(uiRoutes(config, deps));
-  app.use(opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics, auth: deps.auth }));
-  app.use('/simple', deps.auth.require('list'));
-  app.use(simpleRoutes({ pages: deps.pages, base, fallbackUrl: config.fallbackUrl }));
-  app.use('/packages', deps.auth.require('download'));
-  app.use(fileRoutes({ catalog: deps.catalog, metadata: deps.metadata }));
-  // The JSON API shows metadata (requires_dist, emails, the description): it needs `download`,
-  // and `list` too, as it also names the versions.
-  app.use('/pypi', deps.auth.require('list', 'download'));
-  app.use(pypiJsonRoutes({ catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata, base, config }));
-  app.use(uploadRoutes(config, { auth: deps.auth, uploader: deps.uploader }));
-  app.use(adminRoutes({ auth: deps.auth, catalog: deps.catalog, roots: config.roots, reloadYanks: deps.reloadYanks }));
-  // pypiserver's /<project>/ -> /simple/<project>/ (after every other route)
-  app.use(bareProjectRedirect({ base, reserved: [config.healthEndpoint.slice(1)] }));
+  // Every route, its methods and the access it needs: lib/routes.ts.
+  const routes = declareRoutes(config, routeHandlers(config, deps));
+  mounted.set(app, routes);
+  app.use(mountRoutes(routes, deps.auth));
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(httpError('NOT_FOUND', req.method === 'GET' || req.method === 'HEAD' ? undefined : `${req.method} ${req.path}`));

@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { createApp, type AppDeps } from './app.js';
+import { createApp, routesOf, type AppDeps } from './app.js';
 import type { Config } from './config.js';
 import { Indexer } from './catalog/indexer.js';
 import { YankStore } from './catalog/yank.js';
@@ -17,6 +17,7 @@ import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
 import { fastPath } from './http/fast-path.js';
+import { simplePagesOpen, type Route } from './routes.js';
 
 export interface RunningServer {
   url: string;
@@ -25,6 +26,8 @@ export interface RunningServer {
   indexer: Indexer;
   /** The collaborators the app was built with. */
   deps: AppDeps;
+  /** The route table the app answers (lib/routes.ts). */
+  routes: readonly Route[];
   /** Resolves when the initial scan has listed every file. */
   loaded: Promise<void>;
   close(): Promise<void>;
@@ -67,7 +70,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
   const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log, metrics, reloadYanks };
   const app = createApp(config, deps);
-  const fast = fastPath(config, { pages, log, metrics });
+  // The one exception to the route table, switched by the table's access for /simple/.
+  const fast = fastPath(config, { pages, log, metrics, enabled: simplePagesOpen(routesOf(app), auth) });
 
   const server = http.createServer(
     {
@@ -130,5 +134,5 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     })();
     return closing;
   };
-  return { url, port: addr.port, server, indexer, deps, loaded, close };
+  return { url, port: addr.port, server, indexer, deps, routes: routesOf(app), loaded, close };
 }

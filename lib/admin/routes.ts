@@ -1,18 +1,17 @@
 // Authenticated administration over HTTP: yank / unyank (PEP 592). Same credentials as
-// uploads. Body as JSON or a form: target = "project==version" or a file name, reason = text.
+// uploads (the route table, lib/routes.ts, requires `update` before the body is read). Body
+// as JSON or a form: target = "project==version" or a file name, reason = text.
 //
 //   curl -u alice -d target=demo==1.0 -d reason='broken on Windows' http://box:8080/api/yank
 //   curl -u alice -d target=demo==1.0 http://box:8080/api/unyank
 
-import express, { type NextFunction, type Request, type Response } from 'express';
-import type { AuthGuard } from '../auth/guard.js';
+import express, { type Request, type RequestHandler, type Response } from 'express';
 import type { Catalog } from '../catalog/catalog.js';
 import { parseTarget, editYankFile, normalizeReason } from '../catalog/yank.js';
 import { versionsEqual } from '../catalog/version.js';
 import { httpError } from '../errors.js';
 
 export interface AdminDeps {
-  auth: AuthGuard;
   catalog: Catalog;
   roots: string[];
   /** Re-read yank files now rather than at the next poll. */
@@ -33,12 +32,10 @@ export function rootsFor(catalog: Catalog, roots: string[], target: string): str
   return roots.filter((r) => found.has(r));
 }
 
-export function adminRoutes(deps: AdminDeps) {
-  const router = express.Router();
+/** The handlers of POST /api/yank and /api/unyank (body parsers first; see lib/routes.ts). */
+export function adminRoutes(deps: AdminDeps): { yank: RequestHandler[]; unyank: RequestHandler[] } {
   const parsers = [express.json({ limit: '16kb' }), express.urlencoded({ extended: false, limit: '16kb' })];
   const handler = (yank: boolean) => async (req: Request, res: Response): Promise<void> => {
-    req.routeName = 'admin';
-    req.user = (await deps.auth.check(req, 'update')) || undefined;
     const body = (req.body ?? {}) as Record<string, unknown>;
     const target = typeof body.target === 'string' ? body.target.trim() : '';
     // Stored and shown as one line of text: the answer repeats the reason as pip will show it.
@@ -52,7 +49,5 @@ export function adminRoutes(deps: AdminDeps) {
     await deps.reloadYanks();
     res.type('text/plain').send(yank ? `Yanked ${target}${reason ? ` (reason: ${reason})` : ''}\n` : `Unyanked ${target}\n`);
   };
-  router.post('/api/yank', ...parsers, handler(true));
-  router.post('/api/unyank', ...parsers, handler(false));
-  return (req: Request, res: Response, next: NextFunction) => (req.path.startsWith('/api/') ? router(req, res, next) : next());
+  return { yank: [...parsers, handler(true)], unyank: [...parsers, handler(false)] };
 }

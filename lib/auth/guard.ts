@@ -90,10 +90,13 @@ export class AuthGuard {
     return creds.name;
   }
 
-  /** Express middleware requiring credentials for each of the actions that -a protects. */
+  /**
+   * Express middleware requiring credentials for each of the actions that -a protects.
+   * `update` is always checked: check() also refuses writes when uploads are disabled.
+   */
   require(...actions: AuthAction[]) {
     return (req: Request, _res: Response, next: NextFunction): void => {
-      const needed = actions.filter((a) => this.needs(a));
+      const needed = actions.filter((a) => a === 'update' || this.needs(a));
       if (needed.length === 0) return next();
       // One verification covers them all (check() remembers the user for this request).
       this.check(req, needed[0]).then(

@@ -4,7 +4,7 @@
 
 import { constants, promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { NextFunction, Request, Response } from 'express';
+import type { Request, Response } from 'express';
 import type { Catalog, DistFile } from '../catalog/catalog.js';
 import { httpError } from '../errors.js';
 import { etagMatches } from '../http/respond.js';
@@ -182,12 +182,9 @@ async function serveMetadata(req: IncomingMessage, res: ServerResponse, deps: Fi
   res.end(req.method === 'HEAD' ? undefined : bytes);
 }
 
+/** Express handler for GET/HEAD /packages/<path> (see lib/routes.ts). */
 export function fileRoutes(deps: FilesDeps) {
-  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (!req.path.startsWith('/packages')) return next();
-    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
-    req.routeName = 'packages';
-    if (req.path === '/packages' || req.path === '/packages/') throw httpError('NOT_FOUND');
+  return async (req: Request, res: Response): Promise<void> => {
     const rel = decodeFilePath(req.path);
     if (!rel) throw httpError('FILE_NOT_FOUND');
     const file = deps.catalog.fileAt(rel);

@@ -3,6 +3,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RenderedPage } from '../simple/pages.js';
+import { SECURITY_HEADERS } from './security.js';
 
 /** Does an If-None-Match header match one of our ETags? */
 export function etagMatches(ifNoneMatch: string | undefined, ...etags: string[]): boolean {
@@ -32,32 +33,39 @@ export function acceptsGzip(header: string | undefined): boolean {
 export const BODY_BYTES = Symbol('bodyBytes');
 export type CountedResponse = ServerResponse & { [BODY_BYTES]?: number };
 
-export function sendPage(req: IncomingMessage, res: ServerResponse, page: RenderedPage, contentType: string, extraHeaders: readonly string[] = []): void {
-  const gzip = acceptsGzip(req.headers['accept-encoding']);
-  if (!res.headersSent && res.getHeaderNames().length === 0 && !req.headers['if-none-match']) {
-    // The hot path: one prepared header block per page, handed to writeHead in one go.
-    const body = gzip ? page.gzip : page.body;
-    res.writeHead(200, [...extraHeaders, ...page.headerBlock(contentType, gzip)]);
-    (res as CountedResponse)[BODY_BYTES] = body.length;
-    res.end(req.method === 'HEAD' ? undefined : body);
-    return;
+/**
+ * The headers of a page's 200 answer as a flat [name, value, ...] list, security headers
+ * included: the one list that the Express route and the fast path in front of Express
+ * (lib/http/fast-path.ts) both send.
+ */
+export function pageHeaders(page: RenderedPage, contentType: string, gzip: boolean): string[] {
+  return [...SECURITY_HEADERS, ...page.headerBlock(contentType, gzip)];
+}
+
+/** The same list for a 304: no Content-Length or Content-Encoding (there is no body). */
+function notModifiedHeaders(headers: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    if (headers[i] !== 'Content-Length' && headers[i] !== 'Content-Encoding') out.push(headers[i], headers[i + 1]);
   }
-  for (let i = 0; i + 1 < extraHeaders.length; i += 2) res.setHeader(extraHeaders[i], extraHeaders[i + 1]);
-  const etag = gzip ? page.gzipEtag : page.etag;
-  res.setHeader('Content-Type', contentType);
-  res.setHeader('Vary', 'Accept, Accept-Encoding');
-  res.setHeader('ETag', etag);
-  res.setHeader('Last-Modified', page.lastModified);
-  res.setHeader('Cache-Control', 'max-age=0, must-revalidate');
-  if (etagMatches(req.headers['if-none-match'], page.etag, page.gzipEtag)) {
-    res.statusCode = 304;
+  return out;
+}
+
+/**
+ * Send a cached page (ETag -> 304, gzip when asked) with pageHeaders, in one writeHead. Headers
+ * set before (Express's route has the security headers already) are replaced by the list's.
+ */
+export function sendPage(req: IncomingMessage, res: ServerResponse, page: RenderedPage, contentType: string): void {
+  const gzip = acceptsGzip(req.headers['accept-encoding']);
+  const headers = pageHeaders(page, contentType, gzip);
+  if (req.headers['if-none-match'] && etagMatches(req.headers['if-none-match'], page.etag, page.gzipEtag)) {
+    res.writeHead(304, notModifiedHeaders(headers));
     res.end();
     return;
   }
   const body = gzip ? page.gzip : page.body;
-  if (gzip) res.setHeader('Content-Encoding', 'gzip');
-  res.setHeader('Content-Length', body.length);
-  res.statusCode = 200;
+  res.writeHead(200, headers);
+  (res as CountedResponse)[BODY_BYTES] = body.length;
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 

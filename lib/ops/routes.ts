@@ -1,8 +1,9 @@
 // Operations endpoints: /health (pypiserver's path, configurable), /metrics (Prometheus) and
 // the welcome page at /. /health stays open for load balancers (without the catalog's counts
-// when -a list); /metrics and / describe the index, so they need `list` like /simple/.
+// when -a list); /metrics and / describe the index, so they need `list` like /simple/ (declared
+// in the route table, lib/routes.ts).
 
-import type { NextFunction, Request, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { AuthGuard } from '../auth/guard.js';
 import type { Config } from '../config.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -19,42 +20,35 @@ export interface OpsDeps {
   auth: AuthGuard;
 }
 
-export function opsRoutes(config: Config, deps: OpsDeps) {
-  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
-    if (req.path === config.healthEndpoint) {
-      req.routeName = 'health';
-      const { projects, files } = deps.catalog.size;
-      const ready = deps.indexer.isLoaded;
-      res.status(ready ? 200 : 503);
-      res.setHeader('Cache-Control', 'no-store');
-      const status = ready ? 'ok' : 'loading';
-      const hashing = deps.indexer.backlog;
-      // hash_failures (only when not 0): listed files that could not be hashed because a
-      // hashing worker died twice; retried at the next rescan (see --rescan-interval).
-      const failures = deps.indexer.hashFailures;
-      const extra = failures ? { hash_failures: failures } : {};
-      res.json(deps.auth.needs('list') ? { status, hashing, ...extra } : { status, projects, files, hashing, ...extra });
-      return;
-    }
-    if (req.path === '/metrics' && deps.metrics) {
-      req.routeName = 'metrics';
-      req.user = (await deps.auth.check(req, 'list')) || undefined;
-      const text = await deps.metrics.render();
-      res.setHeader('Content-Type', deps.metrics.contentType);
-      res.setHeader('Cache-Control', 'no-store');
-      res.end(text);
-      return;
-    }
-    if (req.path === '/' || req.path === '/index.html') {
-      req.routeName = 'welcome';
-      req.user = (await deps.auth.check(req, 'list')) || undefined;
-      const body = renderWelcome(req, config, deps.catalog.size);
-      res.setHeader('Content-Type', 'text/html; charset=utf-8');
-      res.setHeader('Cache-Control', 'no-store');
-      res.end(body);
-      return;
-    }
-    next();
+/** The handlers of /health, /metrics (null when metrics are off) and the welcome page (see lib/routes.ts). */
+export function opsRoutes(config: Config, deps: OpsDeps): { health: RequestHandler; metrics: RequestHandler | null; welcome: RequestHandler } {
+  const health = (_req: Request, res: Response): void => {
+    const { projects, files } = deps.catalog.size;
+    const ready = deps.indexer.isLoaded;
+    res.status(ready ? 200 : 503);
+    res.setHeader('Cache-Control', 'no-store');
+    const status = ready ? 'ok' : 'loading';
+    const hashing = deps.indexer.backlog;
+    // hash_failures (only when not 0): listed files that could not be hashed because a
+    // hashing worker died twice; retried at the next rescan (see --rescan-interval).
+    const failures = deps.indexer.hashFailures;
+    const extra = failures ? { hash_failures: failures } : {};
+    res.json(deps.auth.needs('list') ? { status, hashing, ...extra } : { status, projects, files, hashing, ...extra });
   };
+  const metrics = deps.metrics;
+  const metricsHandler = metrics
+    ? async (_req: Request, res: Response): Promise<void> => {
+        const text = await metrics.render();
+        res.setHeader('Content-Type', metrics.contentType);
+        res.setHeader('Cache-Control', 'no-store');
+        res.end(text);
+      }
+    : null;
+  const welcome = (req: Request, res: Response): void => {
+    const body = renderWelcome(req, config, deps.catalog.size);
+    res.setHeader('Content-Type', 'text/html; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    res.end(body);
+  };
+  return { health, metrics: metricsHandler, welcome };
 }

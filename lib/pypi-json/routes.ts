@@ -21,12 +21,11 @@ export interface PypiJsonDeps {
   config: Config;
 }
 
+/** Express handler for GET/HEAD /pypi/<project>[/<version>]/json[/] (see lib/routes.ts). */
 export function pypiJsonRoutes(deps: PypiJsonDeps) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if ((req.method !== 'GET' && req.method !== 'HEAD') || !req.path.startsWith('/pypi/')) return next();
     const m = /^\/pypi\/([^/]+)(?:\/([^/]+))?\/json\/?$/.exec(req.path);
     if (!m) return next();
-    req.routeName = 'pypi-json';
     const decoded = decodeNameVersion(m[1], m[2]);
     if (!decoded) throw httpError('PROJECT_NOT_FOUND');
     const { rawName, rawVersion } = decoded;

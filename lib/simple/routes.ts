@@ -85,14 +85,13 @@ export function resolveSimple(deps: SimpleDeps, req: IncomingMessage, pathname: 
   return { kind: 'pending', type, project: name };
 }
 
-export function sendSimplePage(req: IncomingMessage, res: ServerResponse, type: SimpleType, page: RenderedPage, extraHeaders?: readonly string[]): void {
-  sendPage(req, res, page, contentTypeOf(type), extraHeaders);
+export function sendSimplePage(req: IncomingMessage, res: ServerResponse, type: SimpleType, page: RenderedPage): void {
+  sendPage(req, res, page, contentTypeOf(type));
 }
 
-/** Express handler for everything under /simple. */
+/** Express handler for /simple, /simple/ and /simple/<project>[/] (GET, HEAD; see lib/routes.ts). */
 export function simpleRoutes(deps: SimpleDeps) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
     const r = resolveSimple(deps, req, req.path);
     switch (r.kind) {
       case 'skip':
@@ -135,12 +134,11 @@ const PROJECT_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
  * segment that is a valid project name and none of the app's own first segments gets a 301
  * to the normalized Simple page, query kept. Unknown projects are redirected too (as
  * pypiserver does): /simple/ then answers with its own rules (access control, fallback, 404),
- * so the redirect itself reveals nothing. Mount after every other GET route.
+ * so the redirect itself reveals nothing. Declared after every other GET route (lib/routes.ts).
  */
 export function bareProjectRedirect(deps: { base: UrlBase; reserved?: Iterable<string> }) {
   const reserved = new Set([...RESERVED_SEGMENTS, ...(deps.reserved ?? [])].map((s) => s.toLowerCase()));
   return (req: Request, res: Response, next: NextFunction): void => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
     const m = /^\/([^/]+)\/?$/.exec(req.path);
     if (!m) return next();
     let raw: string;

@@ -1,4 +1,4 @@
-// Every route of the web UI, declared in one place:
+// The handlers of the web UI (declared, with their access, in the route table lib/routes.ts):
 //   GET /                          home: projects (most recently updated first) and how to use the index
 //   GET /search?q=...              projects by name (exact, prefix, substring), summary and keywords
 //   GET /project/<name>/           the latest release of a project
@@ -9,14 +9,13 @@
 // Access follows one rule (README, "Access control"): names, versions and hashes need `list`;
 // metadata (READMEs, summaries, authors, dependencies) needs `download` too, as the JSON API.
 // So /packages/ needs `list`, and the pages, which show metadata, `list` and `download`. The
-// file links point at /packages/<file>, guarded for `download` in lib/app.ts. Pages come from memory (the catalog, the UI's project
+// file links point at /packages/<file>, which needs `download`. Pages come from memory (the catalog, the UI's project
 // index, a bounded cache of release details); handlers only gather data, the render-*.ts
 // modules build the HTML.
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import express, { type Request, type Response } from 'express';
-import type { AuthGuard } from '../auth/guard.js';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
 import { normalizeName } from '../catalog/names.js';
@@ -40,7 +39,13 @@ export interface UiDeps {
   catalog: Catalog;
   indexer: Indexer;
   metadata: MetadataReader;
-  auth: AuthGuard;
+}
+
+export interface UiHandlers {
+  /** GET /packages/: served with --no-ui too. */
+  packagesIndex: RequestHandler;
+  /** The pages; null with --no-ui. */
+  pages: { css: RequestHandler; js: RequestHandler; home: RequestHandler; search: RequestHandler; project: RequestHandler } | null;
 }
 
 /** The UI pages' CSP: only our own stylesheet and script, README images from http(s), forms to us. */
@@ -78,17 +83,13 @@ function queryString(req: Request, key: string): string {
   return s.slice(0, MAX_QUERY);
 }
 
-export function uiRoutes(config: Config, deps: UiDeps): express.Router {
-  const router = express.Router({ strict: true, caseSensitive: true });
-  const list = deps.auth.require('list');
-  const pages = deps.auth.require('list', 'download');
+export function uiRoutes(config: Config, deps: UiDeps): UiHandlers {
   let changes = 0;
   deps.catalog.onChange(() => changes++);
 
   // pypiserver's /packages/ page: rebuilt only when the catalog changed.
   let packagesPage: { serial: number; body: Buffer } | null = null;
-  router.get('/packages/', list, (req: Request, res: Response) => {
-    req.routeName = 'packages-index';
+  const packagesIndex = (_req: Request, res: Response): void => {
     if (!packagesPage || packagesPage.serial !== changes) {
       const files: DistFile[] = [];
       for (const p of deps.catalog.projects()) for (const f of p.files.values()) files.push(f);
@@ -99,9 +100,9 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('Content-Length', packagesPage.body.length);
     res.end(packagesPage.body);
-  });
+  };
 
-  if (!config.ui) return router;
+  if (!config.ui) return { packagesIndex, pages: null };
 
   // Built on the first visit to the home page or search: a server nobody browses pays nothing
   // (the summaries are read from every project's latest release in the background).
@@ -121,24 +122,20 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
   };
   const urlsFor = (req: Request) => indexUrls(serverUrl(req, config), config.fallbackUrl !== null);
 
-  for (const [path, asset] of [['/static/ui.css', css], ['/static/ui.js', js]] as const) {
-    router.get(path, (req: Request, res: Response) => {
-      req.routeName = 'ui-static';
-      res.setHeader('Content-Type', asset.type);
-      res.setHeader('ETag', asset.etag);
-      res.setHeader('Cache-Control', queryString(req, 'v') === asset.version ? 'public, max-age=31536000, immutable' : 'no-cache');
-      if (etagMatches(req.headers['if-none-match'], asset.etag)) {
-        res.statusCode = 304;
-        res.end();
-        return;
-      }
-      res.setHeader('Content-Length', asset.body.length);
-      res.end(asset.body);
-    });
-  }
+  const serveAsset = (asset: Asset) => (req: Request, res: Response): void => {
+    res.setHeader('Content-Type', asset.type);
+    res.setHeader('ETag', asset.etag);
+    res.setHeader('Cache-Control', queryString(req, 'v') === asset.version ? 'public, max-age=31536000, immutable' : 'no-cache');
+    if (etagMatches(req.headers['if-none-match'], asset.etag)) {
+      res.statusCode = 304;
+      res.end();
+      return;
+    }
+    res.setHeader('Content-Length', asset.body.length);
+    res.end(asset.body);
+  };
 
   const home = async (req: Request, res: Response) => {
-    req.routeName = 'ui-home';
     const index = projects();
     const all = index.recent();
     const pages = Math.max(1, Math.ceil(all.length / PAGE_SIZE));
@@ -156,21 +153,16 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
     });
     sendHtml(res, body);
   };
-  router.get('/', pages, home);
-  router.get('/index.html', pages, home);
-
-  router.get('/search', pages, async (req: Request, res: Response) => {
-    req.routeName = 'ui-search';
+  const search = async (req: Request, res: Response) => {
     const query = queryString(req, 'q').trim();
     const index = projects();
     const found = index.search(query, SEARCH_LIMIT);
     await index.prioritize(found.entries);
     sendHtml(res, renderSearch(ctx, { query, total: found.total, entries: found.entries }));
-  });
+  };
 
-  // (No capture groups: Express would decode them and answer 400 for a bad escape; we decode.)
-  router.get(/^\/project\/[^/]+(?:\/[^/]+)?\/?$/, pages, async (req: Request, res: Response) => {
-    req.routeName = 'ui-project';
+  // /project/<name>[/<version>][/]; the route table matches without decoding, this decodes.
+  const project = async (req: Request, res: Response) => {
     const m = /^\/project\/([^/]+)(?:\/([^/]+))?(\/?)$/.exec(req.path)!;
     const decoded = decodeNameVersion(m[1], m[2]);
     if (!decoded) return sendHtml(res, notFoundPage(ctx, 'Project not found', html`That address does not name a project.`, ''), 404, 'PROJECT_NOT_FOUND');
@@ -223,7 +215,7 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
     }));
     if (deps.catalog.project(name) === project && project.generation === generation) pageCache.set(pageKey, { project, generation, body }, body.length);
     sendHtml(res, body);
-  });
+  };
 
-  return router;
+  return { packagesIndex, pages: { css: serveAsset(css), js: serveAsset(js), home, search, project } };
 }

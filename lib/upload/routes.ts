@@ -1,13 +1,13 @@
 // The legacy upload API as twine, uv publish, poetry and flit speak it: POST multipart/form-data
 // to / or /legacy/ (answered directly: twine refuses redirects). Credentials are checked before
-// the body is read; the body streams to a temp file through multer; every failure is a 4xx
-// whose reason phrase carries the message.
+// the body is read (the route table, lib/routes.ts, declares these paths with `update`); the
+// body streams to a temp file through multer; every failure is a 4xx whose reason phrase
+// carries the message.
 
-import type { NextFunction, Request, Response } from 'express';
+import type { Request, Response } from 'express';
 import multer from 'multer';
 import type { Writable } from 'node:stream';
 import type { Config } from '../config.js';
-import type { AuthGuard } from '../auth/guard.js';
 import { HttpError, httpError } from '../errors.js';
 import { FieldBudget, FormGuard, UPLOAD_FORM_LIMITS, boundaryOf, largestFieldLimit } from './form-guard.js';
 import type { StoredFileInfo } from './storage.js';
@@ -15,7 +15,6 @@ import type { FileUploader, UploadForm } from './uploader.js';
 
 export type Uploader = FileUploader;
 
-const UPLOAD_PATHS = new Set(['/', '/legacy', '/legacy/', '/upload', '/upload/']);
 /** Room for the form fields around the file in a multipart body. */
 const FORM_OVERHEAD = 8 * 1024 * 1024;
 
@@ -60,7 +59,7 @@ function multerToHttp(err: unknown, limit: number): HttpError {
   return httpError('BAD_MULTIPART', msg);
 }
 
-export function uploadRoutes(config: Config, deps: { auth: AuthGuard; uploader: Uploader }) {
+export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
   const formLimits = UPLOAD_FORM_LIMITS;
   /** The guard of each request being parsed, for multer's streamHandler to put in the pipe. */
   const guards = new WeakMap<Request, FormGuard>();
@@ -127,15 +126,12 @@ export function uploadRoutes(config: Config, deps: { auth: AuthGuard; uploader: 
       parser(req, res, (err?: unknown) => (err ? reject(multerToHttp(err, config.maxUploadSize)) : resolve()));
     });
 
-  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (req.method !== 'POST' || !UPLOAD_PATHS.has(req.path)) return next();
-    req.routeName = 'upload';
+  return async (req: Request, res: Response): Promise<void> => {
     // Refusals before the body is read are answered at once; the error handler then drains
     // the body (bounded) so that the client, still sending, can read the answer.
     if (!req.is('multipart/form-data')) throw httpError('UNSUPPORTED_MEDIA_TYPE');
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > config.maxUploadSize + FORM_OVERHEAD) throw httpError('PAYLOAD_TOO_LARGE', `limit is ${config.maxUploadSize} bytes`);
-    req.user = (await deps.auth.check(req, 'update')) || undefined;
 
     await parse(req, res);
     const body = (req.body ?? {}) as Body;
