@@ -229,11 +229,8 @@ export class FsStore implements PackageStore {
 
   /** The file itself: readers report a file that is gone by then as they would any missing file. */
   localFile(key: string): Promise<LocalFile> {
-    try {
-      return Promise.resolve({ path: this.pathOf(key), release: NO_RELEASE });
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    // An invalid key rejects (the executor's throw), as in every other method.
+    return new Promise((resolve) => resolve({ path: this.pathOf(key), release: NO_RELEASE }));
   }
 
   /**
