@@ -5,7 +5,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Catalog } from './catalog/catalog.js';
-import type { Indexer } from './catalog/indexer.js';
+import type { IndexService } from './catalog/indexer.js';
 import { httpError } from './errors.js';
 import { fileRoutes } from './files/routes.js';
 import { compileTrust } from './http/client-address.js';
@@ -25,7 +25,7 @@ import './http/types.js';
 
 export interface AppDeps {
   catalog: Catalog;
-  indexer: Indexer;
+  indexer: IndexService;
   pages: PageCache;
   metadata: MetadataReader;
   auth: AuthGuard;

@@ -15,6 +15,7 @@ import { MetadataReader } from './metadata/reader.js';
 import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
+import { FsStore } from './store/fs-store.js';
 import { fastPath } from './http/fast-path.js';
 
 export interface RunningServer {
@@ -46,9 +47,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     passwords.watch();
   }
 
+  // One store per root, in order; the first takes uploads. (A root is a directory today.)
+  const stores = config.roots.map((root) => new FsStore(root, log));
   const indexer = new Indexer(
     {
-      roots: config.roots,
+      stores,
       cacheDir: config.cacheDir,
       workers: config.workers,
       watch: config.poll === null,
@@ -68,7 +71,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog })
     : null;
   const auth = new AuthGuard({ authenticate: config.authenticate, passwords, anonymousUploads: config.anonymousUploads });
-  const uploader = new FileUploader(config, { indexer, metadata, log, metrics });
+  const uploader = new FileUploader(config, { store: stores[0], indexer, metadata, log, metrics });
   const reloadYanks = async () => {
     await yanks.load();
     for (const root of config.roots) indexer.refreshYanks(root);

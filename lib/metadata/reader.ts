@@ -14,7 +14,7 @@ export class MetadataReader {
   constructor(private readonly maxBytes = 32 * 1024 * 1024) {}
 
   private key(file: DistFile): string {
-    return `${file.absPath}\0${file.size}\0${file.mtimeMs}`;
+    return `${file.root}\0${file.relPath}\0${file.size}\0${file.mtimeMs}`;
   }
 
   /**
@@ -30,7 +30,8 @@ export class MetadataReader {
       return hit;
     }
     if (!(await stillIndexed(file))) return null;
-    const r = await extractMetadata(file.absPath, archiveKindOf(file.parsed));
+    const local = await file.store.localFile(file.relPath);
+    const r = await extractMetadata(local.path, archiveKindOf(file.parsed)).finally(() => local.release());
     if (!r.ok) return null;
     this.remember(key, r.bytes);
     return r.bytes;

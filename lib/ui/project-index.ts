@@ -35,11 +35,21 @@ export interface SearchResult {
   entries: ProjectEntry[];
 }
 
+/** The file's metadata, read through its store. */
+async function readMetadata(file: DistFile): ReturnType<typeof extractMetadata> {
+  const local = await file.store.localFile(file.relPath);
+  try {
+    return await extractMetadata(local.path, archiveKindOf(file.parsed));
+  } finally {
+    await local.release();
+  }
+}
+
 const MAX_SUMMARY = 512;
 const MAX_KEYWORDS = 512;
 
 function fileKey(f: DistFile): string {
-  return `${f.absPath}\0${f.size}\0${f.mtimeMs}`;
+  return `${f.root}\0${f.relPath}\0${f.size}\0${f.mtimeMs}`;
 }
 
 /** The file whose metadata describes a release best: a wheel if one has metadata, else any. */
@@ -173,7 +183,7 @@ export class ProjectIndex {
   private async read(name: string, file: DistFile): Promise<void> {
     const key = fileKey(file);
     this.reading.set(name, key);
-    const r = (await stillIndexed(file)) ? await extractMetadata(file.absPath, archiveKindOf(file.parsed)).catch(() => null) : null;
+    const r = (await stillIndexed(file)) ? await readMetadata(file).catch(() => null) : null;
     // A newer file of this project was read meanwhile (or is being read): that one wins.
     if (this.reading.get(name) !== key) return;
     this.reading.delete(name);

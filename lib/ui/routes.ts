@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import express, { type Request, type Response } from 'express';
 import type { AuthGuard } from '../auth/guard.js';
 import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
-import type { Indexer } from '../catalog/indexer.js';
+import type { IndexService } from '../catalog/indexer.js';
 import { normalizeName } from '../catalog/names.js';
 import type { Config } from '../config.js';
 import { httpError, toReasonPhrase, type ErrorCode } from '../errors.js';
@@ -38,7 +38,7 @@ import { releaseRow, renderProject } from './render-project.js';
 
 export interface UiDeps {
   catalog: Catalog;
-  indexer: Indexer;
+  indexer: IndexService;
   metadata: MetadataReader;
   auth: AuthGuard;
 }

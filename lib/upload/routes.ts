@@ -11,9 +11,9 @@ import type { AuthGuard } from '../auth/guard.js';
 import { HttpError, httpError } from '../errors.js';
 import { FieldBudget, FormGuard, UPLOAD_FORM_LIMITS, boundaryOf, largestFieldLimit } from './form-guard.js';
 import type { StoredFileInfo } from './storage.js';
-import type { FileUploader, UploadForm } from './uploader.js';
+import type { UploadForm, UploadService } from './uploader.js';
 
-export type Uploader = FileUploader;
+export type Uploader = UploadService;
 
 const UPLOAD_PATHS = new Set(['/', '/legacy', '/legacy/', '/upload', '/upload/']);
 /** Room for the form fields around the file in a multipart body. */
