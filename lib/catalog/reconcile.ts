@@ -14,12 +14,15 @@ export class StoreReconciler {
   private readonly relists = new Set<string>();
   private relistTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly log: Logger;
 
   constructor(
     private readonly store: PackageStore,
     private readonly policy: IndexPolicy,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.log = log.child({ component: 'reconcile' });
+  }
 
   handle(event: StoreEvent): void {
     if (this.closed || this.policy.closed) return;

@@ -43,6 +43,7 @@ export class FsStore implements PackageStore {
   readonly id: string;
   readonly stagingDir: string;
   private readonly log: Logger;
+  /** The watcher, once it watches the whole tree (listings then add watches it lacks). */
   private watcher: RootWatcher | null = null;
   private realRoot: string | null = null;
   private readonly warned = new Set<string>();
@@ -101,8 +102,8 @@ export class FsStore implements PackageStore {
         if (code !== 'ENOENT' && code !== 'ENOTDIR') opts.unreadable?.(dirKey);
         continue;
       }
-      // A directory found by a listing has a watch too (one missed by the watcher, or one
-      // that could not be watched before the inotify limit was raised).
+      // A directory found by a listing (a rescan) has a watch too: one missed by the watcher,
+      // or one that could not be watched before the inotify limit was raised.
       this.watcher?.ensureWatched(dir);
       const files: string[] = [];
       const keyPrefix = dirKey === '' ? '' : `${dirKey}/`;
@@ -265,11 +266,14 @@ export class FsStore implements PackageStore {
       },
       onError: (err) => this.log.warn({ err }, 'watcher error'),
     });
-    this.watcher = watcher;
-    const ready = watcher.start();
+    let closed = false;
+    const ready = watcher.start().then(() => {
+      if (!closed) this.watcher = watcher;
+    });
     return {
       ready,
       close: () => {
+        closed = true;
         watcher.close();
         if (this.watcher === watcher) this.watcher = null;
       },

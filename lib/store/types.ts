@@ -80,7 +80,12 @@ export interface PutSource {
 
 export type PutResult = { created: true; entry: StoreEntry } | { created: false; reason: 'exists' };
 
-/** A local file holding a stored file's bytes, for readers that take a path (hash workers, archive readers). */
+/**
+ * A local file holding a stored file's bytes, for readers that take a path (hash workers,
+ * archive readers). FsStore hands out the stored file itself, and the hash workers' stat of it
+ * is checked against the indexed identity; a store that copies to a temporary file must copy
+ * from an open() with the expected identity instead (the copy's inode means nothing).
+ */
 export interface LocalFile {
   path: string;
   /** Done with it (a remote store removes its temporary copy). */
