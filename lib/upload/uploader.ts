@@ -1,7 +1,6 @@
 // The upload domain logic, free of HTTP: validate a finished temp file against the form,
-// move it into place atomically (a hard link never replaces an existing file, so concurrent
-// uploads of one name have exactly one winner), and add it to the catalog before the response
-// goes out. Also `remove_pkg`.
+// put it into the upload store atomically (put-if-absent: of concurrent uploads of one name
+// exactly one wins), and add it to the catalog before the response goes out. Also `remove_pkg`.
 
 import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
