@@ -2,35 +2,16 @@
 // not listen and reads no globals, so tests can build as many apps as they like.
 
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import type { Catalog } from './catalog/catalog.js';
-import type { Indexer } from './catalog/indexer.js';
 import { httpError } from './errors.js';
 import { compileTrust } from './http/client-address.js';
 import { errorHandler } from './http/error-handler.js';
 import { observeRequest, type RequestMetrics } from './http/observe.js';
 import { securityHeaders } from './http/security.js';
-import type { MetadataReader } from './metadata/reader.js';
-import type { PageCache } from './simple/pages.js';
-import type { AuthGuard } from './auth/guard.js';
-import type { Uploader } from './upload/routes.js';
-import type { Metrics } from './ops/routes.js';
-import { declareRoutes, mountRoutes, routeHandlers, type Route } from './routes.js';
+import { declareRoutes, mountRoutes, routeHandlers, type AppDeps, type Route } from './routes.js';
 import './http/types.js';
 
-export interface AppDeps {
-  catalog: Catalog;
-  indexer: Indexer;
-  pages: PageCache;
-  metadata: MetadataReader;
-  auth: AuthGuard;
-  uploader: Uploader;
-  log: Logger;
-  metrics: Metrics | null;
-  /** Re-read the yank files now (after an HTTP yank). */
-  reloadYanks: () => Promise<void>;
-}
+export type { AppDeps } from './routes.js';
 
 const mounted = new WeakMap<express.Express, readonly Route[]>();
 

@@ -19,7 +19,13 @@
 // that both answer byte for byte alike).
 
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import type { AppDeps } from './app.js';
+import type { Logger } from 'pino';
+import type { Catalog, DistFile } from './catalog/catalog.js';
+import type { IndexService } from './catalog/indexer.js';
+import type { MetadataReader } from './metadata/reader.js';
+import type { PageCache } from './simple/pages.js';
+import type { Uploader } from './upload/routes.js';
+import type { Metrics } from './ops/routes.js';
 import { adminRoutes } from './admin/routes.js';
 import type { AuthGuard } from './auth/guard.js';
 import type { AuthAction, Config } from './config.js';
@@ -30,6 +36,21 @@ import { pypiJsonRoutes } from './pypi-json/routes.js';
 import { bareProjectRedirect, simpleRoutes } from './simple/routes.js';
 import { uiRoutes, type UiHandlers } from './ui/routes.js';
 import { uploadRoutes } from './upload/routes.js';
+
+
+/** The collaborators the routes are built from (interfaces: lib/server.ts picks the implementations). */
+export interface AppDeps {
+  catalog: Catalog;
+  indexer: IndexService;
+  pages: PageCache;
+  metadata: MetadataReader<DistFile>;
+  auth: AuthGuard;
+  uploader: Uploader;
+  log: Logger;
+  metrics: Metrics | null;
+  /** Re-read the yank files now (after an HTTP yank). */
+  reloadYanks: () => Promise<void>;
+}
 
 export type Access = 'open' | 'list' | 'download' | 'list+download' | 'update';
 /** GET also answers HEAD (Express does this). */

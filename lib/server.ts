@@ -12,10 +12,11 @@ import { YankStore } from './catalog/yank.js';
 import { AuthGuard } from './auth/guard.js';
 import { PasswordFile } from './auth/password-file.js';
 import { MetadataReader } from './metadata/reader.js';
-import { stillIndexed } from './catalog/still-indexed.js';
+import { openIndexed } from './catalog/still-indexed.js';
 import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
+import { FsStore } from './store/fs-store.js';
 import { fastPath } from './http/fast-path.js';
 import { simplePagesOpen, type Route } from './routes.js';
 
@@ -41,9 +42,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     passwords.watch();
   }
 
+  // One store per root, in order; the first takes uploads. (A root is a directory today.)
+  const stores = config.roots.map((root) => new FsStore(root, log));
   const indexer = new Indexer(
     {
-      roots: config.roots,
+      stores,
       cacheDir: config.cacheDir,
       workers: config.workers,
       watch: config.poll === null,
@@ -58,12 +61,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   indexer.yanks = yanks;
   const catalog = indexer.catalog;
   const pages = new PageCache(catalog, indexer);
-  const metadata = new MetadataReader(stillIndexed);
+  const metadata = new MetadataReader(openIndexed);
   const metrics = config.metrics
     ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog })
     : null;
   const auth = new AuthGuard({ authenticate: config.authenticate, authenticator: passwords, anonymousUploads: config.anonymousUploads });
-  const uploader = new FileUploader(config, { indexer, metadata, log, metrics });
+  const uploader = new FileUploader(config, { store: stores[0], indexer, metadata, log, metrics });
   const reloadYanks = async () => {
     await yanks.load();
     for (const root of config.roots) indexer.refreshYanks(root);

@@ -3,8 +3,13 @@ import { Catalog, type DistFile } from '../lib/catalog/catalog.js';
 import type { MetadataSummary } from '../lib/metadata/types.js';
 import { parseFilename, type ParsedFilename } from '../lib/catalog/filename.js';
 import { normalizeName } from '../lib/catalog/names.js';
+import pino from 'pino';
+import { FsStore } from '../lib/store/fs-store.js';
 import { renderIndexHtml, renderIndexJson, renderProjectHtml, renderProjectJson, type ProjectPageData } from '../lib/simple/render.js';
 import { anchors, decodeEntities, type ProjectJson } from './helpers/http.js';
+
+/** Never touched: rendering needs no file. */
+const STORE = new FsStore('/root', pino({ level: 'silent' }));
 
 const HEX_A = 'a'.repeat(64);
 const HEX_B = '0123456789abcdef'.repeat(4);
@@ -46,7 +51,7 @@ function dist(filename: string, o: FileOpts = {}): DistFile {
   return {
     root: '/root',
     relPath,
-    absPath: `/root/${relPath}`,
+    store: STORE,
     filename,
     parsed,
     project: o.project ?? parsed.project,

@@ -4,6 +4,7 @@
 // so rendered pages are invalidated per project.
 
 import type { MetadataSummary } from '../metadata/types.js';
+import type { FileIdentity, PackageStore } from '../store/types.js';
 import { distKey, type ParsedFilename } from './filename.js';
 import { normalizeName } from './names.js';
 import { compareVersions } from './version.js';
@@ -12,22 +13,16 @@ export interface Yank {
   reason: string;
 }
 
-/**
- * What identifies the bytes on disk beyond size and mtime: an edit that keeps both (in place,
- * or a file renamed over the old one) still changes the ctime, and a rename changes the inode.
- */
-export interface FileIdentity {
-  dev: number;
-  ino: number;
-  ctimeMs: number;
-}
+export type { FileIdentity };
 
+/** A file is (store, key): `store` holds it under the storage key `relPath`. */
 export interface DistFile {
-  /** Absolute root directory the file lives under. */
+  /** The id of the store (root) the file lives in (FsStore: its absolute directory). */
   root: string;
-  /** Path relative to the root, '/'-separated; also the path under /packages/. */
+  /** The storage key: path relative to the root, '/'-separated; also the path under /packages/. */
   relPath: string;
-  absPath: string;
+  /** The store to open, read or remove the file through (an absolute path is the store's business). */
+  store: PackageStore;
   filename: string;
   parsed: ParsedFilename;
   /** Normalized project name (the metadata's Name when known, else the filename's). */

@@ -1,28 +1,29 @@
-// Keeps the Catalog in step with the package roots: the initial scan, the watcher's changes,
-// hashing and metadata reading in the background (through the HashPool), and the persistent
-// DigestCache that makes restarts instant. Knows nothing of HTTP.
+// The policy that keeps the Catalog in step with the package stores (roots): what a listed
+// file becomes in the index, what a hash result means, which name and yank state a file gets,
+// and the persistent DigestCache that makes restarts instant. The jobs are its parts: scanning
+// a store (scan.ts), applying a store's change feed (reconcile.ts), and scheduling the hashing
+// (hash-scheduler.ts). Knows nothing of HTTP, nor of paths: files are (store, key).
 
-import { createReadStream, lstatSync, promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import { Catalog, type DistFile, type Project } from './catalog.js';
 import { DigestCache, cacheFileFor, sameStamp, type FileStamp } from './cache.js';
 import { isDistFilename, parseFilename, type ParsedFilename } from './filename.js';
-import { HashPool, type HashResult } from './hash-pool.js';
+import { HashScheduler } from './hash-scheduler.js';
+import type { HashResult } from './hash-pool.js';
 import { normalizeName } from './names.js';
-import { RootWatcher, isHiddenPath } from './watcher.js';
-import { corrupt } from '../metadata/archive-errors.js';
-import { archiveKindOf, type MetadataSummary } from '../metadata/types.js';
+import { StoreReconciler } from './reconcile.js';
+import { scanStore, type IndexPolicy } from './scan.js';
+import type { MetadataSummary } from '../metadata/types.js';
+import type { PackageStore, StoreEntry, StoreWatch } from '../store/types.js';
 import type { YankStore } from './yank.js';
 
 export interface IndexerOptions {
-  roots: string[];
+  /** The package roots, in order: the first one serves a key held by several. */
+  stores: PackageStore[];
   cacheDir: string | null;
   workers: number;
-  /** Watch the roots with fs.watch (inotify); false in --poll mode. */
+  /** Follow the stores' change feeds (FsStore: fs.watch, inotify); false in --poll mode. */
   watch: boolean;
   /**
    * Full rescan of every root this often (0: never). The safety net for changes the watcher
@@ -43,6 +44,11 @@ function unchanged(f: DistFile, st: FileStamp & { dev: number }): boolean {
   return stamp !== null && f.identity?.dev === st.dev && sameStamp(stamp, st);
 }
 
+/** The cache stamp of a stored entry (null: the store gives no file identity). */
+function entryStamp(e: StoreEntry): (FileStamp & { dev: number }) | null {
+  return e.identity ? { size: e.size, mtimeMs: e.mtimeMs, dev: e.identity.dev, ino: e.identity.ino, ctimeMs: e.identity.ctimeMs } : null;
+}
+
 /**
  * The project name shown until the metadata's Name is known. Wheel and egg file names escape
  * the name (`Foo.Bar` -> `foo_bar`), and so do modern sdists: showing that would flip to the
@@ -54,69 +60,70 @@ export function provisionalDisplayName(parsed: ParsedFilename): string {
   return parsed.project;
 }
 
-export function toRelPath(root: string, absPath: string): string {
-  // The common case without path.relative (a hot spot at 100,000 files): a normalized path
-  // below the root, whose tail is then already the answer.
-  if (path.sep === '/' && absPath.length > root.length + 1 && absPath.startsWith(root) && absPath.charCodeAt(root.length) === 47) {
-    const rel = absPath.slice(root.length + 1);
-    if (!NOT_NORMALIZED.test(rel)) return rel;
-  }
-  return path.relative(root, absPath).split(path.sep).join('/');
+
+/** What the application layer (routes, pages, health) uses of the indexer. */
+export interface IndexService {
+  readonly catalog: Catalog;
+  /** True once the initial scan has listed every file (hashing may still run). */
+  readonly isLoaded: boolean;
+  /** Files still waiting for their digest or metadata. */
+  readonly backlog: number;
+  /** Listed files whose hashing failed for a reason other than the file itself. */
+  readonly hashFailures: number;
+  /** Hashing workers that died and were replaced since the start. */
+  readonly workerRestarts: number;
+  /** Make sure every file of the project is hashed (a page waits for this). */
+  ensureHashed(project: Project): Promise<void>;
+  /** md5/blake2b digests on demand (the JSON API). */
+  extraDigests(file: DistFile): Promise<{ md5: string; blake2b256: string } | null>;
+  /** Re-apply the yank state of a root (by its id) after its yank file changed. */
+  refreshYanks(root: string): void;
+  /** Resolves when every known file has its digest and metadata. */
+  whenIdle(): Promise<void>;
 }
 
-/** An empty, '.' or '..' segment: path.relative would normalize it away. */
-const NOT_NORMALIZED = /(^|\/)\.{0,2}(\/|$)/;
-
-export class Indexer {
+/** What the uploader needs: put a stored file into the index, take a removed one out. */
+export interface UploadIndex {
   readonly catalog: Catalog;
-  private readonly pool: HashPool;
+  addUploaded(store: PackageStore, entry: StoreEntry, digests: { sha256: string; md5?: string; blake2b256?: string }, metadata: MetadataSummary | null, metadataError?: string): DistFile | undefined;
+  forget(file: DistFile): void;
+}
+
+export class Indexer implements IndexService, UploadIndex, IndexPolicy {
+  readonly catalog: Catalog;
+  private readonly hashes: HashScheduler;
   private readonly caches = new Map<string, DigestCache>();
-  /** Files handed to the pool, with a promise settled once their result is applied. */
-  private readonly inflight = new Map<DistFile, Promise<void>>();
-  /** Files waiting for their turn (FIFO in hashQueue from queueHead on). */
-  private readonly queued = new Map<DistFile, { appeared: boolean; done: Promise<void>; release: () => void }>();
-  private hashQueue: DistFile[] = [];
-  private queueHead = 0;
+  private readonly reconcilers = new Map<string, StoreReconciler>();
+  private readonly watches: StoreWatch[] = [];
   private readonly warned = new Set<string>();
-  private watcher: RootWatcher | null = null;
+  private readonly log: Logger;
   private loaded = false;
-  /**
-   * Files whose hashing failed for a reason other than the file (a worker died twice), with
-   * when a rescan may try again: a minute after the failure, the wait doubling up to an hour
-   * (a file that kills the worker every time must not keep a --poll server busy).
-   */
-  private readonly hashFailed = new Map<DistFile, { retryAt: number; waitMs: number }>();
-  private readonly realRoots = new Map<string, string>();
-  private watchLimitWarned = false;
+  private unwatchedWarned = false;
   private rescanTimer: NodeJS.Timeout | null = null;
   private rescanning: Promise<void> | null = null;
-  /** Directories to rescan after a watcher event that named no file. */
-  private readonly dirRescans = new Map<string, string>();
-  private dirRescanTimer: NodeJS.Timeout | null = null;
-  private readonly rechecks = new Set<NodeJS.Timeout>();
-  private closed = false;
-  private idleWaiters: (() => void)[] = [];
+  closed = false;
   yanks: YankStore | null = null;
 
   constructor(
     private readonly opts: IndexerOptions,
-    private readonly log: Logger,
+    log: Logger,
     catalog = new Catalog(),
   ) {
     this.catalog = catalog;
-    this.pool = new HashPool(opts.workers, (reason, orphans) =>
-      this.log.error({ reason, files: orphans }, 'a hashing worker died; replaced it and retrying its files once'),
-    );
+    this.log = log.child({ component: 'indexer' });
+    this.hashes = new HashScheduler(opts.workers, log, {
+      isCurrent: (f) => this.catalog.fileAt(f.relPath) === f,
+      apply: (f, r, appeared) => this.applyHash(f, r, appeared),
+    });
+    for (const store of opts.stores) this.reconcilers.set(store.id, new StoreReconciler(store, this, this.log));
   }
 
-  /** True once the initial scan has listed every file (hashing may still run). */
   get isLoaded(): boolean {
     return this.loaded;
   }
 
-  /** Files still waiting for their digest or metadata. */
   get backlog(): number {
-    return this.inflight.size + this.queued.size;
+    return this.hashes.backlog;
   }
 
   /**
@@ -125,38 +132,36 @@ export class Indexer {
    * are hashed again when they change, or by a rescan once their retry wait is over.
    */
   get hashFailures(): number {
-    for (const f of this.hashFailed.keys()) if (this.catalog.fileAt(f.relPath) !== f) this.hashFailed.delete(f); // replaced or gone
-    return this.hashFailed.size;
+    return this.hashes.failures;
   }
 
-  /** Hashing workers that died and were replaced since the start. */
   get workerRestarts(): number {
-    return this.pool.restarts;
+    return this.hashes.restarts;
   }
 
+  /** The digest cache of a root (by store id). */
   cacheFor(root: string): DigestCache | undefined {
     return this.caches.get(root);
   }
 
   async start(): Promise<void> {
-    for (const root of this.opts.roots) {
-      const cache = new DigestCache(cacheFileFor(root, this.opts.cacheDir), (msg, err) => this.warnOnce(msg, err));
+    for (const store of this.opts.stores) {
+      // The journal of an FsStore lives in its root (or --cache-dir), keyed by its directory.
+      const cache = new DigestCache(cacheFileFor(store.id, this.opts.cacheDir), (msg, err) => this.warnOnce(msg, err));
       await cache.load();
-      this.caches.set(root, cache);
+      this.caches.set(store.id, cache);
     }
     if (this.opts.watch) {
-      this.watcher = new RootWatcher(this.opts.roots, {
-        onPath: (root, abs, st) => void this.reconcileChecked(root, abs, st),
-        onDirAdded: (root, dir) => void this.scanDir(root, dir),
-        onDirRemoved: (root, dir) => this.dropDir(root, dir),
-        onRescan: (root, dir) => this.rescanDirSoon(root, dir),
-        onWatchLimit: (err, dir) => this.watchLimitReached(err, dir),
-        onError: (err) => this.log.warn({ err }, 'watcher error'),
-      });
-      // Watching starts before the scan so that nothing changed during the scan is missed.
-      void this.watcher.start().then(() => this.log.debug('watcher ready'));
+      for (const store of this.opts.stores) {
+        const reconciler = this.reconcilers.get(store.id)!;
+        // Watching starts before the scan so that nothing changed during the scan is missed.
+        const w = store.watch?.((event) => reconciler.handle(event));
+        if (!w) continue;
+        this.watches.push(w);
+        void w.ready.then(() => this.log.debug({ root: store.id }, 'watcher ready'));
+      }
     }
-    for (const root of this.opts.roots) await this.scanDir(root, root);
+    for (const store of this.opts.stores) await scanStore(store, this, this.log);
     // Entries of files that are gone would otherwise stay in the journal forever.
     for (const [root, cache] of this.caches) cache.retain((rel) => this.catalog.fileAt(rel)?.root === root);
     this.loaded = true;
@@ -169,7 +174,7 @@ export class Indexer {
   }
 
   /**
-   * Walk every root and reconcile the index with what is on disk: new and changed files are
+   * List every store and reconcile the index with what it holds: new and changed files are
    * indexed (a changed one rehashed), files that are gone are dropped, unchanged files cost one
    * lstat. Also retries files whose hashing failed, and (with the watcher on) watches
    * directories that have no watch yet. One rescan at a time; resolves when it is done.
@@ -178,9 +183,9 @@ export class Indexer {
     if (this.closed || !this.loaded) return Promise.resolve();
     this.rescanning ??= (async () => {
       try {
-        for (const root of this.opts.roots) {
+        for (const store of this.opts.stores) {
           if (this.closed) return;
-          await this.scanDir(root, root, true).catch((err: unknown) => this.warnOnce(`cannot rescan ${root}`, err));
+          await scanStore(store, this, this.log, { reconcile: true }).catch((err: unknown) => this.warnOnce(`cannot rescan ${store.id}`, err));
         }
       } finally {
         this.rescanning = null;
@@ -189,37 +194,24 @@ export class Indexer {
     return this.rescanning;
   }
 
-  /** A watcher event without a file name: rescan that directory (batched, off the event). */
-  private rescanDirSoon(root: string, dir: string): void {
-    if (this.closed) return;
-    this.dirRescans.set(dir, root);
-    this.dirRescanTimer ??= setTimeout(() => {
-      this.dirRescanTimer = null;
-      const dirs = [...this.dirRescans];
-      this.dirRescans.clear();
-      void (async () => {
-        for (const [d, r] of dirs) if (!this.closed) await this.scanDir(r, d, true).catch(() => {});
-      })();
-    }, 200);
-  }
-
-  private watchLimitReached(err: NodeJS.ErrnoException, dir: string): void {
+  /** IndexPolicy: the store cannot report changes below dirKey; said once, with the fix. */
+  unwatched(store: PackageStore, code: string, dirKey: string): void {
+    // Once: with thousands of directories past the limit, one line per directory would flood the log.
+    if (this.unwatchedWarned) return;
+    this.unwatchedWarned = true;
     const every = this.opts.rescanIntervalMs ?? 0;
     const fallback = every > 0 ? `changes there are only seen by the periodic rescan (every ${Math.round(every / 1000)} s)` : 'changes there are NOT seen (the periodic rescan is off: --rescan-interval 0)';
     const fix =
-      err.code === 'EMFILE'
+      code === 'EMFILE'
         ? 'raise the limit: sudo sysctl fs.inotify.max_user_instances=1024 (persist it in /etc/sysctl.d/), or run with --poll'
         : 'raise the limit: sudo sysctl fs.inotify.max_user_watches=524288 (persist it in /etc/sysctl.d/), or run with --poll';
-    // Once: with thousands of directories past the limit, one line per directory would flood the log.
-    if (this.watchLimitWarned) return;
-    this.watchLimitWarned = true;
-    this.log.warn({ dir, code: err.code }, `cannot watch every directory: out of inotify watches (${err.code}); ${fallback}. To fix, ${fix}`);
+    const dir = dirKey === '' ? store.id : path.join(store.id, ...dirKey.split('/'));
+    this.log.warn({ dir, code }, `cannot watch every directory: out of inotify watches (${code}); ${fallback}. To fix, ${fix}`);
   }
 
   /** Resolves when every known file has its digest and metadata. */
   whenIdle(): Promise<void> {
-    if (this.backlog === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    return this.hashes.whenIdle();
   }
 
   /**
@@ -233,9 +225,7 @@ export class Indexer {
       const waits: Promise<void>[] = [];
       for (const f of current.files.values()) {
         if (f.sha256 !== null && f.metadata !== undefined) continue;
-        if (this.queued.has(f)) this.startHash(f, true);
-        else this.pool.promote(f.absPath);
-        const p = this.inflight.get(f);
+        const p = this.hashes.urgent(f);
         if (p) waits.push(p);
       }
       if (!waits.length) return;
@@ -243,181 +233,57 @@ export class Indexer {
     }
   }
 
-  /**
-   * Index every distribution file under dir. `reconcile` (a rescan): skip unchanged files,
-   * and drop the indexed files under dir that were not found (gone, or below a directory that
-   * is now a symbolic link).
-   */
-  private async scanDir(root: string, dir: string, reconcile = false): Promise<void> {
-    const relDir = dir === root ? '' : toRelPath(root, dir);
-    // Files indexed before the walk started: only those can be dropped for not being seen
-    // (a file added meanwhile, by an upload or the watcher, is a new object).
-    const before = reconcile ? this.catalog.filesUnder(root, relDir) : [];
-    const seen = new Set<string>();
-    /** Directories that could not be read (not gone): their files are kept, not dropped. */
-    const unreadable: string[] = [];
-    const stack = [dir];
-    while (stack.length) {
-      if (this.closed) return;
-      const current = stack.pop()!;
-      let entries: import('node:fs').Dirent[];
-      try {
-        entries = await fsp.readdir(current, { withFileTypes: true });
-      } catch (err) {
-        if (current === root) throw err;
-        this.warnOnce(`cannot read directory ${current}`, err);
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') unreadable.push(`${toRelPath(root, current)}/`);
-        continue;
-      }
-      if (reconcile) this.watcher?.ensureWatched(current);
-      const files: { abs: string; name: string }[] = [];
-      const prefix = current.endsWith(path.sep) ? current : current + path.sep;
-      for (const e of entries) {
-        if (e.name.startsWith('.')) continue;
-        const abs = prefix + e.name;
-        // Symbolic links are never followed: a link could lead outside the roots.
-        if (e.isDirectory()) stack.push(abs);
-        else if (e.isFile()) files.push({ abs, name: e.name });
-        else if (e.isSymbolicLink() && isDistFilename(e.name)) this.warnOnce(`skipping symbolic link ${abs} (links are not followed)`);
-      }
-      // Synchronous lstat, in slices of ~10 ms between which the event loop runs: on a local
-      // file system that costs ~3 us a file, against ~20 us of CPU plus a thread-pool round trip
-      // with the promise API (100,000 files: 0.3 s instead of 2-4 s).
-      for (let i = 0; i < files.length; ) {
-        const until = performance.now() + 10;
-        do {
-          const { abs, name } = files[i++];
-          const parsed = this.consider(root, abs, name);
-          if (!parsed) continue;
-          try {
-            const st = lstatSync(abs);
-            if (reconcile) {
-              const rel = toRelPath(root, abs);
-              seen.add(rel);
-              const existing = this.catalog.fileAt(rel);
-              if (existing && existing.root !== root) continue; // an earlier root serves this path
-              if (existing && unchanged(existing, st)) {
-                // Retry what hashing could not finish (a worker died twice, a result for
-                // another file than the indexed one was discarded).
-                const failed = this.hashFailed.get(existing);
-                const unfinished = existing.sha256 === null || existing.metadata === undefined;
-                if (failed ? Date.now() >= failed.retryAt : unfinished && !this.inflight.has(existing) && !this.queued.has(existing)) this.hash(existing);
-                continue;
-              }
-              const file = this.addFromStat(root, abs, st, parsed);
-              if (file) this.log.info({ file: rel, project: file.project }, existing ? 'file changed (found by rescan)' : 'file added (found by rescan)');
-            } else {
-              this.addFromStat(root, abs, st, parsed);
-            }
-          } catch (err) {
-            this.warnOnce(`cannot stat ${abs}`, err);
-          }
-        } while (i < files.length && performance.now() < until);
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-    }
-    if (!reconcile || this.closed) return;
-    for (const f of before) {
-      if (seen.has(f.relPath) || this.catalog.fileAt(f.relPath) !== f) continue;
-      if (unreadable.some((prefix) => f.relPath.startsWith(prefix))) continue;
-      this.catalog.remove(root, f.relPath);
-      this.hashFailed.delete(f);
-      this.log.info({ file: f.relPath }, 'file removed (found by rescan)');
-    }
-  }
-
-  /** Is this a distribution file name we serve? Logs unparseable names once. */
-  private consider(root: string, abs: string, name = path.basename(abs)): ParsedFilename | null {
+  /** IndexPolicy: is this a distribution file name we serve? Logs unparseable names once. */
+  consider(key: string): ParsedFilename | null {
+    const name = key.slice(key.lastIndexOf('/') + 1);
     if (!isDistFilename(name)) return null;
     const parsed = parseFilename(name);
     if (!parsed) {
-      this.warnOnce(`skipping ${path.relative(root, abs)}: not a valid distribution file name`);
+      this.warnOnce(`skipping ${key}: not a valid distribution file name`);
       return null;
     }
     return parsed;
   }
 
-  private reconcile(root: string, abs: string, st: Stats | null): void {
-    if (this.closed) return;
-    const relPath = toRelPath(root, abs);
-    const existing = this.catalog.fileAt(relPath);
-    if (!st || !st.isFile()) {
-      if (existing && existing.root === root) {
-        this.catalog.remove(root, relPath);
-        this.log.info({ file: relPath }, 'file removed');
-      }
-      return;
-    }
-    if (existing && existing.root === root && unchanged(existing, st)) return;
-    const parsed = this.consider(root, abs);
-    if (!parsed) return;
-    const file = this.addFromStat(root, abs, st, parsed);
-    if (file) this.log.info({ file: relPath, project: file.project }, existing ? 'file changed' : 'file added');
+  /** IndexPolicy: is the stored entry still the indexed file? */
+  unchanged(file: DistFile, entry: StoreEntry): boolean {
+    const st = entryStamp(entry);
+    return st !== null && unchanged(file, st);
   }
 
-  /**
-   * reconcile(), but a new or changed file is only indexed if no directory on its path is a
-   * symbolic link (lstat follows those): a directory swapped for a link must not bring the
-   * files it leads to into the index.
-   */
-  private async reconcileChecked(root: string, abs: string, st: Stats | null): Promise<void> {
-    if (st?.isFile()) {
-      const existing = this.catalog.fileAt(toRelPath(root, abs));
-      if (!(existing && existing.root === root && unchanged(existing, st)) && !(await this.realDirectory(root, abs))) st = null;
-    }
-    this.reconcile(root, abs, st);
+  /** IndexPolicy: a rescan saw the file unchanged. */
+  seenUnchanged(file: DistFile): void {
+    this.hashes.retryIfDue(file);
   }
 
-  /** Is the directory holding abs reached from the root without a symbolic link? */
-  private async realDirectory(root: string, abs: string): Promise<boolean> {
-    try {
-      let realRoot = this.realRoots.get(root);
-      if (realRoot === undefined) {
-        realRoot = await fsp.realpath(root);
-        this.realRoots.set(root, realRoot);
-      }
-      const relDir = path.relative(root, path.dirname(abs));
-      return (await fsp.realpath(path.dirname(abs))) === (relDir === '' ? realRoot : path.join(realRoot, relDir));
-    } catch {
-      return false;
-    }
+  /** IndexPolicy: the file is gone from its store. */
+  drop(file: DistFile): void {
+    this.catalog.remove(file.root, file.relPath);
+    this.hashes.forget(file);
   }
 
-  private recheckLater(root: string, abs: string, delayMs: number): void {
-    const t = setTimeout(() => {
-      this.rechecks.delete(t);
-      if (this.closed) return;
-      fsp.lstat(abs).then(
-        (st) => this.reconcileChecked(root, abs, st),
-        () => this.reconcile(root, abs, null),
-      );
-    }, delayMs);
-    this.rechecks.add(t);
+  /** The uploader removed the file: out of the index and the digest cache. */
+  forget(file: DistFile): void {
+    this.drop(file);
+    this.caches.get(file.root)?.delete(file.relPath);
   }
 
-  private dropDir(root: string, dir: string): void {
-    for (const f of this.catalog.filesUnder(root, toRelPath(root, dir))) this.catalog.remove(root, f.relPath);
-  }
-
-  /** `parsed`: parseFilename of the basename, when the caller has it already. */
-  private addFromStat(root: string, abs: string, st: Stats, parsed: ParsedFilename | null = parseFilename(path.basename(abs))): DistFile | undefined {
-    if (!st.isFile() || isHiddenPath(root, abs)) return undefined;
-    if (!parsed) return undefined;
-    const relPath = toRelPath(root, abs);
-    const cached = this.caches.get(root)?.lookup(relPath, st);
+  /** IndexPolicy: index the stored file (`parsed`: parseFilename of its name). */
+  add(store: PackageStore, entry: StoreEntry, parsed: ParsedFilename): DistFile | undefined {
+    const stamp = entryStamp(entry);
+    const cached = stamp ? this.caches.get(store.id)?.lookup(entry.key, stamp) : undefined;
     const file: DistFile = {
-      root,
-      relPath,
-      absPath: abs,
+      root: store.id,
+      relPath: entry.key,
+      store,
       filename: parsed.filename,
       parsed,
       project: parsed.project,
       displayName: provisionalDisplayName(parsed),
       version: parsed.version,
-      size: st.size,
-      mtimeMs: st.mtimeMs,
-      identity: { dev: st.dev, ino: st.ino, ctimeMs: st.ctimeMs },
+      size: entry.size,
+      mtimeMs: entry.mtimeMs,
+      ...(entry.identity ? { identity: entry.identity } : {}),
       sha256: cached?.sha256 ?? null,
       metadata: cached ? cached.metadata : undefined,
       metadataError: cached?.metadataError,
@@ -428,93 +294,32 @@ export class Indexer {
       file.project = normalizeName(mdName);
       file.displayName = mdName;
     }
-    file.yank = this.yanks?.lookup(root, parsed, file.project, file.version) ?? null;
+    file.yank = this.yanks?.lookup(store.id, parsed, file.project, file.version) ?? null;
     this.catalog.upsert(file);
-    if (file.sha256 === null || file.metadata === undefined) this.hash(file);
+    // A file that appears while we run may still be being written (see HashScheduler).
+    if (file.sha256 === null || file.metadata === undefined) this.hashes.schedule(file, this.loaded);
     return file;
   }
 
-  /** Record a file that an upload just wrote and hashed (no second read needed). */
-  addUploaded(root: string, abs: string, st: Stats, digests: { sha256: string; md5?: string; blake2b256?: string }, metadata: MetadataSummary | null, metadataError?: string): DistFile | undefined {
-    const relPath = toRelPath(root, abs);
-    this.caches.get(root)?.set(relPath, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs, ...digests, metadata, metadataError });
-    return this.addFromStat(root, abs, st);
+  /** Record a file that an upload just stored and hashed (no second read needed). */
+  addUploaded(store: PackageStore, entry: StoreEntry, digests: { sha256: string; md5?: string; blake2b256?: string }, metadata: MetadataSummary | null, metadataError?: string): DistFile | undefined {
+    const stamp = entryStamp(entry);
+    if (stamp) this.caches.get(store.id)?.set(entry.key, { size: stamp.size, mtimeMs: stamp.mtimeMs, ino: stamp.ino, ctimeMs: stamp.ctimeMs, ...digests, metadata, metadataError });
+    const parsed = parseFilename(entry.key.slice(entry.key.lastIndexOf('/') + 1));
+    return parsed ? this.add(store, entry, parsed) : undefined;
   }
 
-  /**
-   * Queue a file for hashing. Files wait here, not in the pool, and at most HASH_WINDOW are
-   * handed to the pool at once: at a cold start over 100,000 files that keeps 100,000 pending
-   * promises and messages out of memory. A page that needs a queued file starts it at once.
-   */
-  private hash(file: DistFile): void {
-    if (this.inflight.has(file) || this.queued.has(file)) return;
-    // A file that appears while we run may still be being written (scp, a slow copy). A
-    // truncated zip or wheel fails to open, but a truncated sdist often still yields its
-    // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
-    const appeared = this.loaded;
-    let release!: () => void;
-    const done = new Promise<void>((resolve) => (release = resolve));
-    this.queued.set(file, { appeared, done, release });
-    this.hashQueue.push(file);
-    this.pumpHashes();
-  }
-
-  private pumpHashes(): void {
-    while (this.inflight.size < HASH_WINDOW && this.queueHead < this.hashQueue.length) {
-      const file = this.hashQueue[this.queueHead++];
-      if (this.queued.has(file)) this.startHash(file, false);
-    }
-    if (this.queueHead > 4096 && this.queueHead * 2 > this.hashQueue.length) {
-      this.hashQueue = this.hashQueue.slice(this.queueHead);
-      this.queueHead = 0;
-    }
-  }
-
-  private startHash(file: DistFile, urgent: boolean): void {
-    const q = this.queued.get(file);
-    if (!q) return;
-    this.queued.delete(file);
-    const verifyGzip = q.appeared && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
-    const p = this.pool
-      .run({ path: file.absPath, archive: archiveKindOf(file.parsed) }, urgent)
-      .then(async (r) => {
-        if (verifyGzip && r.ok && !r.metadataError && this.catalog.fileAt(file.relPath) === file && !(await gzipComplete(file.absPath, r.size))) {
-          const cut = corrupt('gzip', 'unexpected end of file');
-          r = { ...r, metadata: null, metadataError: cut.error, metadataErrorCode: cut.code };
-        }
-        this.applyHash(file, r, q.appeared);
-      })
-      .finally(() => {
-        this.inflight.delete(file);
-        q.release();
-        this.pumpHashes();
-        if (this.backlog === 0) for (const w of this.idleWaiters.splice(0)) w();
-      });
-    this.inflight.set(file, q.done);
-    void p;
-  }
-
-  /** `appeared`: the file showed up while we were running (not found by the initial scan). */
-  private applyHash(file: DistFile, r: HashResult, appeared = false): void {
-    if (this.catalog.fileAt(file.relPath) !== file) return; // replaced or removed meanwhile
+  /** A hash result for a current file (transient failures are the scheduler's). */
+  private applyHash(file: DistFile, r: HashResult, appeared: boolean): void {
     if (!r.ok) {
-      if (r.transient) {
-        // Nothing is known against the file: keep it listed, retry at the next rescan.
-        if (this.closed) return;
-        const waitMs = Math.min(HASH_RETRY_MAX_MS, 2 * (this.hashFailed.get(file)?.waitMs ?? HASH_RETRY_MIN_MS / 2));
-        this.hashFailed.set(file, { retryAt: Date.now() + waitMs, waitMs });
-        this.log.error({ file: file.relPath, error: r.error, retryInSeconds: waitMs / 1000 }, 'cannot hash a file (kept in the index; retried by a later rescan, or when it changes)');
-        return;
-      }
       this.warnOnce(`cannot read ${file.relPath}: ${r.error}`);
       this.catalog.remove(file.root, file.relPath);
       return;
     }
-    this.hashFailed.delete(file);
     if (file.identity && (r.dev !== file.identity.dev || r.ino !== file.identity.ino)) {
       // The path leads to another file than the one indexed (renamed over, or a directory on
       // the way swapped): never give the indexed file that file's digest. Look at it again.
-      this.recheckLater(file.root, file.absPath, 0);
+      this.reconcilers.get(file.root)?.recheckLater(file.relPath, 0);
       return;
     }
     if (r.metadataErrorCode === 'TRUNCATED' && appeared) {
@@ -524,7 +329,7 @@ export class Indexer {
         // digest of a partial file. Look again once it has not changed for a while; then a
         // still-broken archive is listed without metadata, like any corrupt one. Not cached.
         this.catalog.remove(file.root, file.relPath);
-        this.recheckLater(file.root, file.absPath, SETTLE_FOR_TRUNCATED_MS - age + 50);
+        this.reconcilers.get(file.root)?.recheckLater(file.relPath, SETTLE_FOR_TRUNCATED_MS - age + 50);
         return;
       }
     }
@@ -585,7 +390,7 @@ export class Indexer {
     const stamp = stampOf(file);
     const cached = stamp ? cache?.lookup(file.relPath, stamp) : undefined;
     if (cached?.md5 && cached.blake2b256) return { md5: cached.md5, blake2b256: cached.blake2b256 };
-    const r = await this.pool.run({ path: file.absPath, extraDigests: true }, true);
+    const r = await this.hashes.extraDigests(file);
     if (!r.ok || !r.md5 || !r.blake2b256) return null;
     // Cached only for the very file that was indexed (not one renamed over it or changed).
     if (unchanged(file, r) && r.sha256 === file.sha256) cache?.update(file.relPath, { md5: r.md5, blake2b256: r.blake2b256 });
@@ -607,46 +412,13 @@ export class Indexer {
   async close(): Promise<void> {
     this.closed = true;
     if (this.rescanTimer) clearInterval(this.rescanTimer);
-    if (this.dirRescanTimer) clearTimeout(this.dirRescanTimer);
-    for (const t of this.rechecks) clearTimeout(t);
-    this.rechecks.clear();
-    for (const q of this.queued.values()) q.release();
-    this.queued.clear();
-    this.watcher?.close();
-    await this.pool.close();
+    for (const r of this.reconcilers.values()) r.close();
+    for (const w of this.watches) w.close();
+    await this.hashes.close();
     await this.flush();
   }
 }
 
-/** A file whose hashing failed (worker died twice) is retried after this, doubling up to the max. */
-const HASH_RETRY_MIN_MS = 60_000;
-const HASH_RETRY_MAX_MS = 3_600_000;
-
-/** Files in the hashing pool at once (enough to keep every worker busy). */
-const HASH_WINDOW = 256;
-
 /** A truncated archive modified less than this long ago is taken as still being written. */
 const SETTLE_FOR_TRUNCATED_MS = 2000;
 
-/** Metadata errors that mean the archive ends early (a file cut off, or still being written). */
-/** Above this much output a gzip stream is taken as complete (bounds the work on a bomb). */
-const GZIP_VERIFY_LIMIT = 256 * 1024 ** 2;
-
-/** Does the file's first `size` bytes hold a complete gzip stream? Decoded off the main thread. */
-async function gzipComplete(absPath: string, size: number): Promise<boolean> {
-  if (size === 0) return false;
-  let out = 0;
-  const tooBig = new Error('limit');
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      out += chunk.length;
-      cb(out > GZIP_VERIFY_LIMIT ? tooBig : null);
-    },
-  });
-  try {
-    await pipeline(createReadStream(absPath, { start: 0, end: size - 1 }), createGunzip(), sink);
-    return true;
-  } catch (err) {
-    return err === tooBig;
-  }
-}

@@ -1,20 +1,22 @@
-// Is a catalog entry's path still the file that was indexed? Opened without following a link
-// in the last component and compared by device and inode with what the indexer recorded, so a
-// directory swapped for a symbolic link (or a file renamed over the indexed one) is not read in
-// its place. For readers that open the archive by path themselves (metadata, summaries); the
-// download route does the same check on the descriptor it serves from.
+// Is a catalog entry's key still the file that was indexed? Opened through its store, which
+// refuses other bytes than the indexed ones (FsStore: no link followed in the last component,
+// and the same device and inode), so a directory swapped for a symbolic link (or a file renamed
+// over the indexed one) is not read in its place. For readers that open the archive by path
+// themselves (metadata, summaries); the download route does the same check on the object it
+// serves from.
 
-import { constants, promises as fsp } from 'node:fs';
-import type { FileIdentity } from './catalog.js';
+import type { DistFile } from './catalog.js';
 
-export async function stillIndexed(file: { absPath: string; identity?: Pick<FileIdentity, 'dev' | 'ino'> }): Promise<boolean> {
+export async function stillIndexed(file: DistFile): Promise<boolean> {
   if (!file.identity) return true;
-  const fh = await fsp.open(file.absPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
-  if (!fh) return false;
-  try {
-    const st = await fh.stat();
-    return st.ino === file.identity.ino && st.dev === file.identity.dev;
-  } finally {
-    await fh.close().catch(() => {});
-  }
+  const obj = await file.store.open(file.relPath, { expect: file.identity }).catch(() => null);
+  if (!obj) return false;
+  await obj.close();
+  return true;
+}
+
+/** The indexed file's bytes as a local file to read (null: the key leads elsewhere now). */
+export async function openIndexed(file: DistFile): Promise<{ path: string; release(): Promise<void> } | null> {
+  if (!(await stillIndexed(file))) return null;
+  return file.store.localFile(file.relPath);
 }

@@ -8,6 +8,11 @@
 //
 // `project==version` yanks every file of that release (names compared PEP 503-normalized,
 // versions PEP 440-equal); a file name yanks that file wherever it sits under the root.
+//
+// The yank file stays on the file system, beside (not inside) the PackageStore: it is the
+// operator's file, edited by hand and by the HTTP yank route (atomic rewrite, watched with
+// fs.watchFile), not a package (the indexer lists distribution file names only). An
+// object-store root will keep it as a small object of its own when that store exists.
 
 import { promises as fsp, watchFile, unwatchFile } from 'node:fs';
 import { editFile } from '../edit-file.js';

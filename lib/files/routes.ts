@@ -2,17 +2,18 @@
 // (/packages/<file>.metadata). A path is only ever looked up in the catalog's map, never
 // joined onto a directory, so no request can reach a file that is not in the index.
 
-import { constants, promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import type { Catalog, DistFile } from '../catalog/catalog.js';
 import { httpError } from '../errors.js';
 import { etagMatches } from '../http/respond.js';
 import type { MetadataReader } from '../metadata/reader.js';
+import type { StoreObject } from '../store/types.js';
 
 export interface FilesDeps {
   catalog: Catalog;
-  metadata: MetadataReader;
+  metadata: MetadataReader<DistFile>;
 }
 
 const MAX_PATH = 1024;
@@ -71,22 +72,21 @@ function ifRangeAllows(req: IncomingMessage, etag: string, lastModified: string)
 }
 
 async function serveDist(req: IncomingMessage, res: ServerResponse, file: DistFile): Promise<void> {
-  // O_NOFOLLOW: a file swapped for a symbolic link after indexing is not followed. It covers
-  // only the last component: a directory on the way swapped for a link would still be
-  // followed, so the opened file must be the very file that was indexed (device and inode, one
-  // fstat). A file renamed over the indexed one is refused the same way until the watcher (or
-  // a rescan) has indexed it, which takes a fraction of a second.
-  const fh = await fsp.open(file.absPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
-  if (!fh) throw httpError('FILE_NOT_FOUND');
+  // Only the very file that was indexed is served (FsStore: O_NOFOLLOW, so a file swapped for
+  // a symbolic link after indexing is not followed, and the same device and inode, so neither
+  // is a directory on the way swapped for a link). A file renamed over the indexed one is
+  // refused the same way until the watcher (or a rescan) has indexed it, which takes a
+  // fraction of a second.
+  const obj = await file.store.open(file.relPath, file.identity ? { expect: file.identity } : {}).catch(() => null);
+  if (!obj) throw httpError('FILE_NOT_FOUND');
   try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw httpError('FILE_NOT_FOUND');
-    if (file.identity && (st.ino !== file.identity.ino || st.dev !== file.identity.dev)) throw httpError('FILE_NOT_FOUND');
+    const st = obj.entry;
     const size = st.size;
+    const ctimeMs = st.identity?.ctimeMs ?? 0;
     // The indexed digest names these bytes only if nothing changed (ctime: rewritten in place
     // with the size and mtime kept).
-    const same = st.size === file.size && st.mtimeMs === file.mtimeMs && (!file.identity || st.ctimeMs === file.identity.ctimeMs);
-    const etag = same ? strongEtag(file) : `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}-${Math.floor(st.ctimeMs).toString(16)}"`;
+    const same = st.size === file.size && st.mtimeMs === file.mtimeMs && (!file.identity || ctimeMs === file.identity.ctimeMs);
+    const etag = same ? strongEtag(file) : `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}-${Math.floor(ctimeMs).toString(16)}"`;
     const lastModified = new Date(st.mtimeMs).toUTCString();
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Disposition', `attachment; filename="${file.filename.replace(/["\\]/g, '_')}"`);
@@ -124,9 +124,10 @@ async function serveDist(req: IncomingMessage, res: ServerResponse, file: DistFi
       res.end();
       return;
     }
-    await sendBytes(fh, res, start, end);
+    if (obj.read) await sendBytes(obj.read.bind(obj), res, start, end);
+    else await pipeline(obj.stream({ start, end }), res).catch(() => {});
   } finally {
-    await fh.close().catch(() => {});
+    await obj.close();
   }
 }
 
@@ -140,7 +141,7 @@ const CHUNK = 256 * 1024;
  * collection every few chunks (a download then cost several times the CPU of the baseline).
  * A client that goes away ends the loop; a read error destroys the response.
  */
-async function sendBytes(fh: fsp.FileHandle, res: ServerResponse, start: number, end: number): Promise<void> {
+async function sendBytes(read: NonNullable<StoreObject['read']>, res: ServerResponse, start: number, end: number): Promise<void> {
   const size = Math.min(CHUNK, end - start + 1);
   const bufs = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
   const flushed: Promise<boolean>[] = [Promise.resolve(true), Promise.resolve(true)];
@@ -151,7 +152,7 @@ async function sendBytes(fh: fsp.FileHandle, res: ServerResponse, start: number,
     if (!(await Promise.race([flushed[k], closed])) || res.destroyed) return;
     let bytesRead: number;
     try {
-      ({ bytesRead } = await fh.read(bufs[k], 0, Math.min(size, end - pos + 1), pos));
+      bytesRead = await read(bufs[k], 0, Math.min(size, end - pos + 1), pos);
     } catch (err) {
       res.destroy(err as Error);
       return;

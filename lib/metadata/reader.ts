@@ -7,35 +7,42 @@ import { archiveKindOf } from './types.js';
 
 /** What the reader needs of a distribution file (a catalog DistFile is one). */
 export interface ArchiveFile {
-  readonly absPath: string;
+  /** Which root (store) the file is in, and its key there: with size and mtime, the LRU key. */
+  readonly root: string;
+  readonly relPath: string;
   readonly size: number;
   readonly mtimeMs: number;
   readonly parsed: { readonly extension: string };
-  /** Device and inode when indexed (for the StillIndexed check). */
-  readonly identity?: { readonly dev: number; readonly ino: number };
+}
+
+/** A local copy (or the file itself) to read the archive from; release it after reading. */
+export interface LocalArchive {
+  readonly path: string;
+  release(): Promise<void>;
 }
 
 /**
- * Does the file's path still lead to the file that was indexed? (The catalog's stillIndexed;
- * injected so that this folder depends on nothing in the catalog.)
+ * Opens the indexed file for reading, or null when its key no longer leads to the bytes that
+ * were indexed (the catalog's openIndexed; injected so that this folder depends on nothing in
+ * the catalog or the stores).
  */
-export type StillIndexed = (file: ArchiveFile) => Promise<boolean>;
+export type OpenArchive<F extends ArchiveFile> = (file: F) => Promise<LocalArchive | null>;
 
-export class MetadataReader {
+export class MetadataReader<F extends ArchiveFile = ArchiveFile> {
   private readonly lru = new Map<string, Buffer>();
   private bytes = 0;
 
-  constructor(private readonly stillIndexed: StillIndexed, private readonly maxBytes = 32 * 1024 * 1024) {}
+  constructor(private readonly openArchive: OpenArchive<F>, private readonly maxBytes = 32 * 1024 * 1024) {}
 
   private key(file: ArchiveFile): string {
-    return `${file.absPath}\0${file.size}\0${file.mtimeMs}`;
+    return `${file.root}\0${file.relPath}\0${file.size}\0${file.mtimeMs}`;
   }
 
   /**
    * The metadata bytes of a distribution, or null if it has none that can be read (or its path
    * no longer leads to the indexed file: see stillIndexed).
    */
-  async read(file: ArchiveFile): Promise<Buffer | null> {
+  async read(file: F): Promise<Buffer | null> {
     const key = this.key(file);
     const hit = this.lru.get(key);
     if (hit) {
@@ -43,8 +50,9 @@ export class MetadataReader {
       this.lru.set(key, hit);
       return hit;
     }
-    if (!(await this.stillIndexed(file))) return null;
-    const r = await extractMetadata(file.absPath, archiveKindOf(file.parsed));
+    const local = await this.openArchive(file);
+    if (!local) return null;
+    const r = await extractMetadata(local.path, archiveKindOf(file.parsed)).finally(() => local.release());
     if (!r.ok) return null;
     this.remember(key, r.bytes);
     return r.bytes;

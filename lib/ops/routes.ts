@@ -7,7 +7,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import type { AuthGuard } from '../auth/guard.js';
 import type { Config } from '../config.js';
 import type { Catalog } from '../catalog/catalog.js';
-import type { Indexer } from '../catalog/indexer.js';
+import type { IndexService } from '../catalog/indexer.js';
 import { renderWelcome } from './welcome.js';
 import type { Metrics } from './metrics.js';
 
@@ -15,7 +15,7 @@ export type { Metrics } from './metrics.js';
 
 export interface OpsDeps {
   catalog: Catalog;
-  indexer: Indexer;
+  indexer: IndexService;
   metrics: Metrics | null;
   auth: AuthGuard;
 }

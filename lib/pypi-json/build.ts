@@ -2,7 +2,7 @@
 // Field names and shapes follow what pypi.org serves at /pypi/<project>/json.
 
 import type { DistFile } from '../catalog/catalog.js';
-import type { Indexer } from '../catalog/indexer.js';
+import type { IndexService } from '../catalog/indexer.js';
 import { encodePath } from '../simple/render.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { parseMetadata, type CoreMetadata } from '../metadata/parse.js';
@@ -15,8 +15,8 @@ export interface JsonContext {
   releaseOf: (version: string) => string;
   baseUrl: string;
   projectName: string;
-  indexer: Indexer;
-  metadata: MetadataReader;
+  indexer: IndexService;
+  metadata: MetadataReader<DistFile>;
 }
 
 export interface JsonFileInfo {

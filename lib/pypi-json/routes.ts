@@ -4,7 +4,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Config } from '../config.js';
 import type { Catalog, DistFile } from '../catalog/catalog.js';
-import type { Indexer } from '../catalog/indexer.js';
+import type { IndexService } from '../catalog/indexer.js';
 import { normalizeName } from '../catalog/names.js';
 import { compareVersions, isPrerelease, normalizeVersion, versionsEqual } from '../catalog/version.js';
 import { httpError } from '../errors.js';
@@ -15,8 +15,8 @@ import { buildProjectJson, buildReleaseJson } from './build.js';
 
 export interface PypiJsonDeps {
   catalog: Catalog;
-  indexer: Indexer;
-  metadata: MetadataReader;
+  indexer: IndexService;
+  metadata: MetadataReader<DistFile>;
   base: UrlBase;
   config: Config;
 }

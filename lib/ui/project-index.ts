@@ -6,7 +6,7 @@
 // that release's files change).
 
 import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
-import { stillIndexed } from '../catalog/still-indexed.js';
+import { openIndexed } from '../catalog/still-indexed.js';
 import { normalizeName } from '../catalog/names.js';
 import { extractMetadata } from '../metadata/extract.js';
 import { archiveKindOf } from '../metadata/types.js';
@@ -35,11 +35,22 @@ export interface SearchResult {
   entries: ProjectEntry[];
 }
 
+/** The file's metadata, read through its store (null: its key leads to other bytes now). */
+async function readMetadata(file: DistFile): Promise<Awaited<ReturnType<typeof extractMetadata>> | null> {
+  const local = await openIndexed(file);
+  if (!local) return null;
+  try {
+    return await extractMetadata(local.path, archiveKindOf(file.parsed));
+  } finally {
+    await local.release();
+  }
+}
+
 const MAX_SUMMARY = 512;
 const MAX_KEYWORDS = 512;
 
 function fileKey(f: DistFile): string {
-  return `${f.absPath}\0${f.size}\0${f.mtimeMs}`;
+  return `${f.root}\0${f.relPath}\0${f.size}\0${f.mtimeMs}`;
 }
 
 /** The file whose metadata describes a release best: a wheel if one has metadata, else any. */
@@ -173,7 +184,7 @@ export class ProjectIndex {
   private async read(name: string, file: DistFile): Promise<void> {
     const key = fileKey(file);
     this.reading.set(name, key);
-    const r = (await stillIndexed(file)) ? await extractMetadata(file.absPath, archiveKindOf(file.parsed)).catch(() => null) : null;
+    const r = await readMetadata(file).catch(() => null);
     // A newer file of this project was read meanwhile (or is being read): that one wins.
     if (this.reading.get(name) !== key) return;
     this.reading.delete(name);

@@ -5,7 +5,7 @@
 // identity of the release's files, so a changed file is never shown with stale details.
 
 import type { DistFile } from '../catalog/catalog.js';
-import type { Indexer } from '../catalog/indexer.js';
+import type { IndexService } from '../catalog/indexer.js';
 import type { CoreMetadata } from '../metadata/parse.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { info } from '../pypi-json/build.js';
@@ -28,8 +28,8 @@ export interface ReleaseDetails
 }
 
 export interface ReleaseDetailsDeps {
-  indexer: Indexer;
-  metadata: MetadataReader;
+  indexer: IndexService;
+  metadata: MetadataReader<DistFile>;
 }
 
 function toDetails(i: Info): ReleaseDetails {
@@ -78,7 +78,7 @@ export class ReleaseDetailsCache {
   }
 
   private key(files: DistFile[]): string {
-    return files.map((f) => `${f.absPath}\0${f.size}\0${f.mtimeMs}\0${f.metadata ? f.metadata.sha256 : String(f.metadata)}`).join('\n');
+    return files.map((f) => `${f.root}\0${f.relPath}\0${f.size}\0${f.mtimeMs}\0${f.metadata ? f.metadata.sha256 : String(f.metadata)}`).join('\n');
   }
 
   async get(projectName: string, version: string, files: DistFile[]): Promise<ReleaseDetails> {

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
-import type { Indexer } from '../catalog/indexer.js';
+import type { IndexService } from '../catalog/indexer.js';
 import { normalizeName } from '../catalog/names.js';
 import type { Config } from '../config.js';
 import { httpError, toReasonPhrase, type ErrorCode } from '../errors.js';
@@ -37,8 +37,8 @@ import { releaseRow, renderProject } from './render-project.js';
 
 export interface UiDeps {
   catalog: Catalog;
-  indexer: Indexer;
-  metadata: MetadataReader;
+  indexer: IndexService;
+  metadata: MetadataReader<DistFile>;
 }
 
 export interface UiHandlers {

@@ -11,9 +11,9 @@ import type { Config } from '../config.js';
 import { HttpError, httpError } from '../errors.js';
 import { FieldBudget, FormGuard, UPLOAD_FORM_LIMITS, boundaryOf, largestFieldLimit } from './form-guard.js';
 import type { StoredFileInfo } from './storage.js';
-import type { FileUploader, UploadForm } from './uploader.js';
+import type { UploadForm, UploadService } from './uploader.js';
 
-export type Uploader = FileUploader;
+export type Uploader = UploadService;
 
 /** Room for the form fields around the file in a multipart body. */
 const FORM_OVERHEAD = 8 * 1024 * 1024;

@@ -1,14 +1,12 @@
 // The upload domain logic, free of HTTP: validate a finished temp file against the form,
-// move it into place atomically (a hard link never replaces an existing file, so concurrent
-// uploads of one name have exactly one winner), and add it to the catalog before the response
-// goes out. Also `remove_pkg`.
+// put it into the upload store atomically (put-if-absent: of concurrent uploads of one name
+// exactly one wins), and add it to the catalog before the response goes out. Also `remove_pkg`.
 
-import { createReadStream, promises as fsp } from 'node:fs';
-import path from 'node:path';
+import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { DistFile } from '../catalog/catalog.js';
-import type { Indexer } from '../catalog/indexer.js';
+import type { UploadIndex } from '../catalog/indexer.js';
 import { parseFilename, type ParsedFilename } from '../catalog/filename.js';
 import { isValidProjectName, normalizeName } from '../catalog/names.js';
 import { parseVersion, versionKey, versionsEqual } from '../catalog/version.js';
@@ -20,6 +18,7 @@ import { archiveKindOf, type ExtractResult, type MetadataSummary } from '../meta
 import type { MetadataReader } from '../metadata/reader.js';
 import { summarizeMetadata } from '../metadata/summary.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { PackageStore, StoreEntry } from '../store/types.js';
 import { TempFileStorage, sweepTempFiles, type StoredUpload } from './storage.js';
 
 export interface UploadForm {
@@ -76,19 +75,28 @@ function digestMismatch(sent: string | null, actual: string): boolean {
   return sent !== null && sent.trim().toLowerCase() !== actual;
 }
 
-export class FileUploader {
-  readonly root: string;
+/** What the upload routes use: temp files for the form, then accept or remove. */
+export interface UploadService {
+  readonly storage: TempFileStorage;
+  accept(form: UploadForm, stored: StoredUpload): Promise<UploadOutcome>;
+  remove(name: string, version: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export class FileUploader implements UploadService {
+  /** The store uploads go to (the first root). */
+  readonly store: PackageStore;
   readonly storage: TempFileStorage;
   /** Releases (project|version key) being changed right now: a second upload to one waits. */
   private readonly inProgress = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly config: Config,
-    private readonly deps: { indexer: Indexer; metadata: MetadataReader; log: Logger; metrics: Metrics | null },
+    private readonly deps: { store: PackageStore; indexer: UploadIndex; metadata: MetadataReader<DistFile>; log: Logger; metrics: Metrics | null },
   ) {
-    this.root = config.roots[0]!;
-    this.storage = new TempFileStorage(this.root);
-    void sweepTempFiles(this.root).then((n) => n && deps.log.warn({ removed: n }, 'removed temp files left by an interrupted upload'));
+    this.store = deps.store;
+    this.storage = new TempFileStorage(this.store.stagingDir);
+    void sweepTempFiles(this.store.stagingDir).then((n) => n && deps.log.warn({ removed: n }, 'removed temp files left by an interrupted upload'));
   }
 
   /** Validate the stored temp file and move it into place. Always consumes the temp file. */
@@ -177,39 +185,32 @@ export class FileUploader {
       if (other) throw httpError('SDIST_EXISTS', `${other.filename} is already the sdist of ${form.name} ${form.version}`);
     }
 
-    // Make the bytes durable before they become visible.
-    const fh = await fsp.open(stored.tempPath, 'r+');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    // --overwrite with another spelling replaces the existing file (under its name): never a
-    // second file of one distribution.
-    const target = existing && existing.root === this.root ? existing.absPath : path.join(this.root, form.filename);
+    // --overwrite with another spelling replaces the existing file (under its key): never a
+    // second file of one distribution. The store makes the bytes durable before they become
+    // visible, and of two racing puts of one key exactly one is created.
+    const key = existing && existing.root === this.store.id ? existing.relPath : form.filename;
+    const source = { path: stored.tempPath };
     let status: UploadOutcome['status'] = 'created';
+    let entry: StoreEntry;
     if (existing && this.config.overwrite) {
-      await fsp.rename(stored.tempPath, target);
+      entry = await this.store.put(key, source);
       status = 'replaced';
     } else {
-      try {
-        await fsp.link(stored.tempPath, target);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        // On disk but not yet (or no longer) in the index: compare bytes via the digest.
-        const same = await sameDigest(target, stored.sha256);
+      const put = await this.store.putIfAbsent(key, source);
+      if (put.created) entry = put.entry;
+      else {
+        // Stored but not yet (or no longer) in the index: compare bytes via the digest.
+        const same = await sameDigest(this.store, key, stored.sha256);
         if (same) return { status: 'identical', file: catalog.findByFilename(parsed.project, form.filename) };
         if (!this.config.overwrite) throw httpError('FILE_EXISTS', form.filename);
-        await fsp.rename(stored.tempPath, target);
+        entry = await this.store.put(key, source);
         status = 'replaced';
       }
     }
-    await syncDir(path.dirname(target));
     this.storage.settled(stored.tempPath);
-    const st = await fsp.stat(target);
-    const file = this.deps.indexer.addUploaded(this.root, target, st, { sha256: stored.sha256, md5: stored.md5, blake2b256: stored.blake2b256 }, summary, metadataError);
+    const file = this.deps.indexer.addUploaded(this.store, entry, { sha256: stored.sha256, md5: stored.md5, blake2b256: stored.blake2b256 }, summary, metadataError);
     if (file && extracted.ok) this.deps.metadata.remember(file, extracted.bytes);
-    this.deps.log.info({ file: form.filename, stored: path.basename(target), project: parsed.project, version: form.version, bytes: stored.size, status }, 'upload accepted');
+    this.deps.log.info({ file: form.filename, stored: key.slice(key.lastIndexOf('/') + 1), project: parsed.project, version: form.version, bytes: stored.size, status }, 'upload accepted');
     return { status, file };
   }
 
@@ -224,9 +225,8 @@ export class FileUploader {
     const doomed = [...project.files.values()].filter((f) => versionsEqual(f.version, version));
     const removed: string[] = [];
     for (const f of doomed) {
-      await fsp.rm(f.absPath, { force: true });
-      this.deps.indexer.catalog.remove(f.root, f.relPath);
-      this.deps.indexer.cacheFor(f.root)?.delete(f.relPath);
+      await f.store.remove(f.relPath);
+      this.deps.indexer.forget(f);
       removed.push(f.filename);
     }
     if (removed.length) this.deps.log.info({ project: project.name, version, files: removed }, 'release removed');
@@ -244,19 +244,15 @@ async function digestFile(file: string, want: { md5?: boolean; blake2b256?: bool
   return d.digest();
 }
 
-async function sameDigest(file: string, sha256: string): Promise<boolean> {
-  return (await digestFile(file)).sha256 === sha256;
-}
-
-async function syncDir(dir: string): Promise<void> {
+/** Does the stored file at key have this sha256? (false: gone meanwhile, or other bytes) */
+async function sameDigest(store: PackageStore, key: string, sha256: string): Promise<boolean> {
+  const obj = await store.open(key);
+  if (!obj) return false;
   try {
-    const fh = await fsp.open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    /* not supported on every file system; the data itself is synced */
+    const d = await Digester.create();
+    for await (const chunk of obj.stream()) d.update(chunk as Buffer);
+    return d.digest().sha256 === sha256;
+  } finally {
+    await obj.close();
   }
 }

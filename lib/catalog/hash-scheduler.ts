@@ -1,0 +1,232 @@
+// The hash scheduler: which indexed files get hashed (and their metadata read) when. A FIFO
+// queue in front of the HashPool with a bounded window (at a cold start over 100,000 files that
+// keeps 100,000 pending promises and messages out of memory), queue jumping for a page that
+// waits, and a retry wait with backoff for files whose hashing failed for a reason other than
+// the file (a worker died twice). What a result means for the index is the policy's (the
+// Indexer's `apply`); files are read through their store (FsStore hands the workers a path).
+
+import { createReadStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import type { Logger } from 'pino';
+import type { DistFile } from './catalog.js';
+import { HashPool, type HashResult } from './hash-pool.js';
+import { corrupt } from '../metadata/archive-errors.js';
+import { archiveKindOf } from '../metadata/types.js';
+
+export interface HashSchedulerHooks {
+  /** Is this still the indexed file (not replaced or removed meanwhile)? */
+  isCurrent(file: DistFile): boolean;
+  /**
+   * A result for a current file (ok, or a failure that is the file's own). `appeared`: the
+   * file showed up while we were running (not found by the initial scan).
+   */
+  apply(file: DistFile, result: HashResult, appeared: boolean): void;
+}
+
+interface Queued {
+  appeared: boolean;
+  done: Promise<void>;
+  release: () => void;
+}
+
+export class HashScheduler {
+  private readonly pool: HashPool;
+  private readonly log: Logger;
+  /** Files handed to the pool, with a promise settled once their result is applied. */
+  private readonly inflight = new Map<DistFile, Promise<void>>();
+  /** The path each in-flight file was handed to the pool with (to promote it); at most HASH_WINDOW. */
+  private readonly paths = new Map<DistFile, string>();
+  /** Files waiting for their turn (FIFO in queue from head on). */
+  private readonly queued = new Map<DistFile, Queued>();
+  private queue: DistFile[] = [];
+  private head = 0;
+  /**
+   * Files whose hashing failed for a reason other than the file (a worker died twice), with
+   * when a rescan may try again: a minute after the failure, the wait doubling up to an hour
+   * (a file that kills the worker every time must not keep a --poll server busy).
+   */
+  private readonly failed = new Map<DistFile, { retryAt: number; waitMs: number }>();
+  private idleWaiters: (() => void)[] = [];
+  private closed = false;
+
+  constructor(
+    workers: number,
+    log: Logger,
+    private readonly hooks: HashSchedulerHooks,
+  ) {
+    this.log = log.child({ component: 'hash-scheduler' });
+    this.pool = new HashPool(workers, (reason, orphans) => this.log.error({ reason, files: orphans }, 'a hashing worker died; replaced it and retrying its files once'));
+  }
+
+  /** Files still waiting for their digest or metadata. */
+  get backlog(): number {
+    return this.inflight.size + this.queued.size;
+  }
+
+  /** Hashing workers that died and were replaced since the start. */
+  get restarts(): number {
+    return this.pool.restarts;
+  }
+
+  /** Current files whose hashing failed (see `failed`). */
+  get failures(): number {
+    for (const f of this.failed.keys()) if (!this.hooks.isCurrent(f)) this.failed.delete(f); // replaced or gone
+    return this.failed.size;
+  }
+
+  /** Is the file queued or being hashed? */
+  pending(file: DistFile): boolean {
+    return this.inflight.has(file) || this.queued.has(file);
+  }
+
+  /**
+   * A file seen unchanged by a rescan: retry what hashing could not finish (a worker died
+   * twice and the wait is over; a result for another file than the indexed one was discarded).
+   */
+  retryIfDue(file: DistFile): void {
+    const failed = this.failed.get(file);
+    const unfinished = file.sha256 === null || file.metadata === undefined;
+    if (failed ? Date.now() >= failed.retryAt : unfinished && !this.pending(file)) this.schedule(file, true);
+  }
+
+  forget(file: DistFile): void {
+    this.failed.delete(file);
+  }
+
+  /**
+   * Queue a file for hashing. Files wait here, not in the pool, and at most HASH_WINDOW are
+   * handed to the pool at once. A page that needs a queued file starts it at once (urgent).
+   * `appeared`: see HashSchedulerHooks.apply.
+   */
+  schedule(file: DistFile, appeared: boolean): void {
+    if (this.pending(file)) return;
+    let release!: () => void;
+    const done = new Promise<void>((resolve) => (release = resolve));
+    this.queued.set(file, { appeared, done, release });
+    this.queue.push(file);
+    this.pump();
+  }
+
+  /** Jump the queue for this file; the promise settles once its result is applied (undefined: nothing pending). */
+  urgent(file: DistFile): Promise<void> | undefined {
+    if (this.queued.has(file)) this.start(file, true);
+    else {
+      const p = this.paths.get(file);
+      if (p !== undefined) this.pool.promote(p);
+    }
+    return this.inflight.get(file);
+  }
+
+  /** Resolves when nothing is queued or being hashed. */
+  whenIdle(): Promise<void> {
+    if (this.backlog === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** md5 and blake2b-256 of the file as it is now (with its stamp, to check it is the indexed one). */
+  async extraDigests(file: DistFile): Promise<HashResult> {
+    const local = await file.store.localFile(file.relPath);
+    try {
+      return await this.pool.run({ path: local.path, extraDigests: true }, true);
+    } finally {
+      await local.release();
+    }
+  }
+
+  private pump(): void {
+    while (this.inflight.size < HASH_WINDOW && this.head < this.queue.length) {
+      const file = this.queue[this.head++];
+      if (this.queued.has(file)) this.start(file, false);
+    }
+    if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private start(file: DistFile, urgent: boolean): void {
+    const q = this.queued.get(file);
+    if (!q) return;
+    this.queued.delete(file);
+    // A file that appears while we run may still be being written (scp, a slow copy). A
+    // truncated zip or wheel fails to open, but a truncated sdist often still yields its
+    // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
+    const verifyGzip = q.appeared && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
+    const p = (async () => {
+      const local = await file.store.localFile(file.relPath);
+      try {
+        this.paths.set(file, local.path);
+        let r = await this.pool.run({ path: local.path, archive: archiveKindOf(file.parsed) }, urgent);
+        if (verifyGzip && r.ok && !r.metadataError && this.hooks.isCurrent(file) && !(await gzipComplete(local.path, r.size))) {
+          const cut = corrupt('gzip', 'unexpected end of file');
+          r = { ...r, metadata: null, metadataError: cut.error, metadataErrorCode: cut.code };
+        }
+        this.settle(file, r, q.appeared);
+      } finally {
+        this.paths.delete(file);
+        await local.release();
+      }
+    })()
+      .catch((err: unknown) => this.log.error({ err, file: file.relPath }, 'cannot hash a file'))
+      .finally(() => {
+        this.inflight.delete(file);
+        q.release();
+        this.pump();
+        if (this.backlog === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
+    this.inflight.set(file, q.done);
+    void p;
+  }
+
+  private settle(file: DistFile, r: HashResult, appeared: boolean): void {
+    if (!this.hooks.isCurrent(file)) return; // replaced or removed meanwhile
+    if (!r.ok && r.transient) {
+      // Nothing is known against the file: keep it listed, retry at the next rescan.
+      if (this.closed) return;
+      const waitMs = Math.min(HASH_RETRY_MAX_MS, 2 * (this.failed.get(file)?.waitMs ?? HASH_RETRY_MIN_MS / 2));
+      this.failed.set(file, { retryAt: Date.now() + waitMs, waitMs });
+      this.log.error({ file: file.relPath, error: r.error, retryInSeconds: waitMs / 1000 }, 'cannot hash a file (kept in the index; retried by a later rescan, or when it changes)');
+      return;
+    }
+    this.failed.delete(file);
+    this.hooks.apply(file, r, appeared);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const q of this.queued.values()) q.release();
+    this.queued.clear();
+    await this.pool.close();
+  }
+}
+
+/** A file whose hashing failed (worker died twice) is retried after this, doubling up to the max. */
+const HASH_RETRY_MIN_MS = 60_000;
+const HASH_RETRY_MAX_MS = 3_600_000;
+
+/** Files in the hashing pool at once (enough to keep every worker busy). */
+const HASH_WINDOW = 256;
+
+/** Above this much output a gzip stream is taken as complete (bounds the work on a bomb). */
+const GZIP_VERIFY_LIMIT = 256 * 1024 ** 2;
+
+/** Does the file's first `size` bytes hold a complete gzip stream? Decoded off the main thread. */
+async function gzipComplete(localPath: string, size: number): Promise<boolean> {
+  if (size === 0) return false;
+  let out = 0;
+  const tooBig = new Error('limit');
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      out += chunk.length;
+      cb(out > GZIP_VERIFY_LIMIT ? tooBig : null);
+    },
+  });
+  try {
+    await pipeline(createReadStream(localPath, { start: 0, end: size - 1 }), createGunzip(), sink);
+    return true;
+  } catch (err) {
+    return err === tooBig;
+  }
+}

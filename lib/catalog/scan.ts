@@ -1,0 +1,72 @@
+// Scanning a store: list it (or one directory of it) and bring the index in line with the
+// listing. The initial scan adds every distribution file; a rescan (`reconcile`) skips
+// unchanged files, indexes new and changed ones, and drops the indexed files that the listing
+// no longer shows. What "add", "unchanged" and "drop" mean is the policy's (the Indexer).
+
+import type { Logger } from 'pino';
+import type { Catalog, DistFile } from './catalog.js';
+import { isDistFilename, type ParsedFilename } from './filename.js';
+import type { PackageStore, StoreEntry } from '../store/types.js';
+
+/** What scanning and event reconciling need from the policy that owns the index. */
+export interface IndexPolicy {
+  readonly catalog: Catalog;
+  readonly closed: boolean;
+  /** Is this a distribution file name we serve? (Logs unparseable names once.) */
+  consider(key: string): ParsedFilename | null;
+  /** Is the stored entry still the indexed file (size, mtime, identity)? */
+  unchanged(file: DistFile, entry: StoreEntry): boolean;
+  /** Index (or re-index) the file at entry. */
+  add(store: PackageStore, entry: StoreEntry, parsed: ParsedFilename): DistFile | undefined;
+  /** An indexed file a rescan found unchanged (hashing it may be due again). */
+  seenUnchanged(file: DistFile): void;
+  /** The file is gone from its store. */
+  drop(file: DistFile): void;
+  /** The store's change feed cannot report changes below dirKey (code: why, e.g. ENOSPC). */
+  unwatched(store: PackageStore, code: string, dirKey: string): void;
+}
+
+export interface ScanOptions {
+  /** Only below this directory key ('' = the whole store). */
+  prefix?: string;
+  /** A rescan: skip unchanged files, drop what is gone (else: the initial scan, add everything). */
+  reconcile?: boolean;
+}
+
+export async function scanStore(store: PackageStore, policy: IndexPolicy, log: Logger, opts: ScanOptions = {}): Promise<void> {
+  const prefix = opts.prefix ?? '';
+  const reconcile = opts.reconcile ?? false;
+  const catalog = policy.catalog;
+  // Files indexed before the listing started: only those can be dropped for not being seen
+  // (a file added meanwhile, by an upload or the watcher, is a new object).
+  const before = reconcile ? catalog.filesUnder(store.id, prefix) : [];
+  const seen = new Set<string>();
+  /** Directories that could not be read (not gone): their files are kept, not dropped. */
+  const unreadable: string[] = [];
+  const listing = store.list({ ...(prefix ? { prefix } : {}), accept: isDistFilename, unreadable: (dirKey) => unreadable.push(`${dirKey}/`) });
+  for await (const entry of listing) {
+    if (policy.closed) return;
+    const parsed = policy.consider(entry.key);
+    if (!parsed) continue;
+    if (!reconcile) {
+      policy.add(store, entry, parsed);
+      continue;
+    }
+    seen.add(entry.key);
+    const existing = catalog.fileAt(entry.key);
+    if (existing && existing.root !== store.id) continue; // an earlier root serves this path
+    if (existing && policy.unchanged(existing, entry)) {
+      policy.seenUnchanged(existing);
+      continue;
+    }
+    const file = policy.add(store, entry, parsed);
+    if (file) log.info({ file: entry.key, project: file.project }, existing ? 'file changed (found by rescan)' : 'file added (found by rescan)');
+  }
+  if (!reconcile || policy.closed) return;
+  for (const f of before) {
+    if (seen.has(f.relPath) || catalog.fileAt(f.relPath) !== f) continue;
+    if (unreadable.some((p) => f.relPath.startsWith(p))) continue;
+    policy.drop(f);
+    log.info({ file: f.relPath }, 'file removed (found by rescan)');
+  }
+}

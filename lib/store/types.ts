@@ -1,0 +1,158 @@
+// The package store: the files of ONE package root, each named by a storage key (the
+// '/'-separated path below the root, what /packages/<key> shows), never by an absolute path.
+// The local directory (FsStore) is the first implementation; an object store (S3) is the next,
+// so nothing here assumes a file system: keys, stats, streams, conditional puts, a change feed.
+//
+// Keys are validated by every store (isValidKey): no '..', '.', empty or dot-prefixed
+// segments, no absolute paths, no backslashes or control characters. Dotfiles are the
+// stores' own (temp files, caches) and are never listed or served.
+
+import type { Readable } from 'node:stream';
+
+/**
+ * What identifies the bytes beyond size and mtime: an edit that keeps both (in place, or a
+ * file renamed over the old one) still changes the ctime, and a rename changes the inode.
+ * (A file system's; an object store has its ETag instead.)
+ */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+  ctimeMs: number;
+}
+
+/** One stored file as a listing or a stat shows it. */
+export interface StoreEntry {
+  key: string;
+  size: number;
+  mtimeMs: number;
+  /** FsStore: device, inode and ctime. */
+  identity?: FileIdentity;
+  /** Object stores: the object's ETag. */
+  etag?: string;
+}
+
+export interface ListOptions {
+  /** Only keys below this directory key ('' or absent: everything). */
+  prefix?: string;
+  /**
+   * Only names (the last key segment) this accepts are stat'ed and listed: skips the cost of
+   * a stat for files the caller would drop anyway.
+   */
+  accept?: (name: string) => boolean;
+  /**
+   * Told of every directory key below which the listing could not read (it exists but could
+   * not be read): what the caller knew there must be kept, not dropped as gone.
+   */
+  unreadable?: (dirKey: string) => void;
+}
+
+/** A byte range, both ends inclusive. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * An opened stored file: its entry as of the open (the bytes read are the ones described),
+ * a stream of any range, and for random-access stores a positional read, which lets the
+ * download route reuse its buffers (sendfile-like speed, no allocation per chunk).
+ */
+export interface StoreObject {
+  readonly entry: StoreEntry;
+  stream(range?: ByteRange): Readable;
+  /** Read up to length bytes at position into buf; 0 at the end. Random-access stores only. */
+  read?(buf: Buffer, offset: number, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /**
+   * The identity recorded when the file was indexed: the open fails (null) if the key now
+   * leads to other bytes (a file renamed over it, a directory swapped for a link).
+   */
+  expect?: FileIdentity;
+}
+
+/** A complete local file to put into the store (an upload after it was written and hashed). */
+export interface PutSource {
+  path: string;
+}
+
+export type PutResult = { created: true; entry: StoreEntry } | { created: false; reason: 'exists' };
+
+/**
+ * A local file holding a stored file's bytes, for readers that take a path (hash workers,
+ * archive readers). FsStore hands out the stored file itself, and the hash workers' stat of it
+ * is checked against the indexed identity; a store that copies to a temporary file must copy
+ * from an open() with the expected identity instead (the copy's inode means nothing).
+ */
+export interface LocalFile {
+  path: string;
+  /** Done with it (a remote store removes its temporary copy). */
+  release(): Promise<void>;
+}
+
+/** What a store's watch reports. Keys and directory keys, never paths. */
+export type StoreEvent =
+  /** The file at key changed: entry is what is there now (null: gone, or not a file we serve). */
+  | { type: 'file'; key: string; entry: StoreEntry | null }
+  /** A directory appeared (list it) or disappeared (drop what it held). '' is the root. */
+  | { type: 'dir-added' | 'dir-removed'; dirKey: string }
+  /** Something changed below dirKey that the feed could not name: list it again. */
+  | { type: 'relist'; dirKey: string }
+  /** Changes below dirKey cannot be reported (FsStore: out of inotify watches, code ENOSPC or EMFILE): only list() finds them. */
+  | { type: 'unwatched'; dirKey: string; code: string };
+
+export interface StoreWatch {
+  /** Resolves once the feed is live (changes from then on are reported). */
+  ready: Promise<void>;
+  close(): void;
+}
+
+export interface PackageStore {
+  /** Stable identity of the store (FsStore: its absolute directory); what DistFile.root holds. */
+  readonly id: string;
+  /** A local directory where uploads are written before put() (FsStore: the root itself, so put is a link). */
+  readonly stagingDir: string;
+  /** Every stored file (the scan). Throws if the store itself cannot be read. */
+  list(opts?: ListOptions): AsyncIterable<StoreEntry>;
+  /** The file at key, as list() would show it; null if there is none. */
+  stat(key: string): Promise<StoreEntry | null>;
+  /** Open the file at key for reading; null if there is none (or not the expected one). */
+  open(key: string, opts?: OpenOptions): Promise<StoreObject | null>;
+  /** Store source at key unless something is there: of two racing puts, exactly one is created. */
+  putIfAbsent(key: string, source: PutSource): Promise<PutResult>;
+  /** Store source at key, replacing what is there (--overwrite). May consume the source. */
+  put(key: string, source: PutSource): Promise<StoreEntry>;
+  /** Remove the file at key; false if there was none. */
+  remove(key: string): Promise<boolean>;
+  /**
+   * A local file with the bytes at key (see LocalFile). A missing key may show only when the
+   * path is read (FsStore hands out the path without a stat: the hash workers report ENOENT).
+   */
+  localFile(key: string): Promise<LocalFile>;
+  /** Report changes as they happen (optional: without it, changes are found by list()). */
+  watch?(listener: (event: StoreEvent) => void): StoreWatch;
+}
+
+/** The key rules shared by every store. */
+export function isValidKey(key: string): boolean {
+  if (key === '' || key.length > 1024) return false;
+  for (const seg of key.split('/')) {
+    if (seg === '' || seg.startsWith('.') || /[\\\u0000-\u001f\u007f]/.test(seg)) return false;
+  }
+  return true;
+}
+
+/** Thrown for a key that breaks the rules (a caller's mistake, not a store failure). */
+export class InvalidKeyError extends Error {
+  readonly code = 'EINVALIDKEY';
+  constructor(key: string) {
+    super(`invalid storage key ${JSON.stringify(key.slice(0, 200))}`);
+  }
+}
+
+export function checkKey(key: string): string {
+  if (!isValidKey(key)) throw new InvalidKeyError(key);
+  return key;
+}
