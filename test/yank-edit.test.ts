@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { hashPassword, parseHtpasswd, setUser } from '../lib/auth/htpasswd.js';
-import { makeConfig } from '../lib/config.js';
+import { makeConfig } from './helpers/config.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { metadataText, writeWheel } from './helpers/archives.js';
 import { anchors, JSON_V1, type ProjectJson } from './helpers/http.js';
