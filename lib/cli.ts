@@ -86,6 +86,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
     throw err;
   }
   const { url } = running;
+  log.flush(); // the start-up lines before the banner that tells the user (and tests) it is up
   process.stdout.write(
     `pypi-lite ${version()} serving ${config.roots.join(', ')}\n` +
       `  pip install --index-url ${url}${config.basePath}/simple/ PACKAGE\n` +
@@ -98,6 +99,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
+    // log.flush() writes the buffered lines synchronously (lib/log.ts): none is lost to exit().
     running.close().then(
       () => {
         log.flush();
@@ -105,6 +107,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
       },
       (err: unknown) => {
         log.error({ err }, 'error during shutdown');
+        log.flush();
         process.exit(1);
       },
     );
