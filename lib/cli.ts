@@ -2,13 +2,11 @@
 // where it has one; every serve option can also come from a PYPI_LITE_* environment variable.
 
 import { promises as fsp, constants as fsConstants, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULTS, parseAuthenticate, parseBaseUrl, type Config, type LogFormat } from './config.js';
-import { createLogger, LOG_LEVELS } from './log.js';
+import { intParser, isSwitch, resolveConfig, SERVE_OPTIONS, type Config, type OptionRow, type ServeOptions } from './config.js';
+import { createLogger } from './log.js';
 import { startServer } from './server.js';
-import { parseTrustProxy } from './http/client-address.js';
 import { hashPassword } from './auth/hashes.js';
 import { deleteUser, setUser } from './auth/htpasswd-edit.js';
 import { HtpasswdError, isValidUsername, parseHtpasswd } from './auth/htpasswd.js';
@@ -37,22 +35,6 @@ export function envFlag(name: string): boolean | undefined {
   throw new UsageError(`${name} must be 1/true/yes/on or 0/false/no/off, not "${v}"`);
 }
 
-function intOption(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function sizeOption(value: string): number {
-  const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(value.trim());
-  if (!m) throw new InvalidArgumentError('use a number of bytes, optionally with K, M or G');
-  const unit = (m[2] ?? '').toLowerCase()[0];
-  const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
-  return Number(m[1]) * mult;
-}
-
 async function checkRoot(root: string): Promise<string> {
   const abs = path.resolve(root);
   let st;
@@ -70,46 +52,11 @@ async function checkRoot(root: string): Promise<string> {
   return fsp.realpath(abs);
 }
 
-interface ServeOptions {
-  port: number;
-  host: string;
-  fallbackUrl: string;
-  disableFallback?: boolean;
-  logLevel: string;
-  logFormat: LogFormat;
-  baseUrl?: string;
-  cacheDir?: string;
-  passwords?: string;
-  authenticate: string;
-  overwrite?: boolean;
-  maxUploadSize: number;
-  healthEndpoint: string;
-  metrics: boolean;
-  ui: boolean;
-  workers: number;
-  headersTimeout: number;
-  trustProxy?: string;
-  rescanInterval: number;
-  poll?: boolean;
-  pollInterval: number;
-}
-
 export async function buildConfig(roots: string[], o: ServeOptions): Promise<Config> {
   const resolvedRoots: string[] = [];
   for (const r of roots.length ? roots : ['./packages']) resolvedRoots.push(await checkRoot(r));
-  let authenticate;
-  let base;
-  let trustProxy;
-  try {
-    authenticate = parseAuthenticate(o.authenticate);
-    base = parseBaseUrl(o.baseUrl);
-    trustProxy = parseTrustProxy(o.trustProxy);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const passwordsDot = o.passwords === '.';
   let passwords: string | null = null;
-  if (o.passwords && !passwordsDot) {
+  if (o.passwords && o.passwords !== '.') {
     passwords = path.resolve(o.passwords);
     try {
       await fsp.access(passwords, fsConstants.R_OK);
@@ -117,35 +64,11 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
       throw new UsageError(`password file ${passwords} does not exist or cannot be read (create it with: pypi-lite passwd ${o.passwords} USER)`);
     }
   }
-  if (passwords === null && (authenticate.has('download') || authenticate.has('list'))) {
-    throw new UsageError('--authenticate download/list needs a password file: add -P <htpasswd file>');
+  try {
+    return resolveConfig(resolvedRoots, o, passwords);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
-  if (!o.healthEndpoint.startsWith('/')) throw new UsageError('--health-endpoint must start with /');
-  if (!LOG_LEVELS.includes(o.logLevel as (typeof LOG_LEVELS)[number])) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-  return {
-    roots: resolvedRoots,
-    port: o.port,
-    host: o.host,
-    fallbackUrl: o.disableFallback ? null : o.fallbackUrl,
-    ...base,
-    logLevel: o.logLevel,
-    logFormat: o.logFormat,
-    cacheDir: o.cacheDir ? path.resolve(o.cacheDir) : null,
-    passwords,
-    authenticate,
-    anonymousUploads: passwordsDot && !authenticate.has('update'),
-    trustProxy,
-    overwrite: Boolean(o.overwrite),
-    maxUploadSize: o.maxUploadSize,
-    healthEndpoint: o.healthEndpoint,
-    metrics: o.metrics,
-    ui: o.ui,
-    shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
-    headersTimeoutMs: o.headersTimeout,
-    workers: o.workers,
-    rescanInterval: o.rescanInterval,
-    poll: o.poll ? o.pollInterval : null,
-  };
 }
 
 async function serve(roots: string[], o: ServeOptions): Promise<void> {
@@ -165,6 +88,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
     throw err;
   }
   const { url } = running;
+  log.flush(); // the start-up lines before the banner that tells the user (and tests) it is up
   process.stdout.write(
     `pypi-lite ${version()} serving ${config.roots.join(', ')}\n` +
       `  pip install --index-url ${url}${config.basePath}/simple/ PACKAGE\n` +
@@ -177,6 +101,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
+    // log.flush() writes the buffered lines synchronously (lib/log.ts): none is lost to exit().
     running.close().then(
       () => {
         log.flush();
@@ -184,6 +109,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
       },
       (err: unknown) => {
         log.error({ err }, 'error during shutdown');
+        log.flush();
         process.exit(1);
       },
     );
@@ -339,6 +265,40 @@ async function yank(root: string, target: string, o: { reason?: string }, undo: 
   process.stdout.write(undo ? `Unyanked ${target} in ${abs}\n` : `Yanked ${target} in ${abs}${reason ? ` (reason: ${reason})` : ''}\n`);
 }
 
+/** A parser for commander: its Error becomes commander's usage error (exit 2, help after it). */
+function parser<T>(parse: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+/** The commander option for a row of SERVE_OPTIONS (lib/config.ts). */
+function commanderOption(spec: OptionRow): Option {
+  if (isSwitch(spec)) {
+    // Not .env(): commander would take any value (even "0") as on; see switchesFromEnv.
+    return new Option(spec.flags, `${spec.help} (env: ${spec.env}=1)`);
+  }
+  const option = new Option(spec.flags, spec.help).env(spec.env);
+  if (spec.default !== undefined) option.default(spec.default, spec.defaultHelp);
+  if (spec.choices) option.choices(spec.choices);
+  if (spec.parse) option.argParser(parser(spec.parse));
+  return option;
+}
+
+/** Switches from the environment (1/true/yes/on, 0/false/no/off), unless given on the command line. */
+function switchesFromEnv(cmd: Command): void {
+  for (const [key, spec] of Object.entries<OptionRow>(SERVE_OPTIONS)) {
+    if (!isSwitch(spec) || cmd.getOptionValueSource(key) === 'cli') continue;
+    const on = envFlag(spec.env);
+    // --no-metrics: PYPI_LITE_NO_METRICS=1 turns metrics off.
+    if (on !== undefined) cmd.setOptionValueWithSource(key, spec.flags.startsWith('--no-') ? !on : on, 'env');
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('pypi-lite')
     .description('A fast, self-hosted private Python package index')
@@ -346,71 +306,12 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
 
-  program
+  const serveCommand = program
     .command('serve')
     .description('Serve package directories over the PyPI Simple API and accept uploads')
-    .argument('[roots...]', 'package directories (default ./packages); the first receives uploads')
-    .addOption(new Option('-p, --port <n>', 'port to listen on').default(DEFAULTS.port).env('PYPI_LITE_PORT').argParser(intOption('--port', 0, 65535)))
-    .addOption(new Option('-H, --host <addr>', 'address to listen on').default(DEFAULTS.host).env('PYPI_LITE_HOST'))
-    .addOption(new Option('--fallback-url <url>', 'where unknown projects are redirected').default(DEFAULTS.fallbackUrl).env('PYPI_LITE_FALLBACK_URL'))
-    .addOption(new Option('--disable-fallback', 'answer 404 for unknown projects instead of redirecting (env: PYPI_LITE_DISABLE_FALLBACK=1)'))
-    .addOption(new Option('--base-url <url>', 'public URL or path prefix when behind a reverse proxy (e.g. /pypi or https://box/pypi)').env('PYPI_LITE_BASE_URL'))
-    .addOption(
-      new Option('-P, --passwords <file>', 'htpasswd file (bcrypt, apr1 or SHA entries); with it, every write (upload, remove, yank) needs a user whatever -a says; "." for none').env(
-        'PYPI_LITE_PASSWORDS',
-      ),
-    )
-    .addOption(
-      new Option(
-        '-a, --authenticate <actions>',
-        'actions that need a password: comma list of update, download (files, metadata, JSON API), list (names, versions, /, /metrics); "." for none. "-a . -P ." alone allows anonymous uploads',
-      )
-        .default('update')
-        .env('PYPI_LITE_AUTHENTICATE'),
-    )
-    .addOption(
-      new Option('--trust-proxy <proxies>', 'behind a reverse proxy: take the client address from X-Forwarded-For sent by these proxies (hop count, or addresses/subnets such as loopback); off by default').env(
-        'PYPI_LITE_TRUST_PROXY',
-      ),
-    )
-    .addOption(new Option('--overwrite', 'allow uploads to replace an existing file (env: PYPI_LITE_OVERWRITE=1)'))
-    .addOption(new Option('--max-upload-size <bytes>', 'largest accepted upload (K, M, G suffixes)').default(DEFAULTS.maxUploadSize, '1G').env('PYPI_LITE_MAX_UPLOAD_SIZE').argParser(sizeOption))
-    .addOption(new Option('--cache-dir <dir>', 'where to keep the digest cache (default: a dotfile in each root)').env('PYPI_LITE_CACHE_DIR'))
-    .addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`).default(DEFAULTS.logLevel).env('PYPI_LITE_LOG_LEVEL'))
-    .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'pretty']).default('json').env('PYPI_LITE_LOG_FORMAT'))
-    .addOption(new Option('--health-endpoint <path>', 'path of the health check').default(DEFAULTS.healthEndpoint).env('PYPI_LITE_HEALTH_ENDPOINT'))
-    .addOption(new Option('--no-metrics', 'disable /metrics (env: PYPI_LITE_NO_METRICS=1)'))
-    .addOption(new Option('--no-ui', 'disable the web UI (/, /search, /project/...); / is then a plain welcome page (env: PYPI_LITE_NO_UI=1)'))
-    .addOption(new Option('--headers-timeout <ms>', 'time a client has to send its request headers (slowloris guard)').default(DEFAULTS.headersTimeoutMs).env('PYPI_LITE_HEADERS_TIMEOUT').argParser(intOption('--headers-timeout', 100, 600_000)))
-    .addOption(new Option('--workers <n>', 'hashing threads').default(Math.max(1, os.availableParallelism()), 'number of CPUs').env('PYPI_LITE_WORKERS').argParser(intOption('--workers', 1, 64)))
-    .addOption(
-      new Option('--rescan-interval <seconds>', 'rescan the package directories this often, for changes the file-system watcher missed (0 = off)')
-        .default(DEFAULTS.rescanInterval)
-        .env('PYPI_LITE_RESCAN_INTERVAL')
-        .argParser(intOption('--rescan-interval', 0, 86_400)),
-    )
-    .addOption(new Option('--poll', 'no file-system watcher: rescan every --poll-interval seconds instead; for NFS, SMB and Docker Desktop mounts (env: PYPI_LITE_POLL=1)'))
-    .addOption(
-      new Option('--poll-interval <seconds>', 'seconds between rescans with --poll')
-        .default(DEFAULTS.pollInterval)
-        .env('PYPI_LITE_POLL_INTERVAL')
-        .argParser(intOption('--poll-interval', 1, 86_400)),
-    )
-    .action(async (roots: string[], o: ServeOptions, cmd: Command) => {
-      // Boolean switches from the environment: commander would take any value (even "0") as on.
-      const fromEnv = (key: string, env: string): boolean | undefined => (cmd.getOptionValueSource(key) === 'cli' ? undefined : envFlag(env));
-      const disable = fromEnv('disableFallback', 'PYPI_LITE_DISABLE_FALLBACK');
-      if (disable !== undefined) o.disableFallback = disable;
-      const overwrite = fromEnv('overwrite', 'PYPI_LITE_OVERWRITE');
-      if (overwrite !== undefined) o.overwrite = overwrite;
-      const noMetrics = fromEnv('metrics', 'PYPI_LITE_NO_METRICS');
-      if (noMetrics !== undefined) o.metrics = !noMetrics;
-      const poll = fromEnv('poll', 'PYPI_LITE_POLL');
-      if (poll !== undefined) o.poll = poll;
-      const noUi = fromEnv('ui', 'PYPI_LITE_NO_UI');
-      if (noUi !== undefined) o.ui = !noUi;
-      return serve(roots, o);
-    });
+    .argument('[roots...]', 'package directories (default ./packages); the first receives uploads');
+  for (const spec of Object.values<OptionRow>(SERVE_OPTIONS)) serveCommand.addOption(commanderOption(spec));
+  serveCommand.hook('preAction', (cmd) => switchesFromEnv(cmd)).action(async (roots: string[], o: ServeOptions) => serve(roots, o));
 
   program
     .command('passwd')
@@ -419,7 +320,7 @@ export function buildProgram(): Command {
     .argument('<user>', 'user name')
     .option('-D, --delete', 'delete the user')
     .option('--password-stdin', 'read the password from standard input (for scripts)')
-    .addOption(new Option('--rounds <n>', 'bcrypt cost').default(10).argParser(intOption('--rounds', 4, 15)))
+    .addOption(new Option('--rounds <n>', 'bcrypt cost').default(10).argParser(parser(intParser('--rounds', 4, 15))))
     .action(async (file: string, user: string, o: { delete?: boolean; passwordStdin?: boolean; rounds: number }) => passwd(file, user, o));
 
   program

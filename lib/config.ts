@@ -1,7 +1,10 @@
 // The server's configuration, as resolved by the CLI (lib/cli.ts) from options, environment
-// variables and defaults. Everything else receives a Config; nothing reads process.env.
+// variables and defaults, all three declared once in SERVE_OPTIONS below. Everything else
+// receives a Config; nothing reads process.env.
 
-import type { TrustProxy } from './http/client-address.js';
+import os from 'node:os';
+import path from 'node:path';
+import { parseTrustProxy, type TrustProxy } from './http/client-address.js';
 
 /**
  * What -a can protect. `update` is every write (upload, remove_pkg, yank, unyank, ...): with a
@@ -52,21 +55,149 @@ export interface Config {
   poll: number | null;
 }
 
-export const DEFAULTS = {
-  port: 8080,
-  host: '0.0.0.0',
-  fallbackUrl: 'https://pypi.org/simple/',
-  logLevel: 'info',
-  logFormat: 'json' as LogFormat,
-  maxUploadSize: 1024 * 1024 * 1024, // 1 GiB, PyPI's largest per-file limit class
-  healthEndpoint: '/health',
-  shutdownTimeoutMs: 10_000,
-  headersTimeoutMs: 20_000,
-  /** Seconds between the safety-net rescans (100,000 files take ~0.3 s). */
-  rescanInterval: 300,
-  /** Seconds between rescans with --poll. */
-  pollInterval: 5,
-} as const;
+/** What --log-level accepts (pino's levels). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Bound on waiting for in-flight requests at shutdown (no option). */
+export const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+/**
+ * The `serve` options as the command line hands them over (lib/cli.ts), before `resolveConfig`
+ * checks them and turns them into a Config. Keys are commander's attribute names.
+ */
+export interface ServeOptions {
+  port: number;
+  host: string;
+  fallbackUrl: string;
+  disableFallback?: boolean;
+  baseUrl?: string;
+  passwords?: string;
+  authenticate: string;
+  trustProxy?: string;
+  overwrite?: boolean;
+  maxUploadSize: number;
+  cacheDir?: string;
+  logLevel: string;
+  logFormat: LogFormat;
+  healthEndpoint: string;
+  metrics: boolean;
+  ui: boolean;
+  headersTimeout: number;
+  workers: number;
+  rescanInterval: number;
+  poll?: boolean;
+  pollInterval: number;
+}
+
+/**
+ * One `serve` option. A flag without `<value>` is an on/off switch: its variable takes
+ * 1/true/yes/on or 0/false/no/off (and `--help` says `NAME=1`).
+ */
+export interface OptionRow {
+  /** commander's flags, e.g. '-p, --port <n>'. */
+  flags: string;
+  help: string;
+  /** The PYPI_LITE_* environment variable that sets it when the command line does not. */
+  env: string;
+  default?: unknown;
+  /** What `--help` shows as the default when the value itself would say less (1G, number of CPUs). */
+  defaultHelp?: string;
+  /** Turns the text from the command line or the environment into the value; throws an Error saying why not. */
+  parse?: (value: string) => unknown;
+  choices?: readonly string[];
+}
+
+/** A row for an option of type T: a default of that type unless the option may stay unset. */
+export type OptionSpec<T> = OptionRow & { parse?: (value: string) => NonNullable<T> } & (undefined extends T ? { default?: undefined } : { default: T });
+
+/** A parser of integers from min to max. */
+export function intParser(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** A byte count with an optional K, M or G suffix (powers of 1024). */
+export function parseSize(value: string): number {
+  const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(value.trim());
+  if (!m) throw new Error('use a number of bytes, optionally with K, M or G');
+  const unit = (m[2] ?? '').toLowerCase()[0];
+  const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Number(m[1]) * mult;
+}
+
+/**
+ * Every `serve` option in one table: its flags, help text, environment variable, default and
+ * parser. lib/cli.ts declares the commander options from it (so `--help` shows these defaults),
+ * `serveDefaults()` reads the defaults from it, and `resolveConfig` turns the values into a Config.
+ * The order is the order of `serve --help`.
+ */
+export const SERVE_OPTIONS: { [K in keyof ServeOptions]-?: OptionSpec<ServeOptions[K]> } = {
+  port: { flags: '-p, --port <n>', help: 'port to listen on', env: 'PYPI_LITE_PORT', default: 8080, parse: intParser('--port', 0, 65535) },
+  host: { flags: '-H, --host <addr>', help: 'address to listen on', env: 'PYPI_LITE_HOST', default: '0.0.0.0' },
+  fallbackUrl: { flags: '--fallback-url <url>', help: 'where unknown projects are redirected', env: 'PYPI_LITE_FALLBACK_URL', default: 'https://pypi.org/simple/' },
+  disableFallback: { flags: '--disable-fallback', help: 'answer 404 for unknown projects instead of redirecting', env: 'PYPI_LITE_DISABLE_FALLBACK' },
+  baseUrl: { flags: '--base-url <url>', help: 'public URL or path prefix when behind a reverse proxy (e.g. /pypi or https://box/pypi)', env: 'PYPI_LITE_BASE_URL' },
+  passwords: {
+    flags: '-P, --passwords <file>',
+    help: 'htpasswd file (bcrypt, apr1 or SHA entries); with it, every write (upload, remove, yank) needs a user whatever -a says; "." for none',
+    env: 'PYPI_LITE_PASSWORDS',
+  },
+  authenticate: {
+    flags: '-a, --authenticate <actions>',
+    help: 'actions that need a password: comma list of update, download (files, metadata, JSON API), list (names, versions, /, /metrics); "." for none. "-a . -P ." alone allows anonymous uploads',
+    env: 'PYPI_LITE_AUTHENTICATE',
+    default: 'update',
+  },
+  trustProxy: {
+    flags: '--trust-proxy <proxies>',
+    help: 'behind a reverse proxy: take the client address from X-Forwarded-For sent by these proxies (hop count, or addresses/subnets such as loopback); off by default',
+    env: 'PYPI_LITE_TRUST_PROXY',
+  },
+  overwrite: { flags: '--overwrite', help: 'allow uploads to replace an existing file', env: 'PYPI_LITE_OVERWRITE' },
+  // 1 GiB, PyPI's largest per-file limit class
+  maxUploadSize: { flags: '--max-upload-size <bytes>', help: 'largest accepted upload (K, M, G suffixes)', env: 'PYPI_LITE_MAX_UPLOAD_SIZE', default: 1024 ** 3, defaultHelp: '1G', parse: parseSize },
+  cacheDir: { flags: '--cache-dir <dir>', help: 'where to keep the digest cache (default: a dotfile in each root)', env: 'PYPI_LITE_CACHE_DIR' },
+  logLevel: { flags: '--log-level <level>', help: `log level: ${LOG_LEVELS.join(', ')}`, env: 'PYPI_LITE_LOG_LEVEL', default: 'info' },
+  logFormat: { flags: '--log-format <format>', help: 'log format', env: 'PYPI_LITE_LOG_FORMAT', default: 'json', choices: ['json', 'pretty'] },
+  healthEndpoint: { flags: '--health-endpoint <path>', help: 'path of the health check', env: 'PYPI_LITE_HEALTH_ENDPOINT', default: '/health' },
+  metrics: { flags: '--no-metrics', help: 'disable /metrics', env: 'PYPI_LITE_NO_METRICS', default: true },
+  ui: { flags: '--no-ui', help: 'disable the web UI (/, /search, /project/...); / is then a plain welcome page', env: 'PYPI_LITE_NO_UI', default: true },
+  headersTimeout: {
+    flags: '--headers-timeout <ms>',
+    help: 'time a client has to send its request headers (slowloris guard)',
+    env: 'PYPI_LITE_HEADERS_TIMEOUT',
+    default: 20_000,
+    parse: intParser('--headers-timeout', 100, 600_000),
+  },
+  workers: { flags: '--workers <n>', help: 'hashing threads', env: 'PYPI_LITE_WORKERS', default: Math.max(1, os.availableParallelism()), defaultHelp: 'number of CPUs', parse: intParser('--workers', 1, 64) },
+  // 100,000 files take ~0.3 s to rescan
+  rescanInterval: {
+    flags: '--rescan-interval <seconds>',
+    help: 'rescan the package directories this often, for changes the file-system watcher missed (0 = off)',
+    env: 'PYPI_LITE_RESCAN_INTERVAL',
+    default: 300,
+    parse: intParser('--rescan-interval', 0, 86_400),
+  },
+  poll: { flags: '--poll', help: 'no file-system watcher: rescan every --poll-interval seconds instead; for NFS, SMB and Docker Desktop mounts', env: 'PYPI_LITE_POLL' },
+  pollInterval: { flags: '--poll-interval <seconds>', help: 'seconds between rescans with --poll', env: 'PYPI_LITE_POLL_INTERVAL', default: 5, parse: intParser('--poll-interval', 1, 86_400) },
+};
+
+/** An on/off switch (no value): its variable is read as a boolean. */
+export function isSwitch(spec: { flags: string }): boolean {
+  return !/[<[]/.test(spec.flags);
+}
+
+/** The value of every `serve` option when neither the command line nor the environment sets it. */
+export function serveDefaults(): ServeOptions {
+  const defaults: Partial<Record<keyof ServeOptions, unknown>> = {};
+  for (const key of Object.keys(SERVE_OPTIONS) as (keyof ServeOptions)[]) defaults[key] = SERVE_OPTIONS[key].default;
+  // Complete and well typed: the table has a row for every key, with a default of the key's
+  // type unless the key is optional (see OptionSpec).
+  return defaults as ServeOptions;
+}
 
 export function parseAuthenticate(value: string): Set<AuthAction> {
   const out = new Set<AuthAction>();
@@ -95,30 +226,41 @@ export function parseBaseUrl(value: string | undefined): { basePath: string; bas
   return { basePath: path, baseOrigin: origin };
 }
 
-export function makeConfig(partial: Partial<Config> & { roots: string[] }): Config {
+/**
+ * The Config for these option values: checks and parses them (throwing an Error with a message
+ * for the user). `roots` and `passwords` come already checked against the file system (lib/cli.ts).
+ */
+export function resolveConfig(roots: string[], o: ServeOptions, passwords: string | null): Config {
+  const authenticate = parseAuthenticate(o.authenticate);
+  const base = parseBaseUrl(o.baseUrl);
+  const trustProxy = parseTrustProxy(o.trustProxy);
+  if (passwords === null && (authenticate.has('download') || authenticate.has('list'))) {
+    throw new Error('--authenticate download/list needs a password file: add -P <htpasswd file>');
+  }
+  if (!o.healthEndpoint.startsWith('/')) throw new Error('--health-endpoint must start with /');
+  if (!LOG_LEVELS.includes(o.logLevel as (typeof LOG_LEVELS)[number])) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   return {
-    port: 0,
-    host: '127.0.0.1',
-    fallbackUrl: null,
-    basePath: '',
-    baseOrigin: null,
-    logLevel: 'silent',
-    logFormat: 'json',
-    cacheDir: null,
-    passwords: null,
-    authenticate: new Set<AuthAction>(['update']),
-    anonymousUploads: false,
-    trustProxy: false,
-    overwrite: false,
-    maxUploadSize: DEFAULTS.maxUploadSize,
-    healthEndpoint: DEFAULTS.healthEndpoint,
-    metrics: true,
-    ui: true,
-    shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
-    headersTimeoutMs: DEFAULTS.headersTimeoutMs,
-    workers: 2,
-    rescanInterval: DEFAULTS.rescanInterval,
-    poll: null,
-    ...partial,
+    roots,
+    port: o.port,
+    host: o.host,
+    fallbackUrl: o.disableFallback ? null : o.fallbackUrl,
+    ...base,
+    logLevel: o.logLevel,
+    logFormat: o.logFormat,
+    cacheDir: o.cacheDir ? path.resolve(o.cacheDir) : null,
+    passwords,
+    authenticate,
+    anonymousUploads: o.passwords === '.' && !authenticate.has('update'),
+    trustProxy,
+    overwrite: Boolean(o.overwrite),
+    maxUploadSize: o.maxUploadSize,
+    healthEndpoint: o.healthEndpoint,
+    metrics: o.metrics,
+    ui: o.ui,
+    shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS,
+    headersTimeoutMs: o.headersTimeout,
+    workers: o.workers,
+    rescanInterval: o.rescanInterval,
+    poll: o.poll ? o.pollInterval : null,
   };
 }

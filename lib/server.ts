@@ -52,7 +52,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       watch: config.poll === null,
       rescanIntervalMs: (config.poll ?? config.rescanInterval) * 1000,
     },
-    log,
+    log.child({ component: 'indexer' }),
   );
   if (config.poll !== null) log.info({ every: config.poll }, 'polling the package directories (no file-system watcher)');
   const yanks = new YankStore(config.roots, (root) => indexer.refreshYanks(root), (msg, err) => indexer.warnOnce(msg, err));
@@ -66,15 +66,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog })
     : null;
   const auth = new AuthGuard({ authenticate: config.authenticate, authenticator: passwords, anonymousUploads: config.anonymousUploads });
-  const uploader = new FileUploader(config, { store: stores[0], indexer, metadata, log, metrics });
+  // Each component logs through its own child logger (the convention: lib/log.ts).
+  const httpLog = log.child({ component: 'http' });
+  const uploader = new FileUploader(config, { store: stores[0], indexer, metadata, log: log.child({ component: 'upload' }), metrics });
   const reloadYanks = async () => {
     await yanks.load();
     for (const root of config.roots) indexer.refreshYanks(root);
   };
-  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log, metrics, reloadYanks };
+  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log: httpLog, metrics, reloadYanks };
   const app = createApp(config, deps);
   // The one exception to the route table, switched by the table's access for /simple/.
-  const fast = fastPath(config, { pages, log, metrics, enabled: simplePagesOpen(routesOf(app), auth) });
+  const fast = fastPath(config, { pages, log: httpLog, metrics, enabled: simplePagesOpen(routesOf(app), auth) });
 
   const server = http.createServer(
     {

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import { pino } from 'pino';
-import { makeConfig } from '../lib/config.js';
+import { makeConfig } from './helpers/config.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { copyExample } from './helpers/server.js';
 

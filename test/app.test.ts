@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp, type AppDeps } from '../lib/app.js';
-import { makeConfig } from '../lib/config.js';
+import { makeConfig } from './helpers/config.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { PageCache } from '../lib/simple/pages.js';
 import { copyExample } from './helpers/server.js';

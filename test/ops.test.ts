@@ -114,16 +114,13 @@ describe('operations', function () {
   });
 
   it('logs one JSON line per request with method, path, status, bytes and ms, and no secrets', async function () {
+    const since = Date.now();
     await fetch(`${srv.url}/simple/pypi-lite-demo/?token=SECRET-QUERY`, { headers: { Authorization: 'Basic ' + Buffer.from('bob:SECRET-PASS').toString('base64') } });
-    await new Promise((r) => setTimeout(r, 200));
-    const line = srv
-      .logs()
-      .reverse()
-      .find((l) => l.msg === 'request' && l.path === '/simple/pypi-lite-demo/');
+    const [line] = await srv.waitForLogs((l) => l.msg === 'request' && l.path === '/simple/pypi-lite-demo/' && typeof l.time === 'number' && l.time >= since);
     expect(line).to.include({ method: 'GET', status: 200 });
-    expect(line!.bytes).to.be.a('number').greaterThan(100);
-    expect(line!.ms).to.be.a('number');
-    expect(line!.reqId).to.be.a('string');
+    expect(line.bytes).to.be.a('number').greaterThan(100);
+    expect(line.ms).to.be.a('number');
+    expect(line.reqId).to.be.a('string');
     expect(srv.output()).to.not.contain('SECRET-PASS');
     expect(srv.output()).to.not.contain('SECRET-QUERY');
     expect(srv.output()).to.not.contain(Buffer.from('bob:SECRET-PASS').toString('base64'));

@@ -57,8 +57,8 @@ describe('real pip against the server', function () {
     return entry!.hashes.sha256;
   }
 
-  /** Paths of the downloads the server answered with 200 (from its request log). */
-  const served = () => srv.logs().filter((l) => l.status === 200 && typeof l.path === 'string' && l.path.startsWith('/packages/')).map((l) => l.path as string);
+  /** Whether the server answered a download of `p` with 200 (from its request log, written within about a second). */
+  const served = async (p: string) => (await srv.waitForLogs((l) => l.status === 200 && l.path === p)).length > 0;
 
   before(async () => {
     root = await copyExample();
@@ -137,8 +137,8 @@ describe('real pip against the server', function () {
     // the newest pypi-lite-demo whose Requires-Python allows this interpreter (3.9+): 2.0.0
     expect(entries).to.include('pypi_lite_demo-2.0.0.dist-info');
     expect(entries).to.include('pypi_lite_extras');
-    expect(served()).to.include('/packages/pypi_lite_extras-0.1.0-py3-none-any.whl');
-    expect(served()).to.include('/packages/pypi_lite_demo-2.0.0-py3-none-any.whl');
+    expect(await served('/packages/pypi_lite_extras-0.1.0-py3-none-any.whl'), 'downloaded').to.equal(true);
+    expect(await served('/packages/pypi_lite_demo-2.0.0-py3-none-any.whl'), 'downloaded').to.equal(true);
     const imp = await run('python3', ['-c', 'import sys; sys.path.insert(0, sys.argv[1]); import pypi_lite_extras, pypi_lite_demo; print("ok")', target]);
     expect(imp.stdout.trim(), show(imp)).to.equal('ok');
   });
@@ -147,7 +147,7 @@ describe('real pip against the server', function () {
     const { target, r } = await job<{ target: string; r: RunResult }>('extra-index');
     expect(r.code, show(r)).to.equal(0);
     expect(await fsp.readdir(target)).to.include('pypi_lite_demo-1.1.0.dist-info');
-    expect(served()).to.include('/packages/pypi_lite_demo-1.1.0-py3-none-any.whl');
+    expect(await served('/packages/pypi_lite_demo-1.1.0-py3-none-any.whl'), 'downloaded').to.equal(true);
   });
 
   it('pip download fetches every sample wheel and sdist byte for byte (hashes checked)', async () => {

@@ -9,7 +9,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { makeConfig } from '../lib/config.js';
+import { makeConfig } from './helpers/config.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { REPO } from './helpers/server.js';
 import { makeUiFixture, waitForSummaries } from './helpers/ui-fixture.js';

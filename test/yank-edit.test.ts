@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { hashPassword } from '../lib/auth/hashes.js';
 import { setUser } from '../lib/auth/htpasswd-edit.js';
 import { parseHtpasswd } from '../lib/auth/htpasswd.js';
-import { makeConfig } from '../lib/config.js';
+import { makeConfig } from './helpers/config.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { metadataText, writeWheel } from './helpers/archives.js';
 import { anchors, JSON_V1, type ProjectJson } from './helpers/http.js';

@@ -1,9 +1,11 @@
 // Per-request bookkeeping shared by Express and the fast path: a request id, one log line per
 // request (method, path, status, bytes, ms, user, client address by the --trust-proxy rule;
-// never headers or query strings), and the metrics hook.
+// never headers or query strings), and the metrics hook. This runs for every request: nothing
+// here allocates more than the line's fields and the one 'close' listener (lib/log.ts's
+// logRequest writes the line without redaction and in batches).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
+import { logRequest, type Logger } from '../log.js';
 import { clientAddress, type TrustFunction } from './client-address.js';
 import { BODY_BYTES, type CountedResponse } from './respond.js';
 
@@ -37,10 +39,11 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, log: L
   const id = r.id ?? nextRequestId();
   r.id = id;
   // Now, while the socket is open: a closed socket may no longer know its peer.
-  const remote = log.isLevelEnabled('info') ? clientAddress(req, trust) : undefined;
-  const start = process.hrtime.bigint();
+  const logging = log.isLevelEnabled('info');
+  const remote = logging ? clientAddress(req, trust) : undefined;
+  const start = performance.now();
   res.on('close', () => {
-    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    const ms = performance.now() - start;
     const counted = (res as CountedResponse)[BODY_BYTES];
     const status = res.writableFinished ? res.statusCode : 499;
     // Body bytes actually sent: none for HEAD (Content-Length announces the GET body's size),
@@ -48,12 +51,7 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, log: L
     const bodyless = req.method === 'HEAD' || status === 204 || status === 304;
     const bytes = !res.writableFinished || bodyless ? 0 : counted ?? (Number(res.getHeader('content-length') ?? 0) || 0);
     metrics?.observe(r.routeName ?? 'other', req.method ?? 'GET', status, ms / 1000, bytes);
-    if (log.isLevelEnabled('info')) {
-      log.info(
-        { reqId: id, method: req.method, path: pathOnly(req.url), status, bytes, ms: Math.round(ms * 100) / 100, user: r.user, remote },
-        'request',
-      );
-    }
+    if (logging) logRequest(log, { reqId: id, method: req.method, path: pathOnly(req.url), status, bytes, ms: Math.round(ms * 100) / 100, user: r.user, remote });
   });
   return id;
 }

@@ -19,6 +19,11 @@ export interface Spawned {
   output(): string;
   /** Parsed JSON log lines so far. */
   logs(): Record<string, unknown>[];
+  /**
+   * The log lines that match, once at least `count` do (or after timeoutMs, however many do).
+   * The server writes access-log lines in batches, each within about a second (lib/log.ts).
+   */
+  waitForLogs(match: (line: Record<string, unknown>) => boolean, count?: number, timeoutMs?: number): Promise<Record<string, unknown>[]>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -48,22 +53,31 @@ export async function spawnServer(args: string[], opts: { env?: NodeJS.ProcessEn
     });
   });
   const port = Number(new URL(url).port);
+  const logs = () =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return {};
+        }
+      });
   return {
     url,
     port,
     proc,
     output: () => out,
-    logs: () =>
-      out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => {
-          try {
-            return JSON.parse(l) as Record<string, unknown>;
-          } catch {
-            return {};
-          }
-        }),
+    logs,
+    waitForLogs: async (match, count = 1, timeoutMs = 5_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = logs().filter(match);
+        if (found.length >= count || Date.now() > deadline) return found;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
