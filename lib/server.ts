@@ -55,7 +55,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log.child({ component: 'indexer' }),
   );
   if (config.poll !== null) log.info({ every: config.poll }, 'polling the package directories (no file-system watcher)');
-  const yanks = new YankStore(config.roots, (root) => indexer.refreshYanks(root), (msg, err) => indexer.warnOnce(msg, err));
+  const yanks = new YankStore(config.roots, (root) => indexer.refreshYanks(root), log.child({ component: 'yank' }));
   await yanks.load();
   yanks.watch();
   indexer.yanks = yanks;

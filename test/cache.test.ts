@@ -1,6 +1,7 @@
 // The digest cache: an append-only journal of tab-separated lines, keyed by path, size, mtime,
 // inode and ctime.
 
+import { pino } from 'pino';
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -83,7 +84,7 @@ describe('digest cache', function () {
     const file = path.join(dir, 'c');
     await fsp.writeFile(file, `pypi-lite-cache 2\nS\ta.whl\t10\t${entry(10).mtimeMs}\t${SHA}\t\t\tu\t\t\t\t\t\t\t\n`);
     const warnings: string[] = [];
-    const c = new DigestCache(file, (m) => warnings.push(m));
+    const c = new DigestCache(file, pino({}, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) }));
     await c.load();
     expect(c.size).to.equal(0);
     expect(warnings.join()).to.match(/older format/);
@@ -115,7 +116,7 @@ describe('digest cache', function () {
     const file = path.join(dir, 'c');
     await fsp.writeFile(file, '{"format":"pypi-lite-cache","version":1,"entries":{}}');
     const warnings: string[] = [];
-    const c = new DigestCache(file, (m) => warnings.push(m));
+    const c = new DigestCache(file, pino({}, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) }));
     await c.load();
     expect(c.size).to.equal(0);
     expect(warnings.join()).to.match(/unknown format/);

@@ -9,6 +9,7 @@
 // When a load finds the journal mostly superseded lines, it is compacted: rewritten to a temp
 // file and renamed over the old one. A torn last line (a crash mid-append) is ignored.
 
+import { pino, type Logger } from 'pino';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -126,6 +127,8 @@ export function decodeLine(line: string): [string, CacheEntry | null] | null {
   return [unesc(f[1]), entry];
 }
 
+const SILENT = pino({ level: 'silent' });
+
 export class DigestCache {
   private readonly entries = new Map<string, CacheEntry>();
   private pending: string[] = [];
@@ -138,7 +141,7 @@ export class DigestCache {
 
   constructor(
     readonly file: string,
-    private readonly onWarn: (msg: string, err?: unknown) => void = () => {},
+    private readonly log: Logger = SILENT,
     private readonly delayMs = 500,
   ) {}
 
@@ -147,7 +150,7 @@ export class DigestCache {
     try {
       fh = await fsp.open(this.file, 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.onWarn(`cannot read cache ${this.file}`, err);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, `cannot read cache ${this.file}`);
       return;
     }
     // Read in slices: the whole journal as one string (and its split) would double the peak memory.
@@ -171,7 +174,7 @@ export class DigestCache {
             first = false;
             if (line !== HEADER) {
               const why = /^pypi-lite-cache \d+$/.test(line) ? 'an older format' : 'unknown format';
-              this.onWarn(`ignoring cache ${this.file}: ${why} (it will be rebuilt; files are rehashed once)`);
+              this.log.warn(`ignoring cache ${this.file}: ${why} (it will be rebuilt; files are rehashed once)`);
               this.journalLines = Number.MAX_SAFE_INTEGER; // rewrite it at the next flush
               return;
             }
@@ -192,12 +195,12 @@ export class DigestCache {
       await fh.close();
     }
     if (first && rest !== '') {
-      this.onWarn(`ignoring cache ${this.file}: unknown format (it will be rebuilt)`);
+      this.log.warn(`ignoring cache ${this.file}: unknown format (it will be rebuilt)`);
       this.journalLines = Number.MAX_SAFE_INTEGER;
       return;
     }
     this.journalLines = lines;
-    if (bad > 1) this.onWarn(`cache ${this.file}: ignored ${bad} malformed lines`);
+    if (bad > 1) this.log.warn(`cache ${this.file}: ignored ${bad} malformed lines`);
   }
 
   /** The entry for relPath if it still matches the file's size, mtime, inode and ctime. */
@@ -267,7 +270,7 @@ export class DigestCache {
         }
         this.writeFailed = false;
       } catch (err) {
-        if (!this.writeFailed) this.onWarn(`cannot write cache ${this.file} (digests will be recomputed after a restart)`, err);
+        if (!this.writeFailed) this.log.warn({ err }, `cannot write cache ${this.file} (digests will be recomputed after a restart)`);
         this.writeFailed = true;
       }
     });

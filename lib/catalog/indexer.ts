@@ -147,7 +147,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   async start(): Promise<void> {
     for (const store of this.opts.stores) {
       // The journal of an FsStore lives in its root (or --cache-dir), keyed by its directory.
-      const cache = new DigestCache(cacheFileFor(store.id, this.opts.cacheDir), (msg, err) => this.warnOnce(msg, err));
+      const cache = new DigestCache(cacheFileFor(store.id, this.opts.cacheDir), this.log.child({ cache: store.id }));
       await cache.load();
       this.caches.set(store.id, cache);
     }

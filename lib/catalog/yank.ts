@@ -14,6 +14,7 @@
 // fs.watchFile), not a package (the indexer lists distribution file names only). An
 // object-store root will keep it as a small object of its own when that store exists.
 
+import { pino, type Logger } from 'pino';
 import { promises as fsp, watchFile, unwatchFile } from 'node:fs';
 import { editFile } from '../edit-file.js';
 import path from 'node:path';
@@ -92,6 +93,8 @@ export function sameTarget(a: string, b: string): boolean {
 }
 
 /** The yank state of every root, kept in memory and in sync with the yanked.txt files. */
+const SILENT = pino({ level: 'silent' });
+
 export class YankStore {
   /** Per root: file name -> reason, and project -> yanked releases (matched by PEP 440 equality). */
   private readonly byRoot = new Map<string, { files: Map<string, string>; releases: Map<string, { version: string; reason: string }[]> }>();
@@ -103,7 +106,7 @@ export class YankStore {
   constructor(
     private readonly roots: string[],
     private readonly onChange: (root: string) => void = () => {},
-    private readonly onWarn: (msg: string, err?: unknown) => void = () => {},
+    private readonly log: Logger = SILENT,
   ) {}
 
   static fileOf(root: string): string {
@@ -123,7 +126,7 @@ export class YankStore {
     try {
       text = await fsp.readFile(YankStore.fileOf(root), 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.onWarn(`cannot read ${YankStore.fileOf(root)}`, err);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, `cannot read ${YankStore.fileOf(root)}`);
     }
     const files = new Map<string, string>();
     const releases = new Map<string, { version: string; reason: string }[]>();
