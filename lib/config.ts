@@ -4,7 +4,7 @@
 
 import os from 'node:os';
 import path from 'node:path';
-import { parseTrustProxy, type TrustProxy } from './http/client-address.js';
+import proxyaddr from 'proxy-addr';
 
 /**
  * What -a can protect. `update` is every write (upload, remove_pkg, yank, unyank, ...): with a
@@ -13,6 +13,35 @@ import { parseTrustProxy, type TrustProxy } from './http/client-address.js';
  */
 export type AuthAction = 'update' | 'download' | 'list';
 export type LogFormat = 'json' | 'pretty';
+
+/** --trust-proxy: off, trust everything, a hop count, or addresses/subnets/names. */
+export type TrustProxy = boolean | number | string[];
+
+export type TrustFunction = proxyaddr.TrustFunction;
+
+/**
+ * Parse a --trust-proxy value: "false"/"off"/"0"/"" (off), "true" (trust every hop), a hop
+ * count, or a comma list of addresses, CIDR subnets and the names loopback, linklocal and
+ * uniquelocal. Throws an Error with a message for the user on anything else.
+ */
+export function parseTrustProxy(value: string | undefined): TrustProxy {
+  const v = (value ?? '').trim();
+  const lower = v.toLowerCase();
+  if (lower === '' || lower === 'false' || lower === 'off' || lower === 'no') return false;
+  if (lower === 'true' || lower === 'on' || lower === 'yes') return true;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    if (!Number.isSafeInteger(hops)) throw new Error(`--trust-proxy: hop count "${v}" is too large`);
+    return hops === 0 ? false : hops;
+  }
+  const list = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  try {
+    proxyaddr.compile(list);
+  } catch (err) {
+    throw new Error(`--trust-proxy: ${(err as Error).message} (use a hop count, or addresses/subnets such as loopback,10.0.0.0/8)`, { cause: err });
+  }
+  return list;
+}
 
 export interface Config {
   /** Absolute package roots; the first one receives uploads. */
