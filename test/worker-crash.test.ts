@@ -10,6 +10,7 @@ import path from 'node:path';
 import { buildWheel, type Wheel } from '../bench/soak.js';
 import { JSON_V1, anchors, request, sleep, type ProjectJson } from './helpers/http.js';
 import { spawnServer, tempDir, waitHealthy, type Spawned } from './helpers/server.js';
+import { multipart, post, twineFields } from './helpers/upload.js';
 
 interface Health {
   status: string;
@@ -93,6 +94,7 @@ describe('hashing workers that die (real server, --workers 1)', function () {
           [oldSdist, randomBytes(512)],
         ],
         [victim.filename, fooBar.filename, fooBarSdist, oldSdist].join(','),
+        ['-a', '.', '-P', '.'],
       ));
     });
 
@@ -109,6 +111,17 @@ describe('hashing workers that die (real server, --workers 1)', function () {
       expect(dl.body.equals(bytesOf(victim))).to.equal(true);
       const failure = srv.logs().find((l) => l.msg === 'cannot hash a file (kept in the index; retried by a later rescan, or when it changes)' && l.file === victim.filename);
       expect(failure?.retryInSeconds).to.equal(60);
+    });
+
+    // A file listed but not hashed (here: never) and an upload of the very same bytes: twine's
+    // re-upload is answered 200 "identical", as for a hashed file, never 409 File already exists.
+    it('answers an identical re-upload of a file that is not hashed yet with 200, and a different one with 409', async () => {
+      const same = await post(srv.url, multipart(twineFields('crash-always', '1.0', victim.filename, bytesOf(victim)), { filename: victim.filename, bytes: bytesOf(victim) }));
+      expect(same.status, same.statusText).to.equal(200);
+      const other = buildWheel('crash-always', '1.0', randomBytes(8192));
+      const clash = await post(srv.url, multipart(twineFields('crash-always', '1.0', victim.filename, bytesOf(other)), { filename: victim.filename, bytes: bytesOf(other) }));
+      expect(clash.status).to.equal(409);
+      expect(clash.statusText).to.match(/File already exists/);
     });
 
     // Item 17: before the metadata is read (here: never), the project list shows the

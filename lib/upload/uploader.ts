@@ -177,7 +177,11 @@ export class FileUploader implements UploadService {
     const existing = catalog.findSameDistribution(parsed.project, parsed);
     if (existing) {
       const sameName = existing.filename === form.filename;
-      if (sameName && existing.sha256 === stored.sha256) return { status: 'identical', file: existing };
+      // A file not hashed yet (just dropped in, or being rehashed) is compared by its bytes.
+      const identical =
+        sameName &&
+        (existing.sha256 === stored.sha256 || (existing.sha256 === null && existing.root === this.store.id && (await sameDigest(this.store, existing.relPath, stored.sha256))));
+      if (identical) return { status: 'identical', file: existing };
       if (!this.config.overwrite) throw httpError('FILE_EXISTS', sameName ? form.filename : `${form.filename} (as ${existing.filename})`);
     } else if (parsed.kind === 'sdist') {
       const project = catalog.project(parsed.project);
