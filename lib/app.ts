@@ -21,6 +21,8 @@ import { opsRoutes, type Metrics } from './ops/routes.js';
 import { pypiJsonRoutes } from './pypi-json/routes.js';
 import { adminRoutes } from './admin/routes.js';
 import { uiRoutes } from './ui/routes.js';
+import { upstreamFileRoutes } from './upstream/routes.js';
+import type { Upstream } from './upstream/upstream.js';
 import './http/types.js';
 
 export interface AppDeps {
@@ -34,6 +36,8 @@ export interface AppDeps {
   metrics: Metrics | null;
   /** Re-read the yank files now (after an HTTP yank). */
   reloadYanks: () => Promise<void>;
+  /** The upstream proxy (--upstream), if any. */
+  upstream?: Upstream | null;
 }
 
 export function createApp(config: Config, deps: AppDeps): express.Express {
@@ -67,10 +71,11 @@ export function createApp(config: Config, deps: AppDeps): express.Express {
   // file, before any route sees it: new write routes cannot forget it.
   app.use(deps.auth.requireWrites());
   app.use(uiRoutes(config, deps));
-  app.use(opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics, auth: deps.auth }));
+  app.use(opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics, auth: deps.auth, upstream: deps.upstream }));
   app.use('/simple', deps.auth.require('list'));
   app.use(simpleRoutes({ pages: deps.pages, base, fallbackUrl: config.fallbackUrl }));
   app.use('/packages', deps.auth.require('download'));
+  if (deps.upstream) app.use(upstreamFileRoutes({ upstream: deps.upstream, catalog: deps.catalog, merge: config.upstreamMerge }));
   app.use(fileRoutes({ catalog: deps.catalog, metadata: deps.metadata }));
   // The JSON API shows metadata (requires_dist, emails, the description): it needs `download`,
   // and `list` too, as it also names the versions.

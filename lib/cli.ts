@@ -12,6 +12,7 @@ import { parseTrustProxy } from './http/client-address.js';
 import { deleteUser, hashPassword, HtpasswdError, isValidUsername, parseHtpasswd, setUser } from './auth/htpasswd.js';
 import { editYankFile, normalizeReason } from './catalog/yank.js';
 import { editFile } from './edit-file.js';
+import { normalizeName } from './catalog/names.js';
 
 /** A failure the user caused: printed as one line, exit code 2. */
 export class UsageError extends Error {}
@@ -90,6 +91,34 @@ interface ServeOptions {
   rescanInterval: number;
   poll?: boolean;
   pollInterval: number;
+  upstream?: string;
+  upstreamTtl: number;
+  upstreamTimeout: number;
+  upstreamCache?: string;
+  upstreamCacheMax?: number;
+  upstreamMerge: string[];
+}
+
+/** --upstream: an http(s) index URL, with a trailing slash (project pages are <url><name>/). */
+export function parseUpstream(value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new UsageError(`--upstream: "${value}" is not a URL (use e.g. https://pypi.org/simple/)`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--upstream: only http and https URLs are supported, not "${value}"`);
+  u.hash = '';
+  u.search = '';
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return u.toString();
+}
+
+/** Where the upstream cache lives without --upstream-cache: outside the package roots. */
+function defaultUpstreamCache(cacheDir: string | null): string {
+  if (cacheDir) return path.join(cacheDir, 'upstream');
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(path.resolve(base), 'pypi-lite', 'upstream');
 }
 
 export async function buildConfig(roots: string[], o: ServeOptions): Promise<Config> {
@@ -118,17 +147,23 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
   if (passwords === null && (authenticate.has('download') || authenticate.has('list'))) {
     throw new UsageError('--authenticate download/list needs a password file: add -P <htpasswd file>');
   }
+  const cacheDir = o.cacheDir ? path.resolve(o.cacheDir) : null;
+  const upstream = o.upstream ? parseUpstream(o.upstream) : null;
+  const upstreamCache = upstream ? (o.upstreamCache ? path.resolve(o.upstreamCache) : defaultUpstreamCache(cacheDir)) : null;
+  if (upstreamCache && resolvedRoots.some((r) => upstreamCache === r || upstreamCache.startsWith(`${r}${path.sep}`))) {
+    throw new UsageError(`--upstream-cache ${upstreamCache} is inside a package directory: proxied files must never become local ones`);
+  }
   if (!o.healthEndpoint.startsWith('/')) throw new UsageError('--health-endpoint must start with /');
   if (!LOG_LEVELS.includes(o.logLevel as (typeof LOG_LEVELS)[number])) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   return {
     roots: resolvedRoots,
     port: o.port,
     host: o.host,
-    fallbackUrl: o.disableFallback ? null : o.fallbackUrl,
+    fallbackUrl: o.disableFallback || upstream ? null : o.fallbackUrl,
     ...base,
     logLevel: o.logLevel,
     logFormat: o.logFormat,
-    cacheDir: o.cacheDir ? path.resolve(o.cacheDir) : null,
+    cacheDir,
     passwords,
     authenticate,
     anonymousUploads: passwordsDot && !authenticate.has('update'),
@@ -143,6 +178,12 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
     workers: o.workers,
     rescanInterval: o.rescanInterval,
     poll: o.poll ? o.pollInterval : null,
+    upstream,
+    upstreamTtl: o.upstreamTtl,
+    upstreamTimeout: o.upstreamTimeout,
+    upstreamCache,
+    upstreamCacheMax: o.upstreamCacheMax ?? null,
+    upstreamMerge: new Set(o.upstreamMerge.map((n) => n.trim()).filter(Boolean).map(normalizeName)),
   };
 }
 
@@ -393,6 +434,31 @@ export function buildProgram(): Command {
         .default(DEFAULTS.pollInterval)
         .env('PYPI_LITE_POLL_INTERVAL')
         .argParser(intOption('--poll-interval', 1, 86_400)),
+    )
+    .addOption(
+      new Option('--upstream <url>', 'proxy and cache this Simple API index (e.g. https://pypi.org/simple/) for every name the package directories do not have; replaces the fallback redirect').env(
+        'PYPI_LITE_UPSTREAM',
+      ),
+    )
+    .addOption(
+      new Option('--upstream-ttl <seconds>', 'serve a cached upstream page this long before revalidating it')
+        .default(DEFAULTS.upstreamTtl)
+        .env('PYPI_LITE_UPSTREAM_TTL')
+        .argParser(intOption('--upstream-ttl', 0, 604_800)),
+    )
+    .addOption(
+      new Option('--upstream-timeout <seconds>', 'wait this long for an upstream page, and at most this long between two chunks of an upstream file')
+        .default(DEFAULTS.upstreamTimeout)
+        .env('PYPI_LITE_UPSTREAM_TIMEOUT')
+        .argParser(intOption('--upstream-timeout', 1, 600)),
+    )
+    .addOption(new Option('--upstream-cache <dir>', 'where upstream pages and verified files are cached (default: <cache dir>/upstream, or ~/.cache/pypi-lite/upstream)').env('PYPI_LITE_UPSTREAM_CACHE'))
+    .addOption(new Option('--upstream-cache-max <size>', 'bound the cached upstream files (K, M, G suffixes); least recently used go first').env('PYPI_LITE_UPSTREAM_CACHE_MAX').argParser(sizeOption))
+    .addOption(
+      new Option('--upstream-merge <name>', 'repeatable: list this local project together with its upstream files (local files win); for deliberate forks only (env: comma-separated)')
+        .default([])
+        .env('PYPI_LITE_UPSTREAM_MERGE')
+        .argParser((value: string, previous: string[]) => [...previous, ...value.split(',')]),
     )
     .action(async (roots: string[], o: ServeOptions, cmd: Command) => {
       // Boolean switches from the environment: commander would take any value (even "0") as on.

@@ -50,6 +50,18 @@ export interface Config {
   rescanInterval: number;
   /** --poll: no file-system watcher, rescan every this many seconds instead; null = watch. */
   poll: number | null;
+  /** --upstream: Simple API index proxied for names the package roots do not have; null = none. */
+  upstream: string | null;
+  /** Seconds an upstream project page is served before it is revalidated. */
+  upstreamTtl: number;
+  /** Seconds to wait for an upstream page; for files, the longest pause between two chunks. */
+  upstreamTimeout: number;
+  /** Directory of the upstream cache (pages and verified files), outside the package roots. */
+  upstreamCache: string | null;
+  /** Bytes of cached upstream files kept (least recently used go first); null = no limit. */
+  upstreamCacheMax: number | null;
+  /** Normalized names whose pages list local and upstream files (local wins per file name). */
+  upstreamMerge: Set<string>;
 }
 
 export const DEFAULTS = {
@@ -66,6 +78,8 @@ export const DEFAULTS = {
   rescanInterval: 300,
   /** Seconds between rescans with --poll. */
   pollInterval: 5,
+  upstreamTtl: 600,
+  upstreamTimeout: 10,
 } as const;
 
 export function parseAuthenticate(value: string): Set<AuthAction> {
@@ -119,6 +133,12 @@ export function makeConfig(partial: Partial<Config> & { roots: string[] }): Conf
     workers: 2,
     rescanInterval: DEFAULTS.rescanInterval,
     poll: null,
+    upstream: null,
+    upstreamTtl: DEFAULTS.upstreamTtl,
+    upstreamTimeout: DEFAULTS.upstreamTimeout,
+    upstreamCache: null,
+    upstreamCacheMax: null,
+    upstreamMerge: new Set<string>(),
     ...partial,
   };
 }

@@ -16,6 +16,7 @@ import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
 import { fastPath } from './http/fast-path.js';
+import { Upstream } from './upstream/upstream.js';
 
 export interface RunningServer {
   url: string;
@@ -62,18 +63,20 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   yanks.watch();
   indexer.yanks = yanks;
   const catalog = indexer.catalog;
-  const pages = new PageCache(catalog, indexer);
   const metadata = new MetadataReader();
   const metrics = config.metrics
     ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog })
     : null;
+  const upstream =
+    config.upstream && config.upstreamCache ? await Upstream.open({ ...config, upstream: config.upstream, upstreamCache: config.upstreamCache }, log, metrics?.registry ?? null) : null;
+  const pages = new PageCache(catalog, indexer, upstream?.pages ?? null, config.upstreamMerge);
   const auth = new AuthGuard({ authenticate: config.authenticate, passwords, anonymousUploads: config.anonymousUploads });
   const uploader = new FileUploader(config, { indexer, metadata, log, metrics });
   const reloadYanks = async () => {
     await yanks.load();
     for (const root of config.roots) indexer.refreshYanks(root);
   };
-  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log, metrics, reloadYanks };
+  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log, metrics, reloadYanks, upstream };
   const app = createApp(config, deps);
   const fast = fastPath(config, { pages, log, metrics });
 
