@@ -112,7 +112,8 @@ export async function fetchPage(
     }
     if (res.status !== 200) {
       await res.body?.cancel().catch(() => {});
-      throw new UpstreamError(res.status === 504 ? 'timeout' : 'unavailable', `${finalUrl} answered ${res.status}`);
+      // An error status is about this page; only network failures count the upstream as down.
+      throw new UpstreamError('bad', `${finalUrl} answered ${res.status}`);
     }
     const body = await readBounded(res, opts.maxBytes, timedOut);
     return {

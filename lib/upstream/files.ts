@@ -150,7 +150,7 @@ export class FileCache {
       const { res } = await request(spec.url, { 'accept-encoding': 'identity', 'user-agent': 'pypi-lite' }, ctrl.signal, () => idle);
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => {});
-        throw new UpstreamError(res.status === 504 ? 'timeout' : 'unavailable', `${spec.url} answered ${res.status}`);
+        throw new UpstreamError('bad', `${spec.url} answered ${res.status}`);
       }
       const header = res.headers.get('content-length');
       const declared = header !== null && /^\d+$/.test(header) ? Number(header) : null;
