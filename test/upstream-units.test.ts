@@ -204,6 +204,9 @@ describe('--upstream-merge', function () {
       expect(j.files.filter((f) => f.filename === 'pypi_lite_demo-1.0.0-py3-none-any.whl')).to.have.length(1);
       expect(j.files.find((f) => f.filename === 'pypi_lite_demo-2.0.0-py3-none-any.whl')!.url).to.equal('../../packages/~upstream/pypi-lite-demo/pypi_lite_demo-2.0.0-py3-none-any.whl');
     }
+    // The web UI recommends the single index: the upstream answers for every other project.
+    const ui = await (await fetch(`${proxy.url}/project/pypi-lite-demo/`)).text();
+    expect(ui).to.include(`pip install --index-url ${proxy.url}/simple/ pypi-lite-demo`);
     const r = await fetch(`${proxy.url}/packages/~upstream/pypi-lite-demo/pypi_lite_demo-2.0.0-py3-none-any.whl`);
     expect(r.status).to.equal(200);
     expect(sha256(Buffer.from(await r.arrayBuffer()))).to.equal(sha256(await fsp.readFile(path.join(EXAMPLE, 'pypi_lite_demo-2.0.0-py3-none-any.whl'))));

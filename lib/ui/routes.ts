@@ -119,7 +119,7 @@ export function uiRoutes(config: Config, deps: UiDeps): express.Router {
     cssHref: `${config.basePath}/static/ui.css?v=${css.version}`,
     jsHref: `${config.basePath}/static/ui.js?v=${js.version}`,
   };
-  const urlsFor = (req: Request) => indexUrls(serverUrl(req, config), config.fallbackUrl !== null);
+  const urlsFor = (req: Request) => indexUrls(serverUrl(req, config), config.fallbackUrl !== null || config.upstream !== null);
 
   for (const [path, asset] of [['/static/ui.css', css], ['/static/ui.js', js]] as const) {
     router.get(path, (req: Request, res: Response) => {

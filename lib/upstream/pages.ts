@@ -66,6 +66,7 @@ export class UpstreamPages implements ProjectSource {
   private readonly shadowChecked = new Map<string, number>();
   private readonly shadowing = new Set<string>();
   private shadowRunning = 0;
+  private readonly staleLogged = new Map<string, number>();
 
   constructor(
     private readonly opts: UpstreamPagesOptions,
@@ -185,7 +186,13 @@ export class UpstreamPages implements ProjectSource {
   }
 
   private stale(name: string, entry: Entry, why: string): Entry {
-    this.log.warn({ project: name, age_s: Math.round((Date.now() - entry.fetchedAt) / 1000), err: why }, 'upstream unreachable: serving the cached page');
+    // One log line per project and minute while the upstream stays unreachable.
+    const logged = this.staleLogged.get(name);
+    if (logged === undefined || Date.now() - logged > 60_000) {
+      this.staleLogged.set(name, Date.now());
+      if (this.staleLogged.size > 10_000) this.staleLogged.delete(this.staleLogged.keys().next().value!);
+      this.log.warn({ project: name, age_s: Math.round((Date.now() - entry.fetchedAt) / 1000), err: why }, 'upstream unreachable: serving the cached page');
+    }
     this.metrics?.stale();
     this.remember(name, entry);
     return entry;
