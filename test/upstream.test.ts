@@ -306,6 +306,19 @@ describe('upstream proxy against a hostile upstream', function () {
       const t = setInterval(() => res.write('<'), 100);
       res.on('close', () => clearInterval(t));
     });
+    // Files that stall or break off: listed with the right sha256, never delivered whole.
+    for (const [name, behaviour] of [
+      ['stall', 'stall'],
+      ['cut', 'cut'],
+    ] as const) {
+      const w = await wheel(work, name, '1.0');
+      up.add(name, w);
+      up.handlers.set(`/files/${w.filename}`, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': w.bytes.length });
+        res.write(w.bytes.subarray(0, 100));
+        if (behaviour === 'cut') setTimeout(() => res.write(w.bytes.subarray(100, 200), () => setTimeout(() => res.destroy(), 50)), 50);
+      });
+    }
     await up.start();
     proxy = await new Proxy(
       makeConfig({ roots: [path.join(work, 'root')], logLevel: 'info', upstream: `${up.url}/simple/`, upstreamCache: path.join(work, 'cache'), upstreamTimeout: 3 }),
@@ -349,6 +362,22 @@ describe('upstream proxy against a hostile upstream', function () {
     expect(health.status).to.equal(200);
     await sleep(3_100); // the upstream counts as down for a moment after a timeout
     expect((await request(proxy.running.url, '/simple/good/')).status).to.equal(200);
+  });
+
+  it('answers a file that stalls with a 504 after --upstream-timeout, and breaks off the download of one that is cut', async () => {
+    const t0 = Date.now();
+    const stalled = await request(proxy.running.url, '/packages/~upstream/stall/stall-1.0-py3-none-any.whl');
+    // Nothing was passed on yet (the last chunk is always held back): a clean 504.
+    expect(stalled.status).to.equal(504);
+    expect(stalled.headers['content-type']).to.match(/^text\/plain/);
+    expect(Date.now() - t0).to.be.within(2_500, 8_000);
+    const cut = await request(proxy.running.url, '/packages/~upstream/cut/cut-1.0-py3-none-any.whl').then(
+      (r) => ({ status: r.status, length: r.body.length }),
+      (err: Error) => ({ error: err.message }),
+    );
+    if ('status' in cut) expect(cut.status === 502 || cut.length < 200, JSON.stringify(cut)).to.equal(true);
+    expect(await cachedBlobs(path.join(work, 'cache'))).to.deep.equal([sha256(good.bytes)]);
+    expect((await request(proxy.running.url, '/health')).status).to.equal(200);
   });
 
   it('-a download,list guards proxied pages and files too', async () => {
