@@ -135,6 +135,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       }
       for (const s of sockets) s.destroy();
       await uploader.close();
+      await upstream?.close();
       yanks.close();
       passwords?.close();
       await indexer.close();

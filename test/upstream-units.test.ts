@@ -159,6 +159,22 @@ describe('upstream file cache', () => {
     expect(await fsp.readdir(path.join(dir, 'tmp'))).to.deep.equal([]);
   });
 
+  it('stops running downloads at shutdown and leaves no temporary file', async () => {
+    up.handlers.set('/files/stuck.tar.gz', (_req, res) => {
+      res.writeHead(200, { 'content-length': 1000 });
+      res.write(Buffer.alloc(10));
+    });
+    const cache = new FileCache(dir, { maxBytes: null, idleTimeoutMs: 30_000 }, silent);
+    await cache.init();
+    const running = cache.fetch({ ...spec(1), url: `${up.url}/files/stuck.tar.gz`, filename: 'stuck.tar.gz' }, null).catch((e: unknown) => e);
+    for (let i = 0; i < 100 && !up.seen('/files/stuck.tar.gz').length; i++) await new Promise((r) => setTimeout(r, 10));
+    const t0 = Date.now();
+    await cache.close();
+    expect(Date.now() - t0).to.be.below(5_000);
+    expect((await running) as { status: number }).to.have.property('status', 502);
+    expect(await fsp.readdir(path.join(dir, 'tmp'))).to.deep.equal([]);
+  });
+
   it('refuses a file whose upstream answer is an error or longer than listed', async () => {
     const cache = new FileCache(dir, { maxBytes: null, idleTimeoutMs: 5_000 }, silent);
     await cache.init();

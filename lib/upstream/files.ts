@@ -38,6 +38,8 @@ export class FileCache {
   private readonly lru = new Map<string, number>();
   private total = 0;
   private readonly inflight = new Map<string, Promise<void>>();
+  /** Aborted at shutdown: running downloads stop and leave nothing behind. */
+  private readonly closing = new AbortController();
 
   constructor(
     dir: string,
@@ -111,6 +113,12 @@ export class FileCache {
     return { path: p, size: st.size, mtimeMs: st.mtimeMs };
   }
 
+  /** Stop every running download (at shutdown) and wait until they have cleaned up. */
+  async close(): Promise<void> {
+    this.closing.abort();
+    await Promise.allSettled([...this.inflight.values()]);
+  }
+
   isDownloading(sha: string): boolean {
     return this.inflight.has(sha);
   }
@@ -147,7 +155,8 @@ export class FileCache {
     const fail = (code: 'UPSTREAM_FILE_MISMATCH' | 'UPSTREAM_BAD_RESPONSE', detail: string) => httpError(code, `${spec.filename}: ${detail}`);
     try {
       arm();
-      const { res } = await request(spec.url, { 'accept-encoding': 'identity', 'user-agent': 'pypi-lite' }, ctrl.signal, () => idle);
+      const signal = AbortSignal.any([ctrl.signal, this.closing.signal]);
+      const { res } = await request(spec.url, { 'accept-encoding': 'identity', 'user-agent': 'pypi-lite' }, signal, () => idle);
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => {});
         throw new UpstreamError('bad', `${spec.url} answered ${res.status}`);

@@ -30,6 +30,11 @@ export class Upstream {
     return new Upstream(config.upstream, pages, files);
   }
 
+  /** At shutdown: stop the running downloads (their temporary files are removed). */
+  close(): Promise<void> {
+    return this.files.close();
+  }
+
   /** For /health: the upstream's state (never makes /health fail); `brief`: the state only (-a list). */
   health(brief: boolean): Record<string, unknown> {
     const s = this.pages.state;
