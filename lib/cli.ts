@@ -13,6 +13,7 @@ import { deleteUser, hashPassword, HtpasswdError, isValidUsername, parseHtpasswd
 import { editYankFile, normalizeReason } from './catalog/yank.js';
 import { editFile } from './edit-file.js';
 import { normalizeName } from './catalog/names.js';
+import { UpstreamCacheError } from './upstream/upstream.js';
 
 /** A failure the user caused: printed as one line, exit code 2. */
 export class UsageError extends Error {}
@@ -197,7 +198,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
   try {
     running = await startServer(config, log);
   } catch (err) {
-    if (err instanceof HtpasswdError) throw new UsageError(err.message);
+    if (err instanceof HtpasswdError || err instanceof UpstreamCacheError) throw new UsageError(err.message);
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${config.port} on ${config.host} is already in use`);
     if (e.code === 'EACCES') throw new UsageError(`not allowed to listen on ${config.host}:${config.port}`);

@@ -16,7 +16,7 @@ import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
 import { fastPath } from './http/fast-path.js';
-import { Upstream } from './upstream/upstream.js';
+import { prepareUpstreamCache, Upstream } from './upstream/upstream.js';
 
 export interface RunningServer {
   url: string;
@@ -31,6 +31,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  if (config.upstream && config.upstreamCache) await prepareUpstreamCache(config.upstreamCache);
   let passwords: PasswordFile | null = null;
   if (config.passwords) {
     passwords = new PasswordFile(config.passwords, {

@@ -232,7 +232,7 @@ describe('--upstream-merge', function () {
 describe('upstream options on the command line', function () {
   this.timeout(60_000);
 
-  it('refuses a non-http(s) --upstream and a cache inside a package directory', async () => {
+  it('refuses a non-http(s) --upstream, a cache inside a package directory and an unusable cache', async () => {
     const root = await tempDir('pypi-lite-opt-');
     try {
       const bad = await run(process.execPath, [BIN, 'serve', '-p', '0', '--upstream', 'file:///srv/simple/', root], { env: process.env });
@@ -241,6 +241,12 @@ describe('upstream options on the command line', function () {
       const inside = await run(process.execPath, [BIN, 'serve', '-p', '0', '--upstream', 'http://127.0.0.1:1/simple', '--upstream-cache', path.join(root, 'c'), root], { env: process.env });
       expect(inside.code).to.equal(2);
       expect(inside.stderr).to.match(/inside a package directory/);
+      const notDir = `${root}-file`;
+      await fsp.writeFile(notDir, 'x');
+      const unusable = await run(process.execPath, [BIN, 'serve', '-p', '0', '--upstream', 'http://127.0.0.1:1/simple', '--upstream-cache', path.join(notDir, 'cache'), root], { env: process.env, timeoutMs: 20_000 });
+      await fsp.rm(notDir);
+      expect(unusable.code).to.equal(2);
+      expect(unusable.stderr).to.match(/^pypi-lite: cannot use the upstream cache .*-file\/cache/);
     } finally {
       await fsp.rm(root, { recursive: true, force: true });
     }

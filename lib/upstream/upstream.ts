@@ -1,12 +1,26 @@
 // The upstream proxy (issue 11): its page cache, its file cache, and what /health and /metrics
 // report of it. Built by the server only with --upstream.
 
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import { FileCache } from './files.js';
 import { UpstreamMetrics } from './metrics.js';
 import { UpstreamPages } from './pages.js';
+
+/** The upstream cache directory cannot be used (the CLI reports it as a usage error). */
+export class UpstreamCacheError extends Error {}
+
+/** Check (creating it if needed) that the cache directory is usable, before anything else starts. */
+export async function prepareUpstreamCache(dir: string): Promise<void> {
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.access(dir, fsConstants.W_OK | fsConstants.R_OK | fsConstants.X_OK);
+  } catch (err) {
+    throw new UpstreamCacheError(`cannot use the upstream cache ${dir}: ${(err as Error).message}`);
+  }
+}
 
 export class Upstream {
   private constructor(
