@@ -171,7 +171,7 @@ describe('upstream file cache', () => {
     const t0 = Date.now();
     await cache.close();
     expect(Date.now() - t0).to.be.below(5_000);
-    expect((await running) as { status: number }).to.have.property('status', 502);
+    expect(await running).to.have.property('status', 502);
     expect(await fsp.readdir(path.join(dir, 'tmp'))).to.deep.equal([]);
   });
 
