@@ -10,6 +10,7 @@ import { startServer } from './server.js';
 import { hashPassword } from './auth/hashes.js';
 import { deleteUser, setUser } from './auth/htpasswd-edit.js';
 import { HtpasswdError, isValidUsername, parseHtpasswd } from './auth/htpasswd.js';
+import { UpstreamCacheError } from './upstream/upstream.js';
 import { editYankFile, normalizeReason } from './catalog/yank.js';
 import { editFile } from './edit-file.js';
 
@@ -81,7 +82,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
   try {
     running = await startServer(config, log);
   } catch (err) {
-    if (err instanceof HtpasswdError) throw new UsageError(err.message);
+    if (err instanceof HtpasswdError || err instanceof UpstreamCacheError) throw new UsageError(err.message);
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${config.port} on ${config.host} is already in use`);
     if (e.code === 'EACCES') throw new UsageError(`not allowed to listen on ${config.host}:${config.port}`);
@@ -286,6 +287,7 @@ function commanderOption(spec: OptionRow): Option {
   if (spec.default !== undefined) option.default(spec.default, spec.defaultHelp);
   if (spec.choices) option.choices(spec.choices);
   if (spec.parse) option.argParser(parser(spec.parse));
+  if (spec.repeatable) option.argParser((value: string, previous: string[]) => [...previous, ...value.split(',')]);
   return option;
 }
 

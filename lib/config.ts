@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import proxyaddr from 'proxy-addr';
+import { normalizeName } from './catalog/names.js';
 
 /**
  * What -a can protect. `update` is every write (upload, remove_pkg, yank, unyank, ...): with a
@@ -82,6 +83,18 @@ export interface Config {
   rescanInterval: number;
   /** --poll: no file-system watcher, rescan every this many seconds instead; null = watch. */
   poll: number | null;
+  /** --upstream: Simple API index proxied for names the package roots do not have; null = none. */
+  upstream: string | null;
+  /** Seconds an upstream project page is served before it is revalidated. */
+  upstreamTtl: number;
+  /** Seconds to wait for an upstream page; for files, the longest pause between two chunks. */
+  upstreamTimeout: number;
+  /** Directory of the upstream cache (pages and verified files), outside the package roots. */
+  upstreamCache: string | null;
+  /** Bytes of cached upstream files kept (least recently used go first); null = no limit. */
+  upstreamCacheMax: number | null;
+  /** Normalized names whose pages list local and upstream files (local wins per file name). */
+  upstreamMerge: Set<string>;
 }
 
 /** What --log-level accepts (pino's levels). */
@@ -116,6 +129,12 @@ export interface ServeOptions {
   rescanInterval: number;
   poll?: boolean;
   pollInterval: number;
+  upstream?: string;
+  upstreamTtl: number;
+  upstreamTimeout: number;
+  upstreamCache?: string;
+  upstreamCacheMax?: number;
+  upstreamMerge: string[];
 }
 
 /**
@@ -134,6 +153,8 @@ export interface OptionRow {
   /** Turns the text from the command line or the environment into the value; throws an Error saying why not. */
   parse?: (value: string) => unknown;
   choices?: readonly string[];
+  /** May be given several times (and as a comma list, also in the variable): the values are collected. */
+  repeatable?: true;
 }
 
 /** A row for an option of type T: a default of that type unless the option may stay unset. */
@@ -212,7 +233,66 @@ export const SERVE_OPTIONS: { [K in keyof ServeOptions]-?: OptionSpec<ServeOptio
   },
   poll: { flags: '--poll', help: 'no file-system watcher: rescan every --poll-interval seconds instead; for NFS, SMB and Docker Desktop mounts', env: 'PYPI_LITE_POLL' },
   pollInterval: { flags: '--poll-interval <seconds>', help: 'seconds between rescans with --poll', env: 'PYPI_LITE_POLL_INTERVAL', default: 5, parse: intParser('--poll-interval', 1, 86_400) },
+  upstream: {
+    flags: '--upstream <url>',
+    help: 'proxy and cache this Simple API index (e.g. https://pypi.org/simple/) for every name the package directories do not have; replaces the fallback redirect',
+    env: 'PYPI_LITE_UPSTREAM',
+  },
+  upstreamTtl: {
+    flags: '--upstream-ttl <seconds>',
+    help: 'serve a cached upstream page this long before revalidating it',
+    env: 'PYPI_LITE_UPSTREAM_TTL',
+    default: 600,
+    parse: intParser('--upstream-ttl', 0, 604_800),
+  },
+  upstreamTimeout: {
+    flags: '--upstream-timeout <seconds>',
+    help: 'wait this long for an upstream page, and at most this long between two chunks of an upstream file',
+    env: 'PYPI_LITE_UPSTREAM_TIMEOUT',
+    default: 10,
+    parse: intParser('--upstream-timeout', 1, 600),
+  },
+  upstreamCache: {
+    flags: '--upstream-cache <dir>',
+    help: 'where upstream pages and verified files are cached (default: <cache dir>/upstream, or ~/.cache/pypi-lite/upstream)',
+    env: 'PYPI_LITE_UPSTREAM_CACHE',
+  },
+  upstreamCacheMax: {
+    flags: '--upstream-cache-max <size>',
+    help: 'bound the cached upstream files (K, M, G suffixes); least recently used go first',
+    env: 'PYPI_LITE_UPSTREAM_CACHE_MAX',
+    parse: parseSize,
+  },
+  upstreamMerge: {
+    flags: '--upstream-merge <name>',
+    help: 'repeatable: list this local project together with its upstream files (local files win); for deliberate forks only (env: comma-separated)',
+    env: 'PYPI_LITE_UPSTREAM_MERGE',
+    default: [],
+    repeatable: true,
+  },
 };
+
+/** --upstream: an http(s) index URL, with a trailing slash (project pages are <url><name>/). */
+export function parseUpstream(value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new Error(`--upstream: "${value}" is not a URL (use e.g. https://pypi.org/simple/)`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`--upstream: only http and https URLs are supported, not "${value}"`);
+  u.hash = '';
+  u.search = '';
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return u.toString();
+}
+
+/** Where the upstream cache lives without --upstream-cache: outside the package roots. */
+function defaultUpstreamCache(cacheDir: string | null): string {
+  if (cacheDir) return path.join(cacheDir, 'upstream');
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(path.resolve(base), 'pypi-lite', 'upstream');
+}
 
 /** An on/off switch (no value): its variable is read as a boolean. */
 export function isSwitch(spec: { flags: string }): boolean {
@@ -266,17 +346,23 @@ export function resolveConfig(roots: string[], o: ServeOptions, passwords: strin
   if (passwords === null && (authenticate.has('download') || authenticate.has('list'))) {
     throw new Error('--authenticate download/list needs a password file: add -P <htpasswd file>');
   }
+  const cacheDir = o.cacheDir ? path.resolve(o.cacheDir) : null;
+  const upstream = o.upstream ? parseUpstream(o.upstream) : null;
+  const upstreamCache = upstream ? (o.upstreamCache ? path.resolve(o.upstreamCache) : defaultUpstreamCache(cacheDir)) : null;
+  if (upstreamCache && roots.some((r) => upstreamCache === r || upstreamCache.startsWith(`${r}${path.sep}`))) {
+    throw new Error(`--upstream-cache ${upstreamCache} is inside a package directory: proxied files must never become local ones`);
+  }
   if (!o.healthEndpoint.startsWith('/')) throw new Error('--health-endpoint must start with /');
   if (!LOG_LEVELS.includes(o.logLevel as (typeof LOG_LEVELS)[number])) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   return {
     roots,
     port: o.port,
     host: o.host,
-    fallbackUrl: o.disableFallback ? null : o.fallbackUrl,
+    fallbackUrl: o.disableFallback || upstream ? null : o.fallbackUrl,
     ...base,
     logLevel: o.logLevel,
     logFormat: o.logFormat,
-    cacheDir: o.cacheDir ? path.resolve(o.cacheDir) : null,
+    cacheDir,
     passwords,
     authenticate,
     anonymousUploads: o.passwords === '.' && !authenticate.has('update'),
@@ -291,5 +377,11 @@ export function resolveConfig(roots: string[], o: ServeOptions, passwords: strin
     workers: o.workers,
     rescanInterval: o.rescanInterval,
     poll: o.poll ? o.pollInterval : null,
+    upstream,
+    upstreamTtl: o.upstreamTtl,
+    upstreamTimeout: o.upstreamTimeout,
+    upstreamCache,
+    upstreamCacheMax: o.upstreamCacheMax ?? null,
+    upstreamMerge: new Set(o.upstreamMerge.map((n) => n.trim()).filter(Boolean).map(normalizeName)),
   };
 }

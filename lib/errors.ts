@@ -46,6 +46,10 @@ export const ERRORS = {
   REQUEST_TIMEOUT: { status: 408, message: 'Request Timeout' },
   URI_TOO_LONG: { status: 414, message: 'URI Too Long' },
   NOT_READY: { status: 503, message: 'Catalog is still loading' },
+  UPSTREAM_UNAVAILABLE: { status: 502, message: 'Upstream index unavailable' },
+  UPSTREAM_TIMEOUT: { status: 504, message: 'Upstream index timed out' },
+  UPSTREAM_BAD_RESPONSE: { status: 502, message: 'Upstream index sent an unusable response' },
+  UPSTREAM_FILE_MISMATCH: { status: 502, message: 'Upstream file does not match the sha256 its page listed' },
   INTERNAL: { status: 500, message: 'Internal Server Error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -36,6 +36,8 @@ import { pypiJsonRoutes } from './pypi-json/routes.js';
 import { bareProjectRedirect, simpleRoutes } from './simple/routes.js';
 import { uiRoutes, type UiHandlers } from './ui/routes.js';
 import { uploadRoutes } from './upload/routes.js';
+import { upstreamFileRoutes } from './upstream/routes.js';
+import type { Upstream } from './upstream/upstream.js';
 
 
 /** The collaborators the routes are built from (interfaces: lib/server.ts picks the implementations). */
@@ -50,6 +52,8 @@ export interface AppDeps {
   metrics: Metrics | null;
   /** Re-read the yank files now (after an HTTP yank). */
   reloadYanks: () => Promise<void>;
+  /** The upstream proxy (--upstream), if any. */
+  upstream?: Upstream | null;
 }
 
 export type Access = 'open' | 'list' | 'download' | 'list+download' | 'update';
@@ -82,6 +86,8 @@ export interface RouteHandlers {
   ops: { health: RequestHandler; metrics: RequestHandler | null; welcome: RequestHandler };
   ui: UiHandlers;
   bareProject: RequestHandler;
+  /** Proxied files (--upstream only). */
+  upstreamFiles: RequestHandler | null;
 }
 
 export function routeHandlers(config: Config, deps: AppDeps): RouteHandlers {
@@ -92,9 +98,10 @@ export function routeHandlers(config: Config, deps: AppDeps): RouteHandlers {
     pypiJson: pypiJsonRoutes({ catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata, base, config }),
     upload: uploadRoutes(config, { uploader: deps.uploader }),
     admin: adminRoutes({ catalog: deps.catalog, roots: config.roots, reloadYanks: deps.reloadYanks }),
-    ops: opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics, auth: deps.auth }),
+    ops: opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics, auth: deps.auth, upstream: deps.upstream }),
     ui: uiRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata }),
     bareProject: bareProjectRedirect({ base, reserved: [config.healthEndpoint.slice(1)] }),
+    upstreamFiles: deps.upstream ? upstreamFileRoutes({ upstream: deps.upstream, catalog: deps.catalog, merge: config.upstreamMerge }) : null,
   };
 }
 
@@ -116,6 +123,10 @@ export function declareRoutes(config: Config, h: RouteHandlers): Route[] {
         { methods: ['GET'], path: '/', access: 'list', name: 'welcome', handler: h.ops.welcome },
         { methods: ['GET'], path: '/index.html', access: 'list', name: 'welcome', handler: h.ops.welcome },
       ];
+  // With --upstream: files listed on a proxied project's upstream page, fetched, verified, cached
+  const upstreamFiles: Route[] = h.upstreamFiles
+    ? [{ methods: ['GET'], path: '/packages/~upstream/*path', access: 'download', name: 'upstream', handler: h.upstreamFiles }]
+    : [];
   return [
     // Operations (--health-endpoint moves /health; /metrics only without --no-metrics)
     { methods: ['GET'], path: config.healthEndpoint, access: 'open', name: 'health', handler: h.ops.health },
@@ -129,6 +140,7 @@ export function declareRoutes(config: Config, h: RouteHandlers): Route[] {
     // Files: the flat list (pypiserver's --find-links page, also with --no-ui), then each
     // distribution and its PEP 658 <file>.metadata
     { methods: ['GET'], path: '/packages/', access: 'list', name: 'packages-index', handler: h.ui.packagesIndex },
+    ...upstreamFiles,
     { methods: ['GET'], path: '/packages/*path', access: 'download', name: 'packages', handler: h.files },
     // Warehouse JSON API
     { methods: ['GET'], path: '/pypi/:project/json{/}', access: 'list+download', name: 'pypi-json', handler: h.pypiJson },

@@ -19,6 +19,7 @@ import { FileUploader } from './upload/uploader.js';
 import { FsStore } from './store/fs-store.js';
 import { fastPath } from './http/fast-path.js';
 import { simplePagesOpen, type Route } from './routes.js';
+import { prepareUpstreamCache, Upstream } from './upstream/upstream.js';
 
 export interface RunningServer {
   url: string;
@@ -35,6 +36,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  if (config.upstream && config.upstreamCache) await prepareUpstreamCache(config.upstreamCache);
   let passwords: PasswordFile | null = null;
   if (config.passwords) {
     passwords = new PasswordFile(config.passwords, { log: log.child({ component: 'passwords' }) });
@@ -60,11 +62,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   yanks.watch();
   indexer.yanks = yanks;
   const catalog = indexer.catalog;
-  const pages = new PageCache(catalog, indexer);
   const metadata = new MetadataReader(openIndexed);
   const metrics = config.metrics
     ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog })
     : null;
+  const upstream =
+    config.upstream && config.upstreamCache
+      ? await Upstream.open({ ...config, upstream: config.upstream, upstreamCache: config.upstreamCache }, log.child({ component: 'upstream' }), metrics?.registry ?? null)
+      : null;
+  const pages = new PageCache(catalog, indexer, upstream?.pages ?? null, config.upstreamMerge);
   const auth = new AuthGuard({ authenticate: config.authenticate, authenticator: passwords, anonymousUploads: config.anonymousUploads });
   // Each component logs through its own child logger (the convention: lib/log.ts).
   const httpLog = log.child({ component: 'http' });
@@ -73,7 +79,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await yanks.load();
     for (const root of config.roots) indexer.refreshYanks(root);
   };
-  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log: httpLog, metrics, reloadYanks };
+  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log: httpLog, metrics, reloadYanks, upstream };
   const app = createApp(config, deps);
   // The one exception to the route table, switched by the table's access for /simple/.
   const fast = fastPath(config, { pages, log: httpLog, metrics, enabled: simplePagesOpen(routesOf(app), auth) });
@@ -133,6 +139,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       }
       for (const s of sockets) s.destroy();
       await uploader.close();
+      await upstream?.close();
       yanks.close();
       passwords?.close();
       await indexer.close();

@@ -58,6 +58,12 @@ const SERVE_OPTIONS: [string, string | null][] = [
   ['--rescan-interval', 'PYPI_LITE_RESCAN_INTERVAL'],
   ['--poll', 'PYPI_LITE_POLL'],
   ['--poll-interval', 'PYPI_LITE_POLL_INTERVAL'],
+  ['--upstream', 'PYPI_LITE_UPSTREAM'],
+  ['--upstream-ttl', 'PYPI_LITE_UPSTREAM_TTL'],
+  ['--upstream-timeout', 'PYPI_LITE_UPSTREAM_TIMEOUT'],
+  ['--upstream-cache', 'PYPI_LITE_UPSTREAM_CACHE'],
+  ['--upstream-cache-max', 'PYPI_LITE_UPSTREAM_CACHE_MAX'],
+  ['--upstream-merge', 'PYPI_LITE_UPSTREAM_MERGE'],
   ['--help', null],
 ];
 

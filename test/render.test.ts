@@ -5,6 +5,7 @@ import { parseFilename, type ParsedFilename } from '../lib/catalog/filename.js';
 import { normalizeName } from '../lib/catalog/names.js';
 import pino from 'pino';
 import { FsStore } from '../lib/store/fs-store.js';
+import { listLocal } from '../lib/simple/listing.js';
 import { renderIndexHtml, renderIndexJson, renderProjectHtml, renderProjectJson, type ProjectPageData } from '../lib/simple/render.js';
 import { anchors, decodeEntities, type ProjectJson } from './helpers/http.js';
 
@@ -66,7 +67,7 @@ function dist(filename: string, o: FileOpts = {}): DistFile {
 }
 
 function page(files: DistFile[], name = 'demo', displayName = 'Demo'): ProjectPageData {
-  return { name, displayName, files, versions: [...new Set(files.map((f) => f.version))] };
+  return { name, displayName, files: files.map(listLocal), versions: [...new Set(files.map((f) => f.version))] };
 }
 
 function htmlOf(p: ProjectPageData): string {
@@ -229,7 +230,7 @@ describe('Simple API rendering', () => {
       for (const n of names) c.upsert(dist(n));
       const p = c.project(normalizeName('demo'))!;
       expect(p).to.not.equal(undefined);
-      const j = jsonOf({ name: p.name, displayName: p.displayName, files: c.filesOf(p), versions: c.versionsOf(p) });
+      const j = jsonOf({ name: p.name, displayName: p.displayName, files: c.filesOf(p).map(listLocal), versions: c.versionsOf(p) });
       expect(j.files).to.have.length(names.length);
       for (const f of j.files) expect(j.versions, f.filename).to.include(parseFilename(f.filename)!.version);
       expect(new Set(j.versions).size).to.equal(j.versions.length);

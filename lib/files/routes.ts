@@ -36,7 +36,10 @@ export function decodeFilePath(pathname: string): string | null {
   return out.length ? out.join('/') : null;
 }
 
-function strongEtag(file: DistFile): string {
+/** What serving a file from disk needs to know of it (a DistFile, or a cached upstream file). */
+export type ServedFile = Pick<DistFile, 'store' | 'relPath' | 'filename' | 'size' | 'mtimeMs' | 'sha256' | 'identity'>;
+
+function strongEtag(file: ServedFile): string {
   return file.sha256 ? `"${file.sha256}"` : `"${file.size.toString(16)}-${Math.floor(file.mtimeMs).toString(16)}"`;
 }
 
@@ -71,7 +74,7 @@ function ifRangeAllows(req: IncomingMessage, etag: string, lastModified: string)
   return !Number.isNaN(since) && Math.floor(Date.parse(lastModified) / 1000) <= Math.floor(since / 1000);
 }
 
-async function serveDist(req: IncomingMessage, res: ServerResponse, file: DistFile): Promise<void> {
+export async function serveDist(req: IncomingMessage, res: ServerResponse, file: ServedFile): Promise<void> {
   // Only the very file that was indexed is served (FsStore: O_NOFOLLOW, so a file swapped for
   // a symbolic link after indexing is not followed, and the same device and inode, so neither
   // is a directory on the way swapped for a link). A file renamed over the indexed one is

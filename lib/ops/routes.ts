@@ -18,6 +18,8 @@ export interface OpsDeps {
   indexer: IndexService;
   metrics: Metrics | null;
   auth: AuthGuard;
+  /** The upstream proxy, reported in /health (which stays 200 when the upstream is down). */
+  upstream?: { health(brief: boolean): Record<string, unknown> } | null;
 }
 
 /** The handlers of /health, /metrics (null when metrics are off) and the welcome page (see lib/routes.ts). */
@@ -32,7 +34,7 @@ export function opsRoutes(config: Config, deps: OpsDeps): { health: RequestHandl
     // hash_failures (only when not 0): listed files that could not be hashed because a
     // hashing worker died twice; retried at the next rescan (see --rescan-interval).
     const failures = deps.indexer.hashFailures;
-    const extra = failures ? { hash_failures: failures } : {};
+    const extra = { ...(failures ? { hash_failures: failures } : {}), ...(deps.upstream ? { upstream: deps.upstream.health(deps.auth.needs('list')) } : {}) };
     res.json(deps.auth.needs('list') ? { status, hashing, ...extra } : { status, projects, files, hashing, ...extra });
   };
   const metrics = deps.metrics;

@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { versionsIn, type Catalog } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
+import { compareVersions } from '../catalog/version.js';
+import { listLocal, type ProjectSource, type SourceListing } from './listing.js';
 import { renderIndexHtml, renderIndexJson, renderProjectHtml, renderProjectJson, type IndexEntry } from './render.js';
 
 export type PageFormat = 'html' | 'json';
@@ -56,10 +58,20 @@ export class RenderedPage {
 export class PageCache {
   private readonly projectPages = new Map<string, { generation: number; html?: RenderedPage; json?: RenderedPage }>();
   private index: { generation: number; html?: RenderedPage; json?: RenderedPage; entries?: IndexEntry[] } | null = null;
+  /** Pages of projects listed by the source, per listing (a refreshed listing is a new object). */
+  private readonly sourcePages = new WeakMap<SourceListing, { html?: RenderedPage; json?: RenderedPage }>();
+  /** Pages of --upstream-merge projects: local files plus the source's other files. */
+  private readonly mergedPages = new Map<string, { generation: number; listing: SourceListing; html?: RenderedPage; json?: RenderedPage }>();
 
+  /**
+   * `source` (the upstream index) is asked only for names the catalog does not have, except the
+   * names in `merge`, whose pages list the catalog's files and the source's other files.
+   */
   constructor(
     private readonly catalog: Catalog,
     private readonly indexer: Indexer,
+    private readonly source: ProjectSource | null = null,
+    private readonly merge: ReadonlySet<string> = new Set(),
   ) {
     catalog.onChange((project) => this.projectPages.delete(project));
   }
@@ -69,15 +81,29 @@ export class PageCache {
     const cached = this.cached(name, format);
     if (cached !== undefined) return cached;
     const p = this.catalog.project(name);
-    if (!p) return null;
+    if (!p) return this.source ? (this.sourcePage(await this.source.get(name), format) ?? null) : null;
     await this.indexer.ensureHashed(p);
+    if (this.source && this.merge.has(name)) {
+      // Local files are listed even when the source cannot be reached.
+      const listing = await this.source.get(name).catch(() => null);
+      if (listing) return this.renderMerged(name, format, listing);
+    }
     return this.render(name, format);
   }
 
   /** The page if it can be served right now without waiting (undefined: must call project()). */
   cached(name: string, format: PageFormat): RenderedPage | null | undefined {
     const p = this.catalog.project(name);
-    if (!p) return null;
+    if (!p) return this.source ? this.sourcePage(this.source.peek(name), format) : null;
+    if (this.source) {
+      if (this.merge.has(name)) {
+        const m = this.mergedPages.get(name);
+        const listing = this.source.peek(name);
+        return m && m.generation === p.generation && m.listing === listing ? m[format] : undefined;
+      }
+      // A private name: never listed from the source, which may check whether it has it too.
+      this.source.shadowed(name);
+    }
     const entry = this.projectPages.get(name);
     if (entry && entry.generation === p.generation) return entry[format];
     return undefined;
@@ -97,10 +123,40 @@ export class PageCache {
     // waited) shows up on the next render, which its digest triggers. Such a page is not cached.
     const all = this.catalog.filesOf(p);
     const files = all.filter((f) => f.sha256 !== null);
-    const data = { name: p.name, displayName: p.displayName, files, versions: versionsIn(files) };
+    const data = { name: p.name, displayName: p.displayName, files: files.map(listLocal), versions: versionsIn(files) };
     const lastModified = new Date(p.lastModifiedMs || Date.now()).toUTCString();
     const page = new RenderedPage(format === 'json' ? renderProjectJson(data) : renderProjectHtml(data), lastModified);
     if (files.length === all.length) entry[format] = page;
+    return page;
+  }
+
+  private sourcePage(listing: SourceListing | null | undefined, format: PageFormat): RenderedPage | null | undefined {
+    if (!listing) return listing;
+    let entry = this.sourcePages.get(listing);
+    if (!entry) this.sourcePages.set(listing, (entry = {}));
+    return (entry[format] ??= new RenderedPage(format === 'json' ? renderProjectJson(listing) : renderProjectHtml(listing), listing.lastModified));
+  }
+
+  /** A merged page: the local files, then the source's files of other names (local wins). */
+  private renderMerged(name: string, format: PageFormat, listing: SourceListing): RenderedPage | null {
+    const p = this.catalog.project(name);
+    if (!p) return null;
+    let entry = this.mergedPages.get(name);
+    if (!entry || entry.generation !== p.generation || entry.listing !== listing) {
+      entry = { generation: p.generation, listing };
+      this.mergedPages.set(name, entry);
+    }
+    const existing = entry[format];
+    if (existing) return existing;
+    const all = this.catalog.filesOf(p);
+    const local = all.filter((f) => f.sha256 !== null);
+    const names = new Set(all.map((f) => f.filename));
+    const files = [...local.map(listLocal), ...listing.files.filter((f) => !names.has(f.filename))];
+    const versions = [...new Set([...versionsIn(local), ...listing.versions])].sort((a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0));
+    const data = { name: p.name, displayName: p.displayName, files, versions };
+    const lastModified = new Date(p.lastModifiedMs || Date.now()).toUTCString();
+    const page = new RenderedPage(format === 'json' ? renderProjectJson(data) : renderProjectHtml(data), lastModified);
+    if (local.length === all.length) entry[format] = page;
     return page;
   }
 

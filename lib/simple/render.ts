@@ -3,13 +3,14 @@
 // bytes do not depend on the host name or a reverse proxy's path prefix and can be cached.
 
 import type { DistFile } from '../catalog/catalog.js';
+import type { ListedFile } from './listing.js';
 
 export const API_VERSION = '1.1';
 
 export interface ProjectPageData {
   name: string;
   displayName: string;
-  files: DistFile[];
+  files: ListedFile[];
   versions: string[];
 }
 
@@ -71,13 +72,14 @@ const FOOT = raw(`  </body>
 
 export function renderProjectHtml(page: ProjectPageData): Buffer {
   const links = page.files.map((f) => {
-    const href = f.sha256 ? `${fileUrl(f)}#sha256=${f.sha256}` : fileUrl(f);
+    const digest = f.hashes.sha256 !== undefined ? ['sha256', f.hashes.sha256] : Object.entries(f.hashes)[0];
+    const href = digest ? `${f.url}#${digest[0]}=${digest[1]}` : f.url;
     const attrs: Raw[] = [];
-    const rp = f.metadata?.requiresPython;
+    const rp = f.requiresPython;
     if (rp) attrs.push(html` data-requires-python="${rp}"`);
-    if (f.yank) attrs.push(html` data-yanked="${f.yank.reason}"`);
-    if (f.metadata?.servable) {
-      attrs.push(html` data-core-metadata="sha256=${f.metadata.sha256}" data-dist-info-metadata="sha256=${f.metadata.sha256}"`);
+    if (f.yanked !== null) attrs.push(html` data-yanked="${f.yanked}"`);
+    if (f.coreMetadataSha256) {
+      attrs.push(html` data-core-metadata="sha256=${f.coreMetadataSha256}" data-dist-info-metadata="sha256=${f.coreMetadataSha256}"`);
     }
     return html`    <a href="${href}"${attrs}>${f.filename}</a><br>
 `;
@@ -94,8 +96,9 @@ interface JsonFile {
   'requires-python'?: string;
   'core-metadata': { sha256: string } | false;
   yanked: boolean | string;
-  size: number;
-  'upload-time': string;
+  /** Absent only for upstream files whose page did not give them. */
+  size?: number;
+  'upload-time'?: string;
 }
 
 export function projectJson(page: ProjectPageData): { meta: { 'api-version': string }; name: string; files: JsonFile[]; versions: string[] } {
@@ -105,14 +108,14 @@ export function projectJson(page: ProjectPageData): { meta: { 'api-version': str
     files: page.files.map((f) => {
       const j: JsonFile = {
         filename: f.filename,
-        url: fileUrl(f),
-        hashes: f.sha256 ? { sha256: f.sha256 } : {},
-        'core-metadata': f.metadata?.servable ? { sha256: f.metadata.sha256 } : false,
-        yanked: f.yank ? f.yank.reason || true : false,
-        size: f.size,
-        'upload-time': new Date(f.mtimeMs).toISOString(),
+        url: f.url,
+        hashes: f.hashes,
+        'core-metadata': f.coreMetadataSha256 ? { sha256: f.coreMetadataSha256 } : false,
+        yanked: f.yanked === null ? false : f.yanked || true,
       };
-      const rp = f.metadata?.requiresPython;
+      if (f.size !== null) j.size = f.size;
+      if (f.uploadTime !== null) j['upload-time'] = f.uploadTime;
+      const rp = f.requiresPython;
       if (rp) j['requires-python'] = rp;
       return j;
     }),

@@ -120,7 +120,7 @@ export function uiRoutes(config: Config, deps: UiDeps): UiHandlers {
     cssHref: `${config.basePath}/static/ui.css?v=${css.version}`,
     jsHref: `${config.basePath}/static/ui.js?v=${js.version}`,
   };
-  const urlsFor = (req: Request) => indexUrls(serverUrl(req, config), config.fallbackUrl !== null);
+  const urlsFor = (req: Request) => indexUrls(serverUrl(req, config), config.fallbackUrl !== null || config.upstream !== null);
 
   const serveAsset = (asset: Asset) => (req: Request, res: Response): void => {
     res.setHeader('Content-Type', asset.type);
