@@ -2,8 +2,8 @@
 // not listen and reads no globals, so tests can build as many apps as they like.
 
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { Config } from './config.js';
-import { httpError } from './errors.js';
+import type { Config } from './core/config.js';
+import { httpError } from './core/errors.js';
 import { compileTrust } from './http/client-address.js';
 import { errorHandler } from './http/error-handler.js';
 import { observeRequest, type RequestMetrics } from './http/observe.js';

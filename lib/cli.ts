@@ -4,15 +4,15 @@
 import { promises as fsp, constants as fsConstants, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { intParser, isSwitch, resolveConfig, SERVE_OPTIONS, type Config, type OptionRow, type ServeOptions } from './config.js';
-import { createLogger } from './log.js';
+import { intParser, isSwitch, resolveConfig, SERVE_OPTIONS, type Config, type OptionRow, type ServeOptions } from './core/config.js';
+import { createLogger } from './core/log.js';
 import { startServer } from './server.js';
 import { hashPassword } from './auth/hashes.js';
 import { deleteUser, setUser } from './auth/htpasswd-edit.js';
 import { HtpasswdError, isValidUsername, parseHtpasswd } from './auth/htpasswd.js';
 import { UpstreamCacheError } from './upstream/upstream.js';
 import { editYankFile, normalizeReason } from './catalog/yank.js';
-import { editFile } from './edit-file.js';
+import { editFile } from './core/edit-file.js';
 
 /** A failure the user caused: printed as one line, exit code 2. */
 export class UsageError extends Error {}

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { createApp, routesOf, type AppDeps } from './app.js';
-import type { Config } from './config.js';
+import type { Config } from './core/config.js';
 import { Indexer } from './catalog/indexer.js';
 import { YankStore } from './catalog/yank.js';
 import { AuthGuard } from './auth/guard.js';
@@ -17,7 +17,7 @@ import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
 import { FsStore } from './store/fs-store.js';
-import { fastPath } from './http/fast-path.js';
+import { fastPath } from './simple/fast-path.js';
 import { simplePagesOpen, type Route } from './routes.js';
 import { prepareUpstreamCache, Upstream } from './upstream/upstream.js';
 

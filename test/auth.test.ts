@@ -11,8 +11,8 @@ import { AuthGuard } from '../lib/auth/guard.js';
 import { pino } from 'pino';
 import { hashPassword } from '../lib/auth/hashes.js';
 import { PasswordFile } from '../lib/auth/password-file.js';
-import { parseAuthenticate } from '../lib/config.js';
-import { HttpError } from '../lib/errors.js';
+import { parseAuthenticate } from '../lib/core/config.js';
+import { HttpError } from '../lib/core/errors.js';
 import { BIN, copyExample, run, spawnServer, tempDir, waitHealthy, type RunResult, type Spawned } from './helpers/server.js';
 import { basic, eventually, passwd } from './helpers/upload.js';
 

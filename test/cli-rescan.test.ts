@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import type { Command } from 'commander';
 import { buildConfig, buildProgram } from '../lib/cli.js';
-import type { Config } from '../lib/config.js';
+import type { Config } from '../lib/core/config.js';
 import { tempDir } from './helpers/server.js';
 
 describe('command line: --rescan-interval, --poll and --poll-interval', () => {

@@ -1,4 +1,4 @@
-// One source of the `serve` defaults (issue 10): lib/config.ts's SERVE_OPTIONS declares every
+// One source of the `serve` defaults (issue 10): lib/core/config.ts's SERVE_OPTIONS declares every
 // option's flags, default, environment variable and parser; the command line is built from it.
 // These tests parse `pypi-lite serve ... ROOT` in-process (nothing is started) and check the
 // resulting Config.
@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import type { Command } from 'commander';
 import { buildConfig, buildProgram } from '../lib/cli.js';
-import { isSwitch, SERVE_OPTIONS, type Config } from '../lib/config.js';
+import { isSwitch, SERVE_OPTIONS, type Config } from '../lib/core/config.js';
 import { makeConfig } from './helpers/config.js';
 import { tempDir } from './helpers/server.js';
 

@@ -1,4 +1,4 @@
-// The fast path in front of Express (lib/http/fast-path.ts) is the one exception to the route
+// The fast path in front of Express (lib/simple/fast-path.ts) is the one exception to the route
 // table: it must answer a cached Simple API page exactly as the Express route does. Both paths
 // here get the same requests (HTML, JSON, gzip, 304, HEAD; with and without --base-url) and
 // must send the same bytes: status line, every header in order (Date aside) and the body.
@@ -8,9 +8,9 @@ import { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../lib/app.js';
-import type { Config } from '../lib/config.js';
+import type { Config } from '../lib/core/config.js';
 import { makeConfig } from './helpers/config.js';
-import { fastPath } from '../lib/http/fast-path.js';
+import { fastPath } from '../lib/simple/fast-path.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { rawRequest } from './helpers/http.js';
 import { copyExample } from './helpers/server.js';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { DIST_EXTENSIONS, isDistFilename, parseFilename, type ParsedFilename } from '../lib/catalog/filename.js';
-import { isValidProjectName, normalizeName } from '../lib/catalog/names.js';
+import { isValidProjectName, normalizeName } from '../lib/core/names.js';
 
 type Expected = Omit<ParsedFilename, 'filename' | 'packagetype'>;
 

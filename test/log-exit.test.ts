@@ -1,4 +1,4 @@
-// The server writes its log in batches (lib/log.ts); a line must not be lost when the server
+// The server writes its log in batches (lib/core/log.ts); a line must not be lost when the server
 // stops: at SIGTERM/SIGINT (exit 0) and at a fatal error (exit 1, lib/cli.ts), the access-log
 // lines of the last requests and the last message reach stdout before the process ends.
 

@@ -1,11 +1,11 @@
-// The log (lib/log.ts): JSON lines written in batches, so that the access log costs little
+// The log (lib/core/log.ts): JSON lines written in batches, so that the access log costs little
 // (issue 13). Whatever is batched still arrives: an access-log line within about a second
 // with no traffic after it, everything when log.flush() returns, and everything at exit.
 
 import { expect } from 'chai';
 import { closeSync, openSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createLogger, logRequest, type RequestLine } from '../lib/log.js';
+import { createLogger, logRequest, type RequestLine } from '../lib/core/log.js';
 import { REPO, run, tempDir } from './helpers/server.js';
 
 const LINE: RequestLine = { reqId: 'r-1', method: 'GET', path: '/simple/demo/', status: 200, bytes: 1234, ms: 1.25, user: undefined, remote: '127.0.0.1' };
@@ -68,7 +68,7 @@ describe('the log: batched lines still arrive', function () {
   ] as const) {
     it(`lines still in the batch are written at exit: ${how}`, async () => {
       const script = `
-        import { createLogger, logRequest } from ${JSON.stringify(path.join(REPO, 'dist/lib/log.js'))};
+        import { createLogger, logRequest } from ${JSON.stringify(path.join(REPO, 'dist/lib/core/log.js'))};
         const log = createLogger('info', 'json').child({ component: 'http' });
         for (let i = 0; i < 5; i++) logRequest(log, ${JSON.stringify(LINE)});
         ${code};

@@ -10,7 +10,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseFilename } from '../lib/catalog/filename.js';
-import { isValidProjectName, normalizeName } from '../lib/catalog/names.js';
+import { isValidProjectName, normalizeName } from '../lib/core/names.js';
 import { compareVersions, isPrerelease, normalizeVersion, parseVersion, versionsEqual } from '../lib/catalog/version.js';
 import { HTML_V1, JSON_V1, TEXT_HTML, negotiate, negotiateRequest } from '../lib/simple/negotiate.js';
 import { buildWheel, parseProjectPage, sha256, send, TEMP_PREFIX } from '../bench/soak.js';

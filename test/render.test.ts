@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { Catalog, type DistFile } from '../lib/catalog/catalog.js';
 import type { MetadataSummary } from '../lib/metadata/types.js';
 import { parseFilename, type ParsedFilename } from '../lib/catalog/filename.js';
-import { normalizeName } from '../lib/catalog/names.js';
+import { normalizeName } from '../lib/core/names.js';
 import pino from 'pino';
 import { FsStore } from '../lib/store/fs-store.js';
 import { listLocal } from '../lib/simple/listing.js';

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
-import { parseAuthenticate, type AuthAction, type Config } from '../lib/config.js';
+import { parseAuthenticate, type AuthAction, type Config } from '../lib/core/config.js';
 import { makeConfig } from './helpers/config.js';
 import { compilePath, type Access, type Method, type Route } from '../lib/routes.js';
 import { startServer, type RunningServer } from '../lib/server.js';

@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { hashPassword } from '../lib/auth/hashes.js';
-import type { AuthAction, Config } from '../lib/config.js';
+import type { AuthAction, Config } from '../lib/core/config.js';
 import { makeConfig } from './helpers/config.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { Lru } from '../lib/ui/lru.js';

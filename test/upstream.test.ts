@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
-import type { Config } from '../lib/config.js';
+import type { Config } from '../lib/core/config.js';
 import { makeConfig } from './helpers/config.js';
 import { hashPassword } from '../lib/auth/hashes.js';
 import { startServer, type RunningServer } from '../lib/server.js';

@@ -9,7 +9,7 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import type { Catalog } from '../catalog/catalog.js';
 import { parseTarget, editYankFile, normalizeReason } from '../catalog/yank.js';
 import { versionsEqual } from '../catalog/version.js';
-import { httpError } from '../errors.js';
+import { httpError } from '../core/errors.js';
 
 export interface AdminDeps {
   catalog: Catalog;

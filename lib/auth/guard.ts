@@ -15,8 +15,8 @@
 
 import basicAuth from 'basic-auth';
 import type { NextFunction, Request, Response } from 'express';
-import type { AuthAction } from '../config.js';
-import { httpError } from '../errors.js';
+import type { AuthAction } from '../core/config.js';
+import { httpError } from '../core/errors.js';
 import type { Authenticator } from './authenticator.js';
 import { FailureThrottle } from './throttle.js';
 

@@ -6,7 +6,7 @@
 import type { MetadataSummary } from '../metadata/types.js';
 import type { FileIdentity, PackageStore } from '../store/types.js';
 import { distKey, type ParsedFilename } from './filename.js';
-import { normalizeName } from './names.js';
+import { normalizeName } from '../core/names.js';
 import { compareVersions } from './version.js';
 
 export interface Yank {

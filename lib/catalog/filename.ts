@@ -6,7 +6,7 @@
  * (`{name}-{version}[-py{X.Y}[-{platform}]].egg`).
  */
 
-import { normalizeName } from './names.js';
+import { normalizeName } from '../core/names.js';
 import { parseVersion, versionKey } from './version.js';
 
 export type DistKind = 'wheel' | 'sdist' | 'egg';

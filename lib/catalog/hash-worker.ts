@@ -1,7 +1,7 @@
 // Worker thread: hashes files and reads their core metadata, off the main thread.
 // Receives batches of HashTask, answers with batches of HashResult (same order).
 
-import { Digester } from '../digests.js';
+import { Digester } from '../core/digests.js';
 import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';

@@ -11,7 +11,7 @@ import { DigestCache, cacheFileFor, sameStamp, type FileStamp } from './cache.js
 import { isDistFilename, parseFilename, type ParsedFilename } from './filename.js';
 import { HashScheduler } from './hash-scheduler.js';
 import type { HashResult } from './hash-pool.js';
-import { normalizeName } from './names.js';
+import { normalizeName } from '../core/names.js';
 import { StoreReconciler } from './reconcile.js';
 import { scanStore, type IndexPolicy } from './scan.js';
 import type { MetadataSummary } from '../metadata/types.js';

@@ -16,11 +16,11 @@
 
 import { pino, type Logger } from 'pino';
 import { promises as fsp, watchFile, unwatchFile } from 'node:fs';
-import { editFile } from '../edit-file.js';
+import { editFile } from '../core/edit-file.js';
 import path from 'node:path';
 import type { Yank } from './catalog.js';
 import type { ParsedFilename } from './filename.js';
-import { normalizeName } from './names.js';
+import { normalizeName } from '../core/names.js';
 import { versionsEqual } from './version.js';
 
 export const YANK_FILE = 'yanked.txt';

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import type { Catalog, DistFile } from '../catalog/catalog.js';
-import { httpError } from '../errors.js';
+import { httpError } from '../core/errors.js';
 import { etagMatches } from '../http/respond.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import type { StoreObject } from '../store/types.js';

@@ -5,7 +5,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import proxyaddr from 'proxy-addr';
-import type { TrustProxy } from '../config.js';
+import type { TrustProxy } from '../core/config.js';
 
 export type TrustFunction = proxyaddr.TrustFunction;
 

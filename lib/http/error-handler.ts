@@ -5,7 +5,7 @@
 
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { HttpError, httpError, toReasonPhrase } from '../errors.js';
+import { HttpError, httpError, toReasonPhrase } from '../core/errors.js';
 
 interface StatusLike {
   status?: unknown;

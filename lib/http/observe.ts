@@ -5,7 +5,7 @@
 // logRequest writes the line without redaction and in batches).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { logRequest, type Logger } from '../log.js';
+import { logRequest, type Logger } from '../core/log.js';
 import { clientAddress, type TrustFunction } from './client-address.js';
 import { BODY_BYTES, type CountedResponse } from './respond.js';
 

@@ -2,7 +2,7 @@
 // respect --base-url, and the conditional-request checks.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RenderedPage } from '../simple/pages.js';
+import type { RenderedPage } from './rendered-page.js';
 import { SECURITY_HEADERS } from './security.js';
 
 /** Does an If-None-Match header match one of our ETags? */

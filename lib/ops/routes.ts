@@ -5,7 +5,7 @@
 
 import type { Request, RequestHandler, Response } from 'express';
 import type { AuthGuard } from '../auth/guard.js';
-import type { Config } from '../config.js';
+import type { Config } from '../core/config.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { IndexService } from '../catalog/indexer.js';
 import { renderWelcome } from './welcome.js';

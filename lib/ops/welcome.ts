@@ -2,7 +2,7 @@
 // twine and .pypirc, built from the URL the visitor actually used.
 
 import type { Request } from 'express';
-import type { Config } from '../config.js';
+import type { Config } from '../core/config.js';
 import { html } from '../simple/render.js';
 import { API_VERSION } from '../simple/render.js';
 

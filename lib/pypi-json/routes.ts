@@ -2,12 +2,12 @@
 // in the shape PyPI serves, for pip-audit, renovate, poetry and friends.
 
 import type { NextFunction, Request, Response } from 'express';
-import type { Config } from '../config.js';
+import type { Config } from '../core/config.js';
 import type { Catalog, DistFile } from '../catalog/catalog.js';
 import type { IndexService } from '../catalog/indexer.js';
-import { normalizeName } from '../catalog/names.js';
+import { normalizeName } from '../core/names.js';
 import { compareVersions, isPrerelease, normalizeVersion, versionsEqual } from '../catalog/version.js';
-import { httpError } from '../errors.js';
+import { httpError } from '../core/errors.js';
 import { decodeNameVersion, location, redirect, searchOf, type UrlBase } from '../http/respond.js';
 import type { MetadataReader } from '../metadata/reader.js';
 import { serverUrl } from '../ops/welcome.js';

@@ -2,8 +2,7 @@
 // ETag and a gzip copy. A page is rendered once after each change to its project, so serving
 // it costs a map lookup; a change to one project never invalidates another's pages.
 
-import { createHash } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
+import { RenderedPage } from '../http/rendered-page.js';
 import { versionsIn, type Catalog } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
 import { compareVersions } from '../catalog/version.js';
@@ -11,49 +10,6 @@ import { listLocal, type ProjectSource, type SourceListing } from './listing.js'
 import { renderIndexHtml, renderIndexJson, renderProjectHtml, renderProjectJson, type IndexEntry } from './render.js';
 
 export type PageFormat = 'html' | 'json';
-
-export class RenderedPage {
-  private gz: Buffer | null = null;
-  readonly etag: string;
-  readonly gzipEtag: string;
-
-  constructor(
-    readonly body: Buffer,
-    readonly lastModified: string,
-  ) {
-    const tag = createHash('sha1').update(body).digest('base64url');
-    this.etag = `"${tag}"`;
-    this.gzipEtag = `"${tag}-gz"`;
-  }
-
-  private readonly blocks = new Map<string, string[]>();
-
-  /** The response headers for this page as a flat [name, value, ...] list, built once. */
-  headerBlock(contentType: string, gzip: boolean): string[] {
-    const key = `${gzip ? 'g' : 'i'}${contentType}`;
-    let block = this.blocks.get(key);
-    if (!block) {
-      const body = gzip ? this.gzip : this.body;
-      block = [
-        'Content-Type', contentType,
-        'Vary', 'Accept, Accept-Encoding',
-        'ETag', gzip ? this.gzipEtag : this.etag,
-        'Last-Modified', this.lastModified,
-        'Cache-Control', 'max-age=0, must-revalidate',
-        'Content-Length', String(body.length),
-      ];
-      if (gzip) block.push('Content-Encoding', 'gzip');
-      this.blocks.set(key, block);
-    }
-    return block;
-  }
-
-  /** The gzip-compressed body, compressed on first use. */
-  get gzip(): Buffer {
-    if (!this.gz) this.gz = gzipSync(this.body, { level: 6 });
-    return this.gz;
-  }
-}
 
 export class PageCache {
   private readonly projectPages = new Map<string, { generation: number; html?: RenderedPage; json?: RenderedPage }>();

@@ -4,11 +4,12 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
-import { httpError } from '../errors.js';
-import { normalizeName } from '../catalog/names.js';
+import { httpError } from '../core/errors.js';
+import { normalizeName } from '../core/names.js';
 import { location, redirect, searchOf, sendPage, type UrlBase } from '../http/respond.js';
 import { JSON_V1, negotiateRequest, type SimpleType } from './negotiate.js';
-import type { PageCache, PageFormat, RenderedPage } from './pages.js';
+import type { RenderedPage } from '../http/rendered-page.js';
+import type { PageCache, PageFormat } from './pages.js';
 
 export interface SimpleDeps {
   pages: PageCache;

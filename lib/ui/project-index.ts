@@ -7,7 +7,7 @@
 
 import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
 import { openIndexed } from '../catalog/still-indexed.js';
-import { normalizeName } from '../catalog/names.js';
+import { normalizeName } from '../core/names.js';
 import { extractMetadata } from '../metadata/extract.js';
 import { archiveKindOf } from '../metadata/types.js';
 import { parseMetadata } from '../metadata/parse.js';

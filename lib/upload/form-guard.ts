@@ -11,7 +11,7 @@
 // largest per-field limit) and `checkField` on busboy's parsed fields still bound the memory.
 
 import { Transform, type TransformCallback } from 'node:stream';
-import { HttpError, httpError } from '../errors.js';
+import { HttpError, httpError } from '../core/errors.js';
 
 export interface FormLimits {
   /** Largest value of a text field not named in `perField`, in bytes. */

@@ -7,8 +7,8 @@
 import type { Request, Response } from 'express';
 import multer from 'multer';
 import type { Writable } from 'node:stream';
-import type { Config } from '../config.js';
-import { HttpError, httpError } from '../errors.js';
+import type { Config } from '../core/config.js';
+import { HttpError, httpError } from '../core/errors.js';
 import { FieldBudget, FormGuard, UPLOAD_FORM_LIMITS, boundaryOf, largestFieldLimit } from './form-guard.js';
 import type { StoredFileInfo } from './storage.js';
 import type { UploadForm, UploadService } from './uploader.js';

@@ -9,7 +9,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request } from 'express';
 import type multer from 'multer';
-import { Digester } from '../digests.js';
+import { Digester } from '../core/digests.js';
 
 export const TEMP_PREFIX = '.pypi-lite-upload-';
 

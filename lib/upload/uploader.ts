@@ -4,14 +4,14 @@
 
 import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../core/config.js';
 import type { DistFile } from '../catalog/catalog.js';
 import type { UploadIndex } from '../catalog/indexer.js';
 import { parseFilename, type ParsedFilename } from '../catalog/filename.js';
-import { isValidProjectName, normalizeName } from '../catalog/names.js';
+import { isValidProjectName, normalizeName } from '../core/names.js';
 import { parseVersion, versionKey, versionsEqual } from '../catalog/version.js';
-import { httpError } from '../errors.js';
-import { Digester, type Digests } from '../digests.js';
+import { httpError } from '../core/errors.js';
+import { Digester, type Digests } from '../core/digests.js';
 import { isCorruptArchive } from '../metadata/archive-errors.js';
 import { extractMetadata } from '../metadata/extract.js';
 import { archiveKindOf, type ExtractResult, type MetadataSummary } from '../metadata/types.js';

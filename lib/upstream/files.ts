@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { HttpError, httpError } from '../errors.js';
+import { HttpError, httpError } from '../core/errors.js';
 import { request, UpstreamError } from './client.js';
 import type { UpstreamMetrics } from './metrics.js';
 

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { httpError } from '../errors.js';
+import { httpError } from '../core/errors.js';
 import type { ListedFile, ProjectSource, SourceListing } from '../simple/listing.js';
 import { fetchPage, UpstreamError } from './client.js';
 import { PageParseError, parseHtmlPage, parseJsonPage, type UpstreamFile, type UpstreamPage } from './parse.js';

@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import type { NextFunction, Request, Response } from 'express';
 import type { Catalog } from '../catalog/catalog.js';
-import { httpError } from '../errors.js';
+import { httpError } from '../core/errors.js';
 import { serveDist } from '../files/routes.js';
 import { etagMatches } from '../http/respond.js';
 import { isSafeFilename } from './parse.js';

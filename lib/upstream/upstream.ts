@@ -4,7 +4,7 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Config } from '../config.js';
+import type { Config } from '../core/config.js';
 import { FileCache } from './files.js';
 import { UpstreamMetrics } from './metrics.js';
 import { UpstreamPages } from './pages.js';

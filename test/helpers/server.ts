@@ -21,7 +21,7 @@ export interface Spawned {
   logs(): Record<string, unknown>[];
   /**
    * The log lines that match, once at least `count` do (or after timeoutMs, however many do).
-   * The server writes access-log lines in batches, each within about a second (lib/log.ts).
+   * The server writes access-log lines in batches, each within about a second (lib/core/log.ts).
    */
   waitForLogs(match: (line: Record<string, unknown>) => boolean, count?: number, timeoutMs?: number): Promise<Record<string, unknown>[]>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import proxyaddr from 'proxy-addr';
-import { normalizeName } from './catalog/names.js';
+import { normalizeName } from './names.js';
 
 /**
  * What -a can protect. `update` is every write (upload, remove_pkg, yank, unyank, ...): with a

@@ -10,11 +10,11 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
-import type { PageCache } from '../simple/pages.js';
-import { resolveSimple, sendSimplePage } from '../simple/routes.js';
-import { compileTrust } from './client-address.js';
-import { observeRequest, type RequestMetrics } from './observe.js';
+import type { Config } from '../core/config.js';
+import type { PageCache } from './pages.js';
+import { resolveSimple, sendSimplePage } from './routes.js';
+import { compileTrust } from '../http/client-address.js';
+import { observeRequest, type RequestMetrics } from '../http/observe.js';
 
 /** `enabled`: the route table's Simple API routes need no credentials (simplePagesOpen). */
 export function fastPath(config: Config, deps: { pages: PageCache; log: Logger; metrics: RequestMetrics | null; enabled: boolean }) {
