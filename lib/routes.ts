@@ -20,14 +20,14 @@
 
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { Catalog, DistFile } from './catalog/catalog.js';
+import type { CatalogView, DistFile } from './catalog/catalog.js';
 import type { IndexService } from './catalog/indexer.js';
-import type { MetadataReader } from './metadata/reader.js';
-import type { PageCache } from './simple/pages.js';
+import type { MetadataSource } from './metadata/reader.js';
+import type { ProjectPages } from './simple/pages.js';
 import type { Uploader } from './upload/routes.js';
-import type { Metrics } from './ops/routes.js';
+import type { MetricsService } from './ops/routes.js';
 import { adminRoutes } from './admin/routes.js';
-import type { AuthGuard } from './auth/guard.js';
+import type { AccessPolicy } from './auth/guard.js';
 import type { AuthAction, Config } from './core/config.js';
 import { httpError } from './core/errors.js';
 import { fileRoutes } from './files/routes.js';
@@ -37,23 +37,23 @@ import { bareProjectRedirect, simpleRoutes } from './simple/routes.js';
 import { uiRoutes, type UiHandlers } from './ui/routes.js';
 import { uploadRoutes } from './upload/routes.js';
 import { upstreamFileRoutes } from './upstream/routes.js';
-import type { Upstream } from './upstream/upstream.js';
+import type { UpstreamService } from './upstream/upstream.js';
 
 
 /** The collaborators the routes are built from (interfaces: lib/server.ts picks the implementations). */
 export interface AppDeps {
-  catalog: Catalog;
+  catalog: CatalogView;
   indexer: IndexService;
-  pages: PageCache;
-  metadata: MetadataReader<DistFile>;
-  auth: AuthGuard;
+  pages: ProjectPages;
+  metadata: MetadataSource<DistFile>;
+  auth: AccessPolicy;
   uploader: Uploader;
   log: Logger;
-  metrics: Metrics | null;
+  metrics: MetricsService | null;
   /** Re-read the yank files now (after an HTTP yank). */
   reloadYanks: () => Promise<void>;
   /** The upstream proxy (--upstream), if any. */
-  upstream?: Upstream | null;
+  upstream?: UpstreamService | null;
 }
 
 export type Access = 'open' | 'list' | 'download' | 'list+download' | 'update';
@@ -171,12 +171,12 @@ const ACTIONS: Record<Access, readonly AuthAction[]> = {
 };
 
 /** Does this access need credentials under the guard's configuration (-a, -P)? */
-export function needsCredentials(auth: AuthGuard, access: Access): boolean {
+export function needsCredentials(auth: AccessPolicy, access: Access): boolean {
   return ACTIONS[access].some((a) => auth.needs(a));
 }
 
 /** May the fast path answer Simple API pages: do the table's `simple` routes need no credentials? */
-export function simplePagesOpen(routes: readonly Route[], auth: AuthGuard): boolean {
+export function simplePagesOpen(routes: readonly Route[], auth: AccessPolicy): boolean {
   const simple = routes.filter((r) => r.name === 'simple');
   return simple.length > 0 && !simple.some((r) => needsCredentials(auth, r.access));
 }
@@ -217,7 +217,7 @@ function methodNotAllowed(allow: string): RequestHandler {
 }
 
 /** One express.Router answering the table, with the access of each entry applied in front of its handler. */
-export function mountRoutes(routes: readonly Route[], auth: AuthGuard): express.Router {
+export function mountRoutes(routes: readonly Route[], auth: AccessPolicy): express.Router {
   const router = express.Router({ caseSensitive: true, strict: true });
   const methodsAt = new Map<string, Set<Method>>();
   for (const r of routes) {

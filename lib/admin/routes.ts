@@ -6,20 +6,20 @@
 //   curl -u alice -d target=demo==1.0 http://box:8080/api/unyank
 
 import express, { type Request, type RequestHandler, type Response } from 'express';
-import type { Catalog } from '../catalog/catalog.js';
+import type { CatalogView } from '../catalog/catalog.js';
 import { parseTarget, editYankFile, normalizeReason } from '../catalog/yank.js';
 import { versionsEqual } from '../catalog/version.js';
 import { httpError } from '../core/errors.js';
 
 export interface AdminDeps {
-  catalog: Catalog;
+  catalog: CatalogView;
   roots: string[];
   /** Re-read yank files now rather than at the next poll. */
   reloadYanks: () => Promise<void>;
 }
 
 /** The roots holding files the target names (the first root when none does, for a release). */
-export function rootsFor(catalog: Catalog, roots: string[], target: string): string[] {
+export function rootsFor(catalog: CatalogView, roots: string[], target: string): string[] {
   const t = parseTarget(target);
   if (!t) return [];
   const found = new Set<string>();

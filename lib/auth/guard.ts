@@ -14,7 +14,7 @@
 //   which needs `list` as well).
 
 import basicAuth from 'basic-auth';
-import type { NextFunction, Request, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AuthAction } from '../core/config.js';
 import { httpError } from '../core/errors.js';
 import type { Authenticator } from './authenticator.js';
@@ -36,7 +36,22 @@ export function isReadMethod(method: string | undefined): boolean {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export class AuthGuard {
+/**
+ * The access rules as the routes use them (AuthGuard is the implementation; it checks users
+ * through an Authenticator).
+ */
+export interface AccessPolicy {
+  /** Does this action need credentials under this configuration? */
+  needs(action: AuthAction): boolean;
+  /** The user allowed to do this, after asking for or checking credentials; throws the 401/403. */
+  check(req: Request, action: AuthAction): Promise<string>;
+  /** A middleware that lets a request through only with these actions allowed. */
+  require(...actions: AuthAction[]): RequestHandler;
+  /** A middleware that asks every write (any method but GET/HEAD) for a user when there is a password file. */
+  requireWrites(): RequestHandler;
+}
+
+export class AuthGuard implements AccessPolicy {
   readonly throttle: FailureThrottle;
   /** Users already authenticated for a request, so that several checks cost one verification. */
   private readonly verified = new WeakMap<object, string>();
@@ -94,7 +109,7 @@ export class AuthGuard {
    * Express middleware requiring credentials for each of the actions that -a protects.
    * `update` is always checked: check() also refuses writes when uploads are disabled.
    */
-  require(...actions: AuthAction[]) {
+  require(...actions: AuthAction[]): RequestHandler {
     return (req: Request, _res: Response, next: NextFunction): void => {
       const needed = actions.filter((a) => a === 'update' || this.needs(a));
       if (needed.length === 0) return next();
@@ -114,7 +129,7 @@ export class AuthGuard {
    * GET and HEAD) needs a valid user whenever a password file is configured. Without one the
    * route decides (uploads disabled, or anonymous with `-a . -P .`).
    */
-  requireWrites() {
+  requireWrites(): RequestHandler {
     return (req: Request, res: Response, next: NextFunction): void => {
       if (isReadMethod(req.method) || this.opts.authenticator === null) return next();
       this.require('update')(req, res, next);

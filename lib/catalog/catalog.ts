@@ -67,6 +67,12 @@ export function versionsIn(files: Iterable<DistFile>): string[] {
 
 export type ChangeListener = (project: string) => void;
 
+/**
+ * What the routes, pages and the UI read of the index: lookups and change notices, no writes
+ * (the indexer and the uploader write through the Catalog itself). AppDeps holds this.
+ */
+export type CatalogView = Pick<Catalog, 'generation' | 'size' | 'onChange' | 'fileAt' | 'project' | 'projects' | 'filesOf' | 'versionsOf'>;
+
 export class Catalog {
   private readonly projectsByName = new Map<string, Project>();
   private readonly byRelPath = new Map<string, DistFile>();

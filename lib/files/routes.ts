@@ -5,15 +5,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
-import type { Catalog, DistFile } from '../catalog/catalog.js';
+import type { CatalogView, DistFile } from '../catalog/catalog.js';
 import { httpError } from '../core/errors.js';
 import { etagMatches } from '../http/respond.js';
-import type { MetadataReader } from '../metadata/reader.js';
+import type { MetadataSource } from '../metadata/reader.js';
 import type { StoreObject } from '../store/types.js';
 
 export interface FilesDeps {
-  catalog: Catalog;
-  metadata: MetadataReader<DistFile>;
+  catalog: CatalogView;
+  metadata: MetadataSource<DistFile>;
 }
 
 const MAX_PATH = 1024;

@@ -28,7 +28,15 @@ export interface LocalArchive {
  */
 export type OpenArchive<F extends ArchiveFile> = (file: F) => Promise<LocalArchive | null>;
 
-export class MetadataReader<F extends ArchiveFile = ArchiveFile> {
+/** Core metadata bytes on demand (MetadataReader is the implementation). */
+export interface MetadataSource<F extends ArchiveFile = ArchiveFile> {
+  /** The metadata bytes of a distribution, or null if it has none that can be read. */
+  read(file: F): Promise<Buffer | null>;
+  /** Keep bytes already at hand (an upload just extracted them). */
+  remember(key: string | ArchiveFile, bytes: Buffer): void;
+}
+
+export class MetadataReader<F extends ArchiveFile = ArchiveFile> implements MetadataSource<F> {
   private readonly lru = new Map<string, Buffer>();
   private bytes = 0;
 

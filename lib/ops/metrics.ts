@@ -11,7 +11,15 @@ export interface CatalogStats {
   backlog(): number;
 }
 
-export class Metrics implements RequestMetrics {
+/** The metrics as the routes and the uploader feed and show them (Metrics is the implementation). */
+export interface MetricsService extends RequestMetrics {
+  readonly contentType: string;
+  upload(result: 'accepted' | 'identical' | 'rejected', bytes?: number): void;
+  /** The Prometheus text exposition. */
+  render(): Promise<string>;
+}
+
+export class Metrics implements MetricsService {
   readonly registry = new Registry();
   private readonly requests: Counter<'route' | 'method' | 'status'>;
   private readonly latency: Histogram<'route'>;

@@ -4,20 +4,20 @@
 // in the route table, lib/routes.ts).
 
 import type { Request, RequestHandler, Response } from 'express';
-import type { AuthGuard } from '../auth/guard.js';
+import type { AccessPolicy } from '../auth/guard.js';
 import type { Config } from '../core/config.js';
-import type { Catalog } from '../catalog/catalog.js';
+import type { CatalogView } from '../catalog/catalog.js';
 import type { IndexService } from '../catalog/indexer.js';
 import { renderWelcome } from './welcome.js';
-import type { Metrics } from './metrics.js';
+import type { MetricsService } from './metrics.js';
 
-export type { Metrics } from './metrics.js';
+export type { MetricsService } from './metrics.js';
 
 export interface OpsDeps {
-  catalog: Catalog;
+  catalog: CatalogView;
   indexer: IndexService;
-  metrics: Metrics | null;
-  auth: AuthGuard;
+  metrics: MetricsService | null;
+  auth: AccessPolicy;
   /** The upstream proxy, reported in /health (which stays 200 when the upstream is down). */
   upstream?: { health(brief: boolean): Record<string, unknown> } | null;
 }

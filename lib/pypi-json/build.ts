@@ -4,7 +4,7 @@
 import type { DistFile } from '../catalog/catalog.js';
 import type { IndexService } from '../catalog/indexer.js';
 import { encodePath } from '../simple/render.js';
-import type { MetadataReader } from '../metadata/reader.js';
+import type { MetadataSource } from '../metadata/reader.js';
 import { parseMetadata, type CoreMetadata } from '../metadata/parse.js';
 
 export interface JsonContext {
@@ -16,7 +16,7 @@ export interface JsonContext {
   baseUrl: string;
   projectName: string;
   indexer: IndexService;
-  metadata: MetadataReader<DistFile>;
+  metadata: MetadataSource<DistFile>;
 }
 
 export interface JsonFileInfo {

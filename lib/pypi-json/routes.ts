@@ -3,20 +3,20 @@
 
 import type { NextFunction, Request, Response } from 'express';
 import type { Config } from '../core/config.js';
-import type { Catalog, DistFile } from '../catalog/catalog.js';
+import type { CatalogView, DistFile } from '../catalog/catalog.js';
 import type { IndexService } from '../catalog/indexer.js';
 import { normalizeName } from '../core/names.js';
 import { compareVersions, isPrerelease, normalizeVersion, versionsEqual } from '../catalog/version.js';
 import { httpError } from '../core/errors.js';
 import { decodeNameVersion, location, redirect, searchOf, type UrlBase } from '../http/respond.js';
-import type { MetadataReader } from '../metadata/reader.js';
+import type { MetadataSource } from '../metadata/reader.js';
 import { serverUrl } from '../ops/welcome.js';
 import { buildProjectJson, buildReleaseJson } from './build.js';
 
 export interface PypiJsonDeps {
-  catalog: Catalog;
+  catalog: CatalogView;
   indexer: IndexService;
-  metadata: MetadataReader<DistFile>;
+  metadata: MetadataSource<DistFile>;
   base: UrlBase;
   config: Config;
 }

@@ -11,13 +11,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
-import type { PageCache } from './pages.js';
+import type { ProjectPages } from './pages.js';
 import { resolveSimple, sendSimplePage } from './routes.js';
 import { compileTrust } from '../http/client-address.js';
 import { observeRequest, type RequestMetrics } from '../http/observe.js';
 
 /** `enabled`: the route table's Simple API routes need no credentials (simplePagesOpen). */
-export function fastPath(config: Config, deps: { pages: PageCache; log: Logger; metrics: RequestMetrics | null; enabled: boolean }) {
+export function fastPath(config: Config, deps: { pages: ProjectPages; log: Logger; metrics: RequestMetrics | null; enabled: boolean }) {
   const simple = { pages: deps.pages, base: { basePath: config.basePath, baseOrigin: config.baseOrigin }, fallbackUrl: config.fallbackUrl };
   const enabled = deps.enabled;
   const prefix = `${config.basePath}/simple/`;

@@ -3,7 +3,7 @@
 // it costs a map lookup; a change to one project never invalidates another's pages.
 
 import { RenderedPage } from '../http/rendered-page.js';
-import { versionsIn, type Catalog } from '../catalog/catalog.js';
+import { versionsIn, type CatalogView } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
 import { compareVersions } from '../catalog/version.js';
 import { listLocal, type ProjectSource, type SourceListing } from './listing.js';
@@ -11,7 +11,17 @@ import { renderIndexHtml, renderIndexJson, renderProjectHtml, renderProjectJson,
 
 export type PageFormat = 'html' | 'json';
 
-export class PageCache {
+/** The Simple API pages as the routes and the fast path read them (PageCache is the implementation). */
+export interface ProjectPages {
+  /** A project's page, or null if there is no such project (waits for what the page needs). */
+  project(name: string, format: PageFormat): Promise<RenderedPage | null>;
+  /** The page if it can be served right now (null: no such project; undefined: call project()). */
+  cached(name: string, format: PageFormat): RenderedPage | null | undefined;
+  /** The project list (/simple/). */
+  root(format: PageFormat): RenderedPage;
+}
+
+export class PageCache implements ProjectPages {
   private readonly projectPages = new Map<string, { generation: number; html?: RenderedPage; json?: RenderedPage }>();
   private index: { generation: number; html?: RenderedPage; json?: RenderedPage; entries?: IndexEntry[] } | null = null;
   /** Pages of projects listed by the source, per listing (a refreshed listing is a new object). */
@@ -24,7 +34,7 @@ export class PageCache {
    * names in `merge`, whose pages list the catalog's files and the source's other files.
    */
   constructor(
-    private readonly catalog: Catalog,
+    private readonly catalog: CatalogView,
     private readonly indexer: Indexer,
     private readonly source: ProjectSource | null = null,
     private readonly merge: ReadonlySet<string> = new Set(),

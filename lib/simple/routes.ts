@@ -9,10 +9,10 @@ import { normalizeName } from '../core/names.js';
 import { location, redirect, searchOf, sendPage, type UrlBase } from '../http/respond.js';
 import { JSON_V1, negotiateRequest, type SimpleType } from './negotiate.js';
 import type { RenderedPage } from '../http/rendered-page.js';
-import type { PageCache, PageFormat } from './pages.js';
+import type { PageFormat, ProjectPages } from './pages.js';
 
 export interface SimpleDeps {
-  pages: PageCache;
+  pages: ProjectPages;
   base: UrlBase;
   fallbackUrl: string | null;
 }

@@ -5,7 +5,7 @@
 // background, one archive at a time, the first time a release is seen (and again only when
 // that release's files change).
 
-import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
+import type { CatalogView, DistFile, Project } from '../catalog/catalog.js';
 import { openIndexed } from '../catalog/still-indexed.js';
 import { normalizeName } from '../core/names.js';
 import { extractMetadata } from '../metadata/extract.js';
@@ -82,7 +82,7 @@ export class ProjectIndex {
   private idleWaiters: (() => void)[] = [];
   private readonly unsubscribe: () => void;
 
-  constructor(private readonly catalog: Catalog) {
+  constructor(private readonly catalog: CatalogView) {
     for (const p of catalog.projects()) this.dirty.add(p.name);
     this.unsubscribe = catalog.onChange((name) => this.markDirty(name));
     this.schedule();

@@ -7,7 +7,7 @@
 import type { DistFile } from '../catalog/catalog.js';
 import type { IndexService } from '../catalog/indexer.js';
 import type { CoreMetadata } from '../metadata/parse.js';
-import type { MetadataReader } from '../metadata/reader.js';
+import type { MetadataSource } from '../metadata/reader.js';
 import { info } from '../pypi-json/build.js';
 import { Lru } from './lru.js';
 import { renderReadme } from './readme.js';
@@ -29,7 +29,7 @@ export interface ReleaseDetails
 
 export interface ReleaseDetailsDeps {
   indexer: IndexService;
-  metadata: MetadataReader<DistFile>;
+  metadata: MetadataSource<DistFile>;
 }
 
 function toDetails(i: Info): ReleaseDetails {

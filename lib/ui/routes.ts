@@ -16,13 +16,13 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Request, RequestHandler, Response } from 'express';
-import type { Catalog, DistFile, Project } from '../catalog/catalog.js';
+import type { CatalogView, DistFile, Project } from '../catalog/catalog.js';
 import type { IndexService } from '../catalog/indexer.js';
 import { normalizeName } from '../core/names.js';
 import type { Config } from '../core/config.js';
 import { httpError, toReasonPhrase, type ErrorCode } from '../core/errors.js';
 import { decodeNameVersion, etagMatches, location, redirect, searchOf } from '../http/respond.js';
-import type { MetadataReader } from '../metadata/reader.js';
+import type { MetadataSource } from '../metadata/reader.js';
 import { serverUrl } from '../ops/welcome.js';
 import { releasesOf } from '../pypi-json/routes.js';
 import { html } from '../simple/render.js';
@@ -36,9 +36,9 @@ import { renderPackagesIndex } from './render-packages.js';
 import { releaseRow, renderProject } from './render-project.js';
 
 export interface UiDeps {
-  catalog: Catalog;
+  catalog: CatalogView;
   indexer: IndexService;
-  metadata: MetadataReader<DistFile>;
+  metadata: MetadataSource<DistFile>;
 }
 
 export interface UiHandlers {

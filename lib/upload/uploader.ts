@@ -15,9 +15,9 @@ import { Digester, type Digests } from '../core/digests.js';
 import { isCorruptArchive } from '../metadata/archive-errors.js';
 import { extractMetadata } from '../metadata/extract.js';
 import { archiveKindOf, type ExtractResult, type MetadataSummary } from '../metadata/types.js';
-import type { MetadataReader } from '../metadata/reader.js';
+import type { MetadataSource } from '../metadata/reader.js';
 import { summarizeMetadata } from '../metadata/summary.js';
-import type { Metrics } from '../ops/metrics.js';
+import type { MetricsService } from '../ops/metrics.js';
 import type { PackageStore, StoreEntry } from '../store/types.js';
 import { TempFileStorage, sweepTempFiles, type StoredUpload } from './storage.js';
 
@@ -92,7 +92,7 @@ export class FileUploader implements UploadService {
 
   constructor(
     private readonly config: Config,
-    private readonly deps: { store: PackageStore; indexer: UploadIndex; metadata: MetadataReader<DistFile>; log: Logger; metrics: Metrics | null },
+    private readonly deps: { store: PackageStore; indexer: UploadIndex; metadata: MetadataSource<DistFile>; log: Logger; metrics: MetricsService | null },
   ) {
     this.store = deps.store;
     this.storage = new TempFileStorage(this.store.stagingDir);

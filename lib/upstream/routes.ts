@@ -5,19 +5,19 @@
 
 import { promises as fsp } from 'node:fs';
 import type { NextFunction, Request, Response } from 'express';
-import type { Catalog } from '../catalog/catalog.js';
+import type { CatalogView } from '../catalog/catalog.js';
 import { httpError } from '../core/errors.js';
 import { serveDist } from '../files/routes.js';
 import { etagMatches } from '../http/respond.js';
 import { isSafeFilename } from './parse.js';
-import type { Upstream } from './upstream.js';
+import type { UpstreamService } from './upstream.js';
 
 export const UPSTREAM_PREFIX = '/packages/~upstream/';
 const METADATA_MAX = 16 * 1024 * 1024;
 
 export interface UpstreamRouteDeps {
-  upstream: Upstream;
-  catalog: Catalog;
+  upstream: UpstreamService;
+  catalog: CatalogView;
   merge: ReadonlySet<string>;
 }
 

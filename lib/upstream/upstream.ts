@@ -22,7 +22,15 @@ export async function prepareUpstreamCache(dir: string): Promise<void> {
   }
 }
 
-export class Upstream {
+/** The upstream proxy as the routes use it (Upstream is the implementation). */
+export interface UpstreamService {
+  readonly pages: UpstreamPages;
+  readonly files: FileCache;
+  /** For /health: the upstream's state; `brief`: the state only (-a list). */
+  health(brief: boolean): Record<string, unknown>;
+}
+
+export class Upstream implements UpstreamService {
   private constructor(
     readonly url: string,
     readonly pages: UpstreamPages,
