@@ -102,15 +102,24 @@ describe('the route table', function () {
     return { running, routes: running.routes };
   }
 
-  for (const ui of [true, false]) {
+  // The web UI's routes, the welcome page instead (--no-ui), and the proxy's file route
+  // (--upstream: its upstream is never reached here; the sample paths are local or malformed).
+  const VARIANTS: { label: string; ui: boolean; upstream: boolean }[] = [
+    { label: '', ui: true, upstream: false },
+    { label: ' --no-ui', ui: false, upstream: false },
+    { label: ' --upstream', ui: true, upstream: true },
+  ];
+  for (const { label, ui, upstream } of VARIANTS) {
     for (const a of MODES) {
-      it(`-P htpasswd -a ${a}${ui ? '' : ' --no-ui'}: every route asks exactly for the access it declares`, async function () {
-        const config = makeConfig({ roots: [root], passwords: htpasswd, authenticate: parseAuthenticate(a), ui });
+      it(`-P htpasswd -a ${a}${label}: every route asks exactly for the access it declares`, async function () {
+        const proxy = upstream ? { upstream: 'http://127.0.0.1:9/simple/', upstreamCache: path.join(work, `upstream-${a}`) } : {};
+        const config = makeConfig({ roots: [root], passwords: htpasswd, authenticate: parseAuthenticate(a), ui, ...proxy });
         const { running, routes } = await serve(config);
         const mode = config.authenticate;
         const wrong: string[] = [];
         try {
           expect(routes.length).to.be.above(10);
+          expect(routes.some((r) => r.name === 'upstream'), 'the proxy route is declared exactly with --upstream').to.equal(upstream);
           for (const route of routes) {
             const asks = protectedBy(route.access, mode);
             for (const { method, url } of requestsOf(route)) {
