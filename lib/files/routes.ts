@@ -172,7 +172,12 @@ async function serveMetadata(req: IncomingMessage, res: ServerResponse, deps: Fi
   if (!file.metadata?.servable) throw httpError('METADATA_NOT_FOUND');
   const bytes = await deps.metadata.read(file);
   if (!bytes) throw httpError('METADATA_NOT_FOUND');
-  const etag = `"${file.metadata.sha256}"`;
+  sendMetadata(req, res, file.metadata.sha256, bytes);
+}
+
+/** A core metadata file (PEP 658), named by its sha256: ETag, 304, HEAD. */
+export function sendMetadata(req: IncomingMessage, res: ServerResponse, sha256: string, bytes: Buffer): void {
+  const etag = `"${sha256}"`;
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');
   res.setHeader('ETag', etag);
   res.setHeader('Cache-Control', 'public, max-age=300');

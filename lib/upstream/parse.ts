@@ -5,18 +5,10 @@
 import { Parser } from 'htmlparser2';
 import { parseFilename } from '../catalog/filename.js';
 import { compareVersions } from '../catalog/version.js';
+import type { ListedFile } from '../simple/listing.js';
 
-/** One file as the upstream lists it (URL absolute, http or https only). */
-export interface UpstreamFile {
-  filename: string;
-  url: string;
-  hashes: Record<string, string>;
-  requiresPython: string | null;
-  yanked: string | null;
-  coreMetadataSha256: string | null;
-  size: number | null;
-  uploadTime: string | null;
-}
+/** One file as the upstream lists it: a ListedFile whose URL is the upstream's (absolute, http or https only). */
+export type UpstreamFile = ListedFile;
 
 export interface UpstreamPage {
   files: UpstreamFile[];

@@ -7,8 +7,7 @@ import { promises as fsp } from 'node:fs';
 import type { NextFunction, Request, Response } from 'express';
 import type { CatalogView } from '../catalog/catalog.js';
 import { httpError } from '../core/errors.js';
-import { serveDist } from '../files/routes.js';
-import { etagMatches } from '../http/respond.js';
+import { sendMetadata, serveDist } from '../files/routes.js';
 import { isSafeFilename } from './parse.js';
 import type { UpstreamService } from './upstream.js';
 
@@ -66,18 +65,6 @@ export function upstreamFileRoutes(deps: UpstreamRouteDeps) {
       blob = await files.cached(sha256);
       if (!blob) throw httpError('UPSTREAM_UNAVAILABLE', `${filename} could not be cached`);
     }
-    const etag = `"${sha256}"`;
-    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-    res.setHeader('ETag', etag);
-    res.setHeader('Cache-Control', 'public, max-age=300');
-    if (etagMatches(req.headers['if-none-match'], etag)) {
-      res.statusCode = 304;
-      res.end();
-      return;
-    }
-    const bytes = await fsp.readFile(blob.path);
-    res.statusCode = 200;
-    res.setHeader('Content-Length', bytes.length);
-    res.end(req.method === 'HEAD' ? undefined : bytes);
+    sendMetadata(req, res, sha256, await fsp.readFile(blob.path));
   };
 }
