@@ -132,7 +132,8 @@ export function declareRoutes(config: Config, h: RouteHandlers): Route[] {
     { methods: ['GET'], path: config.healthEndpoint, access: 'open', name: 'health', handler: h.ops.health },
     ...metrics,
     // Simple API (PEP 503/691): /simple and /simple/<project> redirect to the slash-terminated,
-    // normalized URL; unknown projects go to the fallback index (303) or get 404
+    // normalized URL; a project the roots do not have is proxied with --upstream (lib/upstream/,
+    // through the PageCache), else redirected to the fallback index (303), else 404
     { methods: ['GET'], path: '/simple', access: 'list', name: 'simple', handler: h.simple },
     { methods: ['GET'], path: '/simple/', access: 'list', name: 'simple', handler: h.simple },
     { methods: ['GET'], path: '/simple/:project', access: 'list', name: 'simple', handler: h.simple },

@@ -45,7 +45,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }
 
   // One store per root, in order; the first takes uploads. (A root is a directory today.)
-  const stores = config.roots.map((root) => new FsStore(root, log));
+  const storeLog = log.child({ component: 'store' });
+  const stores = config.roots.map((root) => new FsStore(root, storeLog));
   const indexer = new Indexer(
     {
       stores,

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { closeSync, openSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createLogger } from '../lib/log.js';
+import { createLogger } from '../lib/core/log.js';
 import { startServer } from '../lib/server.js';
 import { makeConfig } from './helpers/config.js';
 import { copyExample, tempDir } from './helpers/server.js';

@@ -56,7 +56,7 @@ export class HashScheduler {
     log: Logger,
     private readonly hooks: HashSchedulerHooks,
   ) {
-    this.log = log.child({ component: 'hash-scheduler' });
+    this.log = log.child({ part: 'hash-scheduler' });
     this.pool = new HashPool(workers, (reason, orphans) => this.log.error({ reason, files: orphans }, 'a hashing worker died; replaced it and retrying its files once'));
   }
 

@@ -110,7 +110,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     catalog = new Catalog(),
   ) {
     this.catalog = catalog;
-    this.log = log.child({ component: 'indexer' });
+    this.log = log;
     this.hashes = new HashScheduler(opts.workers, log, {
       isCurrent: (f) => this.catalog.fileAt(f.relPath) === f,
       apply: (f, r, appeared) => this.applyHash(f, r, appeared),

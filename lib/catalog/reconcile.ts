@@ -21,7 +21,7 @@ export class StoreReconciler {
     private readonly policy: IndexPolicy,
     log: Logger,
   ) {
-    this.log = log.child({ component: 'reconcile' });
+    this.log = log.child({ part: 'reconcile' });
   }
 
   handle(event: StoreEvent): void {

@@ -5,12 +5,15 @@
 // as the `log` field of its deps, and the composition root (lib/server.ts, lib/cli.ts) hands each
 // one `log.child({ component: NAME })`, so that every line says which part of the server wrote it:
 //   http      the access log and the error handler (lib/http/)
-//   indexer   the catalog: scans, watcher events, hashing, the cache (lib/catalog/)
+//   indexer   the catalog: scans, watcher events, hashing, the cache (lib/catalog/; its parts
+//             add `part`: reconcile, hash-scheduler)
+//   store     the package stores (lib/store/; each adds `store`: its root)
 //   yank      yanked.txt
-//   auth      the password file (lib/auth/)
+//   passwords the password file (lib/auth/)
 //   upload    uploads (lib/upload/)
+//   upstream  the caching proxy (lib/upstream/)
 // A component that builds parts of its own passes its logger on (or a child with other fields,
-// e.g. `{ root }`), never a second `component`. Fields first, then a constant message:
+// e.g. `{ part }` or `{ store }`), never a second `component` (test/log-components.test.ts). Fields first, then a constant message:
 // `log.warn({ file, err: err.message }, 'cannot read the file')`, so that lines can be filtered
 // by message. Never log request headers or passwords (the redaction below is a safety net).
 //

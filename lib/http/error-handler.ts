@@ -95,7 +95,10 @@ export function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const known = toHttpError(err);
     if (known) {
-      if (known.status >= 500) log.error({ err, reqId: req.id }, known.message);
+      // 502/504: another server's failure (the upstream index), said in the answer and logged by
+      // the upstream component; one line without a stack here. Other 5xx are ours: with the stack.
+      if (known.status === 502 || known.status === 504) log.warn({ reqId: req.id, code: known.code, reason: known.message }, 'upstream failure answered');
+      else if (known.status >= 500) log.error({ err, reqId: req.id }, known.message);
       sendError(req, res, known);
       return;
     }

@@ -52,7 +52,7 @@ export class FsStore implements PackageStore {
   constructor(root: string, log: Logger) {
     this.id = path.resolve(root);
     this.stagingDir = this.id;
-    this.log = log.child({ component: 'fs-store', root: this.id });
+    this.log = log.child({ store: this.id });
   }
 
   /** The absolute path of a key (checked: never outside the root). */

@@ -21,16 +21,45 @@ function describe(err: unknown): string {
   return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
 }
 
+/** Credentials of the upstream URL (https://user:token@mirror/simple/), as Basic auth for its origin. */
+export interface UpstreamAuth {
+  origin: string;
+  header: string;
+}
+
+/**
+ * Take the credentials out of an upstream URL, as pip does with an index URL: the URL without
+ * them is what is fetched, logged and shown (/health, errors); the credentials go only into an
+ * Authorization header to the same origin (not to a files host elsewhere, not after a redirect
+ * to another origin).
+ */
+export function splitCredentials(raw: string): { url: string; auth: UpstreamAuth | null } {
+  const u = new URL(raw);
+  if (!u.username && !u.password) return { url: raw, auth: null };
+  const user = decodeURIComponent(u.username);
+  const password = decodeURIComponent(u.password);
+  u.username = '';
+  u.password = '';
+  return { url: u.toString(), auth: { origin: u.origin, header: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` } };
+}
+
 /**
  * GET with manual redirects. `signal` bounds the whole exchange; the caller reads the body.
  * Throws UpstreamError for a refused redirect, a network failure or an abort.
  */
-export async function request(url: string, headers: Record<string, string>, signal: AbortSignal, timedOut: () => boolean): Promise<{ res: Response; url: string }> {
+export async function request(
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  timedOut: () => boolean,
+  auth: UpstreamAuth | null = null,
+): Promise<{ res: Response; url: string }> {
   let current = url;
   for (let hop = 0; ; hop++) {
     let res: Response;
+    const sent = auth && new URL(current).origin === auth.origin ? { ...headers, authorization: auth.header } : headers;
     try {
-      res = await fetch(current, { headers, redirect: 'manual', signal });
+      res = await fetch(current, { headers: sent, redirect: 'manual', signal });
     } catch (err) {
       if (timedOut()) throw new UpstreamError('timeout', `no answer from ${current} in time`);
       throw new UpstreamError('unavailable', `cannot reach ${current}: ${describe(err)}`);
@@ -88,7 +117,7 @@ export type PageAnswer =
 /** Fetch a project page (JSON preferred), conditionally when validators are given. */
 export async function fetchPage(
   url: string,
-  opts: { timeoutMs: number; maxBytes: number; etag?: string | null; lastModified?: string | null },
+  opts: { timeoutMs: number; maxBytes: number; etag?: string | null; lastModified?: string | null; auth?: UpstreamAuth | null },
 ): Promise<PageAnswer> {
   const ctrl = new AbortController();
   let expired = false;
@@ -101,7 +130,7 @@ export async function fetchPage(
     const headers: Record<string, string> = { accept: JSON_ACCEPT, 'user-agent': 'pypi-lite' };
     if (opts.etag) headers['if-none-match'] = opts.etag;
     if (opts.lastModified) headers['if-modified-since'] = opts.lastModified;
-    const { res, url: finalUrl } = await request(url, headers, ctrl.signal, timedOut);
+    const { res, url: finalUrl } = await request(url, headers, ctrl.signal, timedOut, opts.auth ?? null);
     if (res.status === 304) {
       await res.body?.cancel().catch(() => {});
       return { status: 'not-modified' };

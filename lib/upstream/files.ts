@@ -13,7 +13,7 @@ import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { HttpError, httpError } from '../core/errors.js';
-import { request, UpstreamError } from './client.js';
+import { request, UpstreamError, type UpstreamAuth } from './client.js';
 import type { UpstreamMetrics } from './metrics.js';
 
 export interface BlobSpec {
@@ -46,7 +46,7 @@ export class FileCache {
 
   constructor(
     dir: string,
-    private readonly opts: { maxBytes: number | null; idleTimeoutMs: number },
+    private readonly opts: { maxBytes: number | null; idleTimeoutMs: number; auth?: UpstreamAuth | null },
     private readonly log: Logger,
     private readonly metrics: UpstreamMetrics | null = null,
   ) {
@@ -167,7 +167,7 @@ export class FileCache {
     try {
       arm();
       const signal = AbortSignal.any([ctrl.signal, this.closing.signal]);
-      const { res } = await request(spec.url, { 'accept-encoding': 'identity', 'user-agent': 'pypi-lite' }, signal, () => idle);
+      const { res } = await request(spec.url, { 'accept-encoding': 'identity', 'user-agent': 'pypi-lite' }, signal, () => idle, this.opts.auth ?? null);
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => {});
         throw new UpstreamError('bad', `${spec.url} answered ${res.status}`);

@@ -10,13 +10,15 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { httpError } from '../core/errors.js';
 import type { ListedFile, ProjectSource, SourceListing } from '../simple/listing.js';
-import { fetchPage, UpstreamError } from './client.js';
+import { fetchPage, UpstreamError, type UpstreamAuth } from './client.js';
 import { PageParseError, parseHtmlPage, parseJsonPage, type UpstreamFile, type UpstreamPage } from './parse.js';
 import type { UpstreamMetrics } from './metrics.js';
 
 export interface UpstreamPagesOptions {
-  /** The index URL, ending in '/'. */
+  /** The index URL, ending in '/' (without credentials: see splitCredentials). */
   url: string;
+  /** Basic auth for the index's origin, from credentials in the configured URL. */
+  auth?: UpstreamAuth | null;
   /** Cache directory (pages/ is created under it). */
   dir: string;
   ttlMs: number;
@@ -61,6 +63,8 @@ export class UpstreamPages implements ProjectSource {
   private readonly inflight = new Map<string, Promise<Entry | null>>();
   private readonly pagesDir: string;
   private downUntil = 0;
+  /** Projects whose page timed out since the last answer from the upstream. */
+  private readonly timedOut = new Set<string>();
   private status: UpstreamState = { state: 'unknown' };
   /** Local names: when each was last checked upstream, and which were found there. */
   private readonly shadowChecked = new Map<string, number>();
@@ -142,6 +146,7 @@ export class UpstreamPages implements ProjectSource {
       const ans = await fetchPage(url, {
         timeoutMs: this.opts.timeoutMs,
         maxBytes: this.opts.maxPageBytes ?? PAGE_MAX,
+        auth: this.opts.auth,
         etag: entry?.etag,
         lastModified: entry?.lastModified,
       });
@@ -178,7 +183,14 @@ export class UpstreamPages implements ProjectSource {
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
       this.metrics?.page('error');
-      if (err.kind !== 'bad') this.down(err.message);
+      // Unreachable: the whole upstream is down. A timeout may be one slow (or hostile) page: only
+      // when a second project times out too before anything succeeds is the upstream taken as down
+      // (so that a hung upstream costs each miss one timeout at most twice, not forever).
+      if (err.kind === 'unavailable') this.down(err.message);
+      else if (err.kind === 'timeout') {
+        this.timedOut.add(name);
+        if (this.timedOut.size >= 2) this.down(err.message);
+      }
       if (entry) return this.stale(name, entry, err.message);
       if (err.kind === 'bad') this.log.warn({ project: name, err: err.message }, 'upstream page unusable');
       throw httpError(err.kind === 'timeout' ? 'UPSTREAM_TIMEOUT' : err.kind === 'bad' ? 'UPSTREAM_BAD_RESPONSE' : 'UPSTREAM_UNAVAILABLE', err.message);
@@ -199,6 +211,7 @@ export class UpstreamPages implements ProjectSource {
   }
 
   private up(): void {
+    this.timedOut.clear();
     if (this.status.state === 'down') this.log.info({ upstream: this.opts.url }, 'upstream reachable again');
     this.status = { state: 'up' };
     this.metrics?.setUp(true);
@@ -279,7 +292,7 @@ export class UpstreamPages implements ProjectSource {
   /** Does the upstream list files under a private name? Nothing of its answer is kept or served. */
   private async checkShadow(name: string): Promise<void> {
     try {
-      const ans = await fetchPage(`${this.opts.url}${name}/`, { timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxPageBytes ?? PAGE_MAX });
+      const ans = await fetchPage(`${this.opts.url}${name}/`, { timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxPageBytes ?? PAGE_MAX, auth: this.opts.auth });
       if (ans.status !== 'ok' || this.shadowing.has(name)) return;
       const page = ans.contentType.includes('json') ? parseJsonPage(ans.body.toString('utf8'), ans.url) : parseHtmlPage(ans.body.toString('utf8'), ans.url);
       if (page.files.length === 0) return;

@@ -1,6 +1,7 @@
 // The upstream proxy (issue 11): its page cache, its file cache, and what /health and /metrics
 // report of it. Built by the server only with --upstream.
 
+import { splitCredentials } from './client.js';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -38,18 +39,21 @@ export class Upstream implements UpstreamService {
   ) {}
 
   static async open(config: Config & { upstream: string; upstreamCache: string }, log: Logger, registry: Registry | null): Promise<Upstream> {
+    // Credentials in the URL (user:token@) go into an Authorization header, never into logs,
+    // /health, error messages or the cache's directory name.
+    const { url, auth } = splitCredentials(config.upstream);
     let files: FileCache | null = null;
     const metrics = registry ? new UpstreamMetrics(registry, () => files?.bytes ?? 0) : null;
     const pages = new UpstreamPages(
-      { url: config.upstream, dir: config.upstreamCache, ttlMs: config.upstreamTtl * 1000, timeoutMs: config.upstreamTimeout * 1000 },
+      { url, auth, dir: config.upstreamCache, ttlMs: config.upstreamTtl * 1000, timeoutMs: config.upstreamTimeout * 1000 },
       log,
       metrics,
     );
-    files = new FileCache(config.upstreamCache, { maxBytes: config.upstreamCacheMax, idleTimeoutMs: config.upstreamTimeout * 1000 }, log, metrics);
+    files = new FileCache(config.upstreamCache, { maxBytes: config.upstreamCacheMax, idleTimeoutMs: config.upstreamTimeout * 1000, auth }, log, metrics);
     await pages.init();
     await files.init();
-    log.info({ upstream: config.upstream, cache: config.upstreamCache, ttl: config.upstreamTtl, merge: [...config.upstreamMerge] }, 'proxying the upstream index for names the package directories do not have');
-    return new Upstream(config.upstream, pages, files);
+    log.info({ upstream: url, cache: config.upstreamCache, ttl: config.upstreamTtl, merge: [...config.upstreamMerge] }, 'proxying the upstream index for names the package directories do not have');
+    return new Upstream(url, pages, files);
   }
 
   /** At shutdown: stop the running downloads (their temporary files are removed). */
