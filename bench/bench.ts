@@ -17,6 +17,7 @@ import path from 'node:path';
 import { capturePages, ROOT_PATH, warmPages } from './baseline.js';
 import { ensureCorpus, mb, randomPayload, SCRATCH_PREFIX, stageNewFiles, type Corpus } from './corpus.js';
 import { projectName, wheelParts } from './dists.js';
+import { LOCAL_BIG, makeProxyCorpus, UPSTREAM_BIG, UPSTREAM_FILES } from './upstream.js';
 import { LOAD_GENERATOR, load, rng, type LoadResult } from './load.js';
 import { formatSummary, profileFiles, summarize } from './profile.js';
 import { BIN, download, get, getJson, HTML_ACCEPT, PIP_ACCEPT, post, startBaseline, startPypiLite, waitUntil, type Proc } from './procs.js';
@@ -40,7 +41,7 @@ interface Args {
   quick: boolean;
 }
 
-const SKIPPABLE = ['sha256sum', 'pages', 'ui', 'info', 'download', 'upload', 'newfiles'];
+const SKIPPABLE = ['sha256sum', 'pages', 'ui', 'info', 'download', 'upload', 'newfiles', 'upstream'];
 
 function usage(): string {
   return `usage: npm run bench -- [options]
@@ -227,21 +228,25 @@ async function abba(
   targets: { pypi: Proc; base: Proc },
   paths: string[],
   headers: Record<string, string>,
+  // The baseline's own paths (default: the same) and the two sides' names in the log.
+  basePaths: string[] = paths,
+  names: [string, string] = ['pypi-lite', 'baseline'],
 ): Promise<{ pypi: Measured; base: Measured }> {
   const half = a.seconds / 2;
   const warm = Math.min(1, half);
-  const opts = { paths, headers, connections: a.connections };
-  const measure = async (p: Proc, seconds: number): Promise<Measured> => {
+  const opts = { headers, connections: a.connections };
+  const measure = async (side: 'pypi' | 'base', seconds: number): Promise<Measured> => {
+    const p = targets[side];
     const c0 = p.cpuMs() ?? 0;
-    const r = await load(p.url, { ...opts, seconds });
+    const r = await load(p.url, { ...opts, paths: side === 'pypi' ? paths : basePaths, seconds });
     return { ...r, cpuMs: (p.cpuMs() ?? 0) - c0 };
   };
-  await measure(targets.pypi, warm);
-  await measure(targets.base, warm);
-  const p1 = await measure(targets.pypi, half);
-  const b1 = await measure(targets.base, half);
-  const b2 = await measure(targets.base, half);
-  const p2 = await measure(targets.pypi, half);
+  await measure('pypi', warm);
+  await measure('base', warm);
+  const p1 = await measure('pypi', half);
+  const b1 = await measure('base', half);
+  const b2 = await measure('base', half);
+  const p2 = await measure('pypi', half);
   const merge = (x: Measured, y: Measured): Measured => ({
     cpuMs: x.cpuMs + y.cpuMs,
     rps: (x.rps + y.rps) / 2,
@@ -254,13 +259,13 @@ async function abba(
   });
   const pypi = merge(p1, p2);
   const base = merge(b1, b2);
-  for (const [n, r] of [['pypi-lite', pypi], ['baseline', base]] as const) {
+  for (const [n, r] of [[names[0], pypi], [names[1], base]] as const) {
     if (r.non2xx || r.errors) notes.push(`${what}: ${n} had ${r.non2xx} non-2xx answers and ${r.errors} errors`);
   }
   const us = (m: Measured) => (m.cpuMs * 1000) / Math.max(1, m.requests);
   log(
-    `${what}: pypi-lite ${fmtRps(pypi.rps)} req/s (p50 ${pypi.p50} ms, p99 ${pypi.p99} ms; halves ${fmtRps(p1.rps)} / ${fmtRps(p2.rps)}; ${us(pypi).toFixed(0)} us CPU/request), ` +
-      `baseline ${fmtRps(base.rps)} req/s (p50 ${base.p50} ms, p99 ${base.p99} ms; halves ${fmtRps(b1.rps)} / ${fmtRps(b2.rps)}; ${us(base).toFixed(0)} us CPU/request)`,
+    `${what}: ${names[0]} ${fmtRps(pypi.rps)} req/s (p50 ${pypi.p50} ms, p99 ${pypi.p99} ms; halves ${fmtRps(p1.rps)} / ${fmtRps(p2.rps)}; ${us(pypi).toFixed(0)} us CPU/request), ` +
+      `${names[1]} ${fmtRps(base.rps)} req/s (p50 ${base.p50} ms, p99 ${base.p99} ms; halves ${fmtRps(b1.rps)} / ${fmtRps(b2.rps)}; ${us(base).toFixed(0)} us CPU/request)`,
   );
   cpuRow(`${what}, CPU per request`, us(pypi), us(base), 'us');
   return { pypi, base };
@@ -272,6 +277,155 @@ function pageRows(label: string, r: { pypi: LoadResult; base: LoadResult }, minR
   if (p99Target !== null) {
     row(`${label} p50 / p99`, `${r.pypi.p50} / ${r.pypi.p99} ms`, `${r.base.p50} / ${r.base.p99} ms`, null, `p99 < ${p99Target} ms`, r.pypi.p99 < p99Target);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the upstream proxy
+
+/** The absolute URLs of a project's files, by file name, from its JSON page. */
+async function fileUrls(server: string, project: string): Promise<Map<string, { url: string; size: number }>> {
+  const page = `${server}/simple/${project}/`;
+  const r = await getJson<{ files: { filename: string; url: string; size?: number }[] }>(page, { Accept: PIP_ACCEPT });
+  if (r.status !== 200) throw new Error(`GET ${page} answered ${r.status}`);
+  return new Map(r.json.files.map((f) => [f.filename, { url: new URL(f.url, page).href, size: f.size ?? -1 }]));
+}
+
+/** Download every URL, `concurrency` at a time; the wall time, bytes and the CPU `cpuOf` used. */
+async function downloadAll(urls: { url: string; size: number }[], concurrency: number, cpuOf: Proc): Promise<{ ms: number; bytes: number; cpuMs: number }> {
+  const c0 = cpuOf.cpuMs() ?? 0;
+  const t0 = performance.now();
+  let next = 0;
+  let bytes = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < urls.length) {
+        const f = urls[next++];
+        const r = await download(f.url);
+        if (r.status !== 200 || r.bytes !== f.size) throw new Error(`download ${f.url}: status ${r.status}, ${r.bytes} of ${f.size} bytes`);
+        bytes += r.bytes;
+      }
+    }),
+  );
+  return { ms: performance.now() - t0, bytes, cpuMs: (cpuOf.cpuMs() ?? 0) - c0 };
+}
+
+/**
+ * Rows of the caching proxy: a second pypi-lite over a small corpus is the upstream, and a
+ * pypi-lite with --upstream serves its proxied projects next to local ones of the same size.
+ * Its baselines are the same server's local pages and files, and the upstream itself.
+ */
+async function proxyRows(a: Args, work: string, htpasswd: string, profDir: string | undefined): Promise<void> {
+  const projects = Math.min(a.sample, 200);
+  const files = a.quick ? 8 : 20;
+  const fileBytes = 5e6;
+  const t0 = performance.now();
+  const pc = await makeProxyCorpus({ dir: work, projects, versions: a.versions, bigBytes: Math.round(a.bigMb * 1e6), files: 2 * files, fileBytes });
+  log(`upstream proxy: ${projects} upstream + ${projects} local projects x ${a.versions} versions, 2 x ${mb(a.bigMb * 1e6)} MB, ${2 * files} x ${mb(fileBytes)} MB upstream files written in ${fmtMs(performance.now() - t0)}`);
+  const ready = async (p: Proc) => waitUntil(async () => {
+    const h = await health(p.url);
+    return h?.status === 200 && h.json.hashing === 0;
+  }, 5 * 60_000, `${p.name} ready`, 20);
+  const up = track(await startPypiLite({ root: pc.upstreamRoot, cacheDir: path.join(work, 'upstream-cache-dir'), htpasswd, logLevel: 'warn', name: 'upstream' }));
+  await ready(up);
+  const proxy = track(
+    await startPypiLite({
+      root: pc.localRoot,
+      cacheDir: path.join(work, 'proxy-cache-dir'),
+      htpasswd,
+      logLevel: 'warn',
+      cpuProfDir: profDir && path.join(profDir, 'proxy'),
+      name: 'pypi-lite proxy',
+      extraArgs: ['--upstream', `${up.url}/simple/`, '--upstream-cache', path.join(work, 'proxy-upstream-cache')],
+    }),
+  );
+  await ready(proxy);
+
+  // 10a. Project pages: every page requested once (the proxied ones are then cached), then the
+  // same server measured on random proxied pages against random local pages (A B B A).
+  const proxied = pc.upstreamProjects.map((n) => `/simple/${n}/`);
+  const local = pc.localProjects.map((n) => `/simple/${n}/`);
+  await warmPages(proxy.url, [...proxied, ...local]);
+  for (const accept of [HTML_ACCEPT, PIP_ACCEPT]) {
+    let sizes = [0, 0];
+    for (let k = 0; k < Math.min(20, projects); k++) {
+      const [x, y] = await Promise.all([get(`${proxy.url}${proxied[k]}`, { Accept: accept }), get(`${proxy.url}${local[k]}`, { Accept: accept })]);
+      if (x.status !== 200 || y.status !== 200) throw new Error(`proxy: ${proxied[k]} ${x.status}, ${local[k]} ${y.status}`);
+      sizes = [sizes[0] + x.body.length, sizes[1] + y.body.length];
+    }
+    const n = Math.min(20, projects);
+    notes.push(`upstream proxy, ${accept === HTML_ACCEPT ? 'HTML' : 'JSON'} pages: ${Math.round(sizes[0] / n)} bytes proxied vs ${Math.round(sizes[1] / n)} bytes local on average`);
+  }
+  const upCpu0 = up.cpuMs() ?? 0;
+  const both = { pypi: proxy, base: proxy };
+  const names: [string, string] = ['proxied', 'local'];
+  for (const [label, headers] of [['HTML', { Accept: HTML_ACCEPT }], ['JSON', { Accept: PIP_ACCEPT }]] as const) {
+    const r = await abba(`proxied project page ${label} (cached)`, a, both, proxied, headers, local, names);
+    const ratio = r.pypi.rps / r.base.rps;
+    row(`proxied page ${label} (cached) req/s`, fmtRps(r.pypi.rps), `${fmtRps(r.base.rps)} (local page)`, ratio, '(local page = baseline)', null);
+    row(`proxied page ${label} p50 / p99`, `${r.pypi.p50} / ${r.pypi.p99} ms`, `${r.base.p50} / ${r.base.p99} ms`, null, 'p99 < 10 ms', r.pypi.p99 < 10);
+  }
+  const upCpu = (up.cpuMs() ?? 0) - upCpu0;
+  log(`proxy: the upstream used ${fmtMs(upCpu)} CPU while the cached pages were measured`);
+
+  // 10b. The big file once cached, against the local file of the same size (alternating).
+  const [bigUp] = [...(await fileUrls(proxy.url, UPSTREAM_BIG)).values()];
+  const [bigLocal] = [...(await fileUrls(proxy.url, LOCAL_BIG)).values()];
+  // The same payload in both: they differ only by a few bytes of their names.
+  if (!bigUp || !bigLocal || Math.abs(bigUp.size - bigLocal.size) > 1000) throw new Error('proxy: the two big files are missing or of different sizes');
+  await downloadAll([bigUp], 1, proxy); // the first fetch caches it
+  const totals = { pypi: { bytes: 0, ms: 0, cpuMs: 0 }, base: { bytes: 0, ms: 0, cpuMs: 0 } };
+  for (let i = 0; i < a.downloads; i++) {
+    const order: ('pypi' | 'base')[] = i % 2 === 0 ? ['pypi', 'base'] : ['base', 'pypi'];
+    for (const t of order) {
+      const r = await downloadAll([t === 'pypi' ? bigUp : bigLocal], 1, proxy);
+      totals[t].bytes += r.bytes;
+      totals[t].ms += r.ms;
+      totals[t].cpuMs += r.cpuMs;
+    }
+  }
+  const mbps = (t: { bytes: number; ms: number }) => t.bytes / 1e6 / (t.ms / 1000);
+  const perGb = (t: { bytes: number; cpuMs: number }) => t.cpuMs / (t.bytes / 1e9);
+  log(`proxy: cached ${mb(bigUp.size)} MB file x ${a.downloads}: ${mbps(totals.pypi).toFixed(0)} MB/s (${perGb(totals.pypi).toFixed(0)} ms CPU/GB), local file ${mbps(totals.base).toFixed(0)} MB/s (${perGb(totals.base).toFixed(0)} ms CPU/GB)`);
+  row(`proxied file ${mb(bigUp.size)} MB (cached) download`, `${mbps(totals.pypi).toFixed(0)} MB/s`, `${mbps(totals.base).toFixed(0)} MB/s (local file)`, mbps(totals.pypi) / mbps(totals.base), '(local file = baseline)', null);
+  cpuRow('proxied file (cached) download, CPU per GB (baseline: local file)', perGb(totals.pypi), perGb(totals.base), 'ms');
+
+  // 10c. First fetch: distinct files through the proxy on a cold cache against the same files
+  // straight from the upstream; the page is fetched first, as pip does. Halves in the order
+  // upstream, proxy, proxy, upstream; sequentially, then 4 at once (other files).
+  const viaProxy = await fileUrls(proxy.url, UPSTREAM_FILES);
+  const direct = await fileUrls(up.url, UPSTREAM_FILES);
+  const names2 = [...direct.keys()].sort((x, y) => x.localeCompare(y, 'en', { numeric: true }));
+  if (names2.length !== 2 * files || names2.some((n) => !viaProxy.has(n))) throw new Error(`proxy lists ${viaProxy.size} of the ${direct.size} upstream files`);
+  for (const [mode, concurrency, set] of [['sequential', 1, names2.slice(0, files)], ['4 at once', 4, names2.slice(files)]] as const) {
+    const halves = [set.slice(0, files / 2), set.slice(files / 2)];
+    const sum = { proxy: { ms: 0, bytes: 0, cpuMs: 0 }, direct: { ms: 0, bytes: 0, cpuMs: 0 } };
+    const add = (k: 'proxy' | 'direct', r: { ms: number; bytes: number; cpuMs: number }) => {
+      sum[k] = { ms: sum[k].ms + r.ms, bytes: sum[k].bytes + r.bytes, cpuMs: sum[k].cpuMs + r.cpuMs };
+    };
+    // CPU: the proxy's own for its fetches (it also makes the upstream serve the file), the
+    // upstream's for the direct downloads.
+    add('direct', await downloadAll(halves[0].map((n) => direct.get(n)!), concurrency, up));
+    add('proxy', await downloadAll(halves[0].map((n) => viaProxy.get(n)!), concurrency, proxy));
+    add('proxy', await downloadAll(halves[1].map((n) => viaProxy.get(n)!), concurrency, proxy));
+    add('direct', await downloadAll(halves[1].map((n) => direct.get(n)!), concurrency, up));
+    const each = `${files} x ${mb(fileBytes)} MB`;
+    log(
+      `proxy first fetch, ${each}, ${mode}: through the proxy ${fmtMs(sum.proxy.ms)} (${mbps(sum.proxy).toFixed(0)} MB/s, proxy ${perGb(sum.proxy).toFixed(0)} ms CPU/GB), ` +
+        `from the upstream ${fmtMs(sum.direct.ms)} (${mbps(sum.direct).toFixed(0)} MB/s, ${perGb(sum.direct).toFixed(0)} ms CPU/GB)`,
+    );
+    row(
+      `first fetch ${each}, ${mode}`,
+      `${fmtMs(sum.proxy.ms)} (${mbps(sum.proxy).toFixed(0)} MB/s)`,
+      `${fmtMs(sum.direct.ms)} (${mbps(sum.direct).toFixed(0)} MB/s, upstream)`,
+      sum.direct.ms / sum.proxy.ms,
+      '(straight from the upstream = baseline)',
+      null,
+    );
+    cpuRow(`first fetch through the proxy, ${mode}, CPU per GB (baseline: the upstream serving it)`, perGb(sum.proxy), perGb(sum.direct), 'ms');
+  }
+  for (const p of [proxy, up]) if (p.warnings().length) notes.push(`the ${p.name} logged ${p.warnings().length} warnings, e.g. ${p.warnings()[0].slice(0, 300)}`);
+  await stop(proxy);
+  await stop(up);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -582,6 +736,9 @@ async function main(): Promise<void> {
   await stop(srv);
   await stop(base);
 
+  // 10. The upstream proxy (--upstream), on its own servers once the others are stopped.
+  if (!a.skip.has('upstream')) await proxyRows(a, work, htpasswd, profDir);
+
   const generated = corpus.generatedMs === null ? 'reused' : `generated in ${(corpus.generatedMs / 1000).toFixed(1)} s`;
   process.stdout.write(
     `\npypi-lite benchmark: ${corpus.projects.toLocaleString('en-US')} projects x ${corpus.versions} versions x (wheel + sdist) + one ${mb(corpus.bigFile.size)} MB wheel = ${corpus.files.toLocaleString('en-US')} files, ${mb(corpus.bytes)} MB (corpus ${generated})\n` +
@@ -597,7 +754,7 @@ async function main(): Promise<void> {
 
   if (profDir) {
     process.stdout.write(`\nCPU profiles in ${profDir}:\n\n`);
-    for (const sub of ['cold', 'warm', 'info']) {
+    for (const sub of ['cold', 'warm', 'info', 'proxy']) {
       const dir = path.join(profDir, sub);
       const files = await profileFiles([dir]).catch(() => []);
       for (const f of files) {

@@ -41,6 +41,8 @@ export interface PypiLiteOptions {
   /** Write a V8 CPU profile (main thread and workers) into this directory on exit. */
   cpuProfDir?: string;
   name?: string;
+  /** More `serve` options (e.g. --upstream), placed before the package directory. */
+  extraArgs?: string[];
 }
 
 export async function freePort(): Promise<number> {
@@ -60,7 +62,7 @@ export async function startPypiLite(o: PypiLiteOptions): Promise<Proc> {
   // go to a file or journald), so the port is chosen here instead of read from stdout.
   const discard = o.logLevel === 'info';
   const port = discard ? await freePort() : 0;
-  const args = [...nodeArgs, BIN, 'serve', '-p', String(port), '-H', '127.0.0.1', '--disable-fallback', '--log-level', o.logLevel, '-P', o.htpasswd, '--cache-dir', o.cacheDir, o.root];
+  const args = [...nodeArgs, BIN, 'serve', '-p', String(port), '-H', '127.0.0.1', '--disable-fallback', '--log-level', o.logLevel, '-P', o.htpasswd, '--cache-dir', o.cacheDir, ...(o.extraArgs ?? []), o.root];
   const name = o.name ?? `pypi-lite (${o.logLevel})`;
   if (discard) {
     const spawnedAt = performance.now();
