@@ -30,13 +30,18 @@ export function extractFromZip(openZip: ZipOpener, kind: 'wheel' | 'zip' | 'egg'
     if (zip.isOpen) zip.close();
   };
 
+  // An open still in flight when the job settles (a timeout) holds a descriptor soon: the
+  // cleanup waits until that one is closed too, so that no descriptor outlives the promise.
+  let releaseOpen: () => void = noop;
+  const openReleased = new Promise<void>((resolve) => (releaseOpen = resolve));
+
   job.onCleanup(() => {
     if (activeStream !== null) {
       activeStream.on('error', noop);
       activeStream.destroy();
       activeStream = null;
     }
-    if (zip === null) return;
+    if (zip === null) return openReleased;
     const z = zip;
     closeZip();
     if (fdClosed || !isFdReader(z)) return;
@@ -55,6 +60,7 @@ export function extractFromZip(openZip: ZipOpener, kind: 'wheel' | 'zip' | 'egg'
 
   openZip(options, (err, zipfile) => {
     if (err || !zipfile) {
+      releaseOpen();
       if (!job.settled) {
         job.fail(isSystemError(err) ? archiveError('UNREADABLE', `cannot read file: ${oneLine(err)}`) : corrupt('zip', oneLine(err)));
       }
@@ -70,9 +76,12 @@ export function extractFromZip(openZip: ZipOpener, kind: 'wheel' | 'zip' | 'egg'
       fdClosed = true;
     });
     if (job.settled) {
+      if (isFdReader(zipfile)) zipfile.once('close', releaseOpen);
+      else releaseOpen();
       closeZip();
       return;
     }
+    releaseOpen();
     const tooMany = selection.checkEntryCount(zipfile.entryCount);
     if (tooMany !== null) {
       job.fail(tooMany);
