@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { httpError } from '../core/errors.js';
-import { normalizeName } from '../core/names.js';
+import { isNormalizedName, normalizeName } from '../core/names.js';
 import { location, redirect, searchOf, sendPage, type UrlBase } from '../http/respond.js';
 import { JSON_V1, negotiateRequest, type SimpleType } from './negotiate.js';
 import type { RenderedPage } from '../http/rendered-page.js';
@@ -72,7 +72,7 @@ export function resolveSimple(deps: SimpleDeps, req: IncomingMessage, pathname: 
     return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
   }
   const name = normalizeName(raw);
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
+  if (!isNormalizedName(name)) return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
   if (name !== raw || slash === -1) {
     return { kind: 'redirect', status: 301, to: location(deps.base, `/simple/${name}/`, searchOf(req.url)) };
   }

@@ -86,7 +86,7 @@ export class FileCache {
   }
 
   private blobPath(sha: string): string {
-    return path.join(this.filesDir, sha.slice(0, 2), sha);
+    return this.store.pathOf(this.blobKey(sha));
   }
 
   private add(sha: string, size: number): void {

@@ -4,14 +4,14 @@
 // the package roots have is private: its upstream files are never fetched (unless merged).
 
 import { promises as fsp } from 'node:fs';
-import type { NextFunction, Request, Response } from 'express';
+import type { Request, Response } from 'express';
 import type { CatalogView } from '../catalog/catalog.js';
 import { httpError } from '../core/errors.js';
+import { isNormalizedName } from '../core/names.js';
 import { sendMetadata, serveDist } from '../files/routes.js';
 import { isSafeFilename } from './parse.js';
 import type { UpstreamService } from './upstream.js';
 
-export const UPSTREAM_PREFIX = '/packages/~upstream/';
 const METADATA_MAX = 16 * 1024 * 1024;
 
 export interface UpstreamRouteDeps {
@@ -30,13 +30,12 @@ function decode(seg: string): string | null {
 
 export function upstreamFileRoutes(deps: UpstreamRouteDeps) {
   const { pages, files } = deps.upstream;
-  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if ((req.method !== 'GET' && req.method !== 'HEAD') || !req.path.startsWith(UPSTREAM_PREFIX)) return next();
-    req.routeName = 'upstream';
+  // Method, path prefix and access are the route table's (lib/routes.ts).
+  return async (req: Request, res: Response): Promise<void> => {
     const m = /^\/packages\/~upstream\/([^/]+)\/([^/]+)$/.exec(req.path);
     const project = m && decode(m[1]);
     const filename = m && decode(m[2]);
-    if (!project || !filename || !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(project) || !isSafeFilename(filename)) throw httpError('FILE_NOT_FOUND');
+    if (!project || !filename || !isNormalizedName(project) || !isSafeFilename(filename)) throw httpError('FILE_NOT_FOUND');
     // Private names win: the upstream's files of a local project are never fetched.
     if (deps.catalog.project(project) && !deps.merge.has(project)) throw httpError('FILE_NOT_FOUND');
 
