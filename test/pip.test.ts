@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { cleanEnv, copyExample, pip, run, spawnServer, tempDir, waitHealthy, type RunResult, type Spawned } from './helpers/server.js';
+import { cleanEnv, copyExample, pip, run, spawnServer, tempDir, waitHealthy, type RunResult, type Spawned, describeRun } from './helpers/server.js';
 import { EXAMPLE_FILES, basename, type ExampleFile } from './helpers/example.js';
 import { JSON_V1, sha256, type ProjectJson } from './helpers/http.js';
 
@@ -10,9 +10,6 @@ function debianPip(args: string[]): Promise<RunResult> {
   return run('/usr/bin/python3', ['-m', 'pip', ...args], { env: cleanEnv() });
 }
 
-function show(r: RunResult): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout.slice(-3000)}\n--- stderr\n${r.stderr.slice(-3000)}`;
-}
 
 /** pip refuses two versions of one project in one command: group files so each group has one per project. */
 function batches(files: ExampleFile[]): ExampleFile[][] {
@@ -131,7 +128,7 @@ describe('real pip against the server', function () {
 
   it('pip install --index-url installs pypi-lite-extras and its dependency', async () => {
     const { target, r } = await job<{ target: string; r: RunResult }>('install');
-    expect(r.code, show(r)).to.equal(0);
+    expect(r.code, describeRun(r)).to.equal(0);
     const entries = await fsp.readdir(target);
     expect(entries).to.include('pypi_lite_extras-0.1.0.dist-info');
     // the newest pypi-lite-demo whose Requires-Python allows this interpreter (3.9+): 2.0.0
@@ -140,19 +137,19 @@ describe('real pip against the server', function () {
     expect(await served('/packages/pypi_lite_extras-0.1.0-py3-none-any.whl'), 'downloaded').to.equal(true);
     expect(await served('/packages/pypi_lite_demo-2.0.0-py3-none-any.whl'), 'downloaded').to.equal(true);
     const imp = await run('python3', ['-c', 'import sys; sys.path.insert(0, sys.argv[1]); import pypi_lite_extras, pypi_lite_demo; print("ok")', target]);
-    expect(imp.stdout.trim(), show(imp)).to.equal('ok');
+    expect(imp.stdout.trim(), describeRun(imp)).to.equal('ok');
   });
 
   it('pip install --extra-index-url finds the project on this server', async () => {
     const { target, r } = await job<{ target: string; r: RunResult }>('extra-index');
-    expect(r.code, show(r)).to.equal(0);
+    expect(r.code, describeRun(r)).to.equal(0);
     expect(await fsp.readdir(target)).to.include('pypi_lite_demo-1.1.0.dist-info');
     expect(await served('/packages/pypi_lite_demo-1.1.0-py3-none-any.whl'), 'downloaded').to.equal(true);
   });
 
   it('pip download fetches every sample wheel and sdist byte for byte (hashes checked)', async () => {
     const { dest, results } = await job<{ dest: string; results: { r: RunResult; what: string }[] }>('download');
-    for (const { r, what } of results) expect(r.code, `${what}\n${show(r)}`).to.equal(0);
+    for (const { r, what } of results) expect(r.code, `${what}\n${describeRun(r)}`).to.equal(0);
     for (const f of EXAMPLE_FILES) {
       const got = await fsp.readFile(path.join(dest, basename(f.relPath))).catch(() => null);
       expect(got, `${f.relPath} downloaded`).to.not.equal(null);
@@ -164,9 +161,9 @@ describe('real pip against the server', function () {
   it('--require-hashes succeeds with the page hash and fails with a wrong one', async () => {
     const { f, hash, dir, ok, ko } = await job<{ f: ExampleFile; hash: string; dir: string; ok: RunResult; ko: RunResult }>('hashes');
     expect(hash).to.equal(sha256(await fsp.readFile(path.join(root, f.relPath))));
-    expect(ok.code, show(ok)).to.equal(0);
+    expect(ok.code, describeRun(ok)).to.equal(0);
     expect(await fsp.readdir(path.join(dir, 'good'))).to.deep.equal([basename(f.relPath)]);
-    expect(ko.code, show(ko)).to.not.equal(0);
+    expect(ko.code, describeRun(ko)).to.not.equal(0);
     expect(`${ko.stdout}${ko.stderr}`).to.match(/DO NOT MATCH THE HASHES/i);
     const badDir = await fsp.readdir(path.join(dir, 'bad')).catch(() => [] as string[]);
     expect(badDir).to.deep.equal([]);
@@ -174,7 +171,7 @@ describe('real pip against the server', function () {
 
   it('pip honours Requires-Python from the index (Python 3.8 gets pypi-lite-demo 1.1.0)', async () => {
     const { dest, r } = await job<{ dest: string; r: RunResult }>('py38');
-    expect(r.code, show(r)).to.equal(0);
+    expect(r.code, describeRun(r)).to.equal(0);
     expect(await fsp.readdir(dest)).to.deep.equal(['pypi_lite_demo-1.1.0-py3-none-any.whl']);
   });
 });

@@ -10,7 +10,7 @@ import { editYankFile } from '../lib/catalog/yank.js';
 import { makeConfig } from './helpers/config.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { JSON_V1, sha256, sleep, type ProjectJson } from './helpers/http.js';
-import { copyExample, EXAMPLE, pip, tempDir, type RunResult } from './helpers/server.js';
+import { copyExample, EXAMPLE, pip, tempDir, describeRun } from './helpers/server.js';
 
 interface LogLine {
   msg: string;
@@ -19,9 +19,6 @@ interface LogLine {
   status?: number;
 }
 
-function show(r: RunResult): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout.slice(-3000)}\n--- stderr\n${r.stderr.slice(-3000)}`;
-}
 
 async function start(config: Parameters<typeof startServer>[0], lines: LogLine[]): Promise<RunningServer> {
   const s = await startServer(config, pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as LogLine) }));
@@ -80,7 +77,7 @@ describe('upstream proxy in front of another pypi-lite (PEP 691/658/592)', funct
   it('pip installs through the proxy using PEP 658 metadata, skipping the yanked release', async () => {
     const target = path.join(work, 't1');
     const r = await pip(['install', '--no-cache-dir', '--target', target, '--index-url', `${proxy.url}/simple/`, 'pypi-lite-extras', 'pypi-lite-demo<2']);
-    expect(r.code, show(r)).to.equal(0);
+    expect(r.code, describeRun(r)).to.equal(0);
     // 1.1.0 is yanked: pip takes 1.0.0 for "<2".
     expect(await dists(target)).to.deep.equal(['pypi_lite_demo-1.0.0.dist-info', 'pypi_lite_extras-0.1.0.dist-info']);
     const served = proxyLines.filter((l) => l.msg === 'request' && l.status === 200 && l.path?.endsWith('.metadata')).map((l) => l.path);
@@ -96,7 +93,7 @@ describe('upstream proxy in front of another pypi-lite (PEP 691/658/592)', funct
     const before = upFiles().length;
     const target = path.join(work, 't2');
     const r = await pip(['install', '--no-cache-dir', '--target', target, '--index-url', `${privateProxy.url}/simple/`, 'pypi-lite-demo']);
-    expect(r.code, show(r)).to.equal(0);
+    expect(r.code, describeRun(r)).to.equal(0);
     expect(await dists(target)).to.deep.equal(['pypi_lite_demo-1.0.0.dist-info']);
     const page = (await (await fetch(`${privateProxy.url}/simple/pypi-lite-demo/`, { headers: { accept: JSON_V1 } })).json()) as ProjectJson;
     expect(page.versions).to.deep.equal(['1.0.0']);

@@ -14,7 +14,7 @@ import { hashPassword } from '../lib/auth/hashes.js';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { metadataText, writeWheel } from './helpers/archives.js';
 import { JSON_V1, anchors, request, sha256, sleep, type ProjectJson } from './helpers/http.js';
-import { pip, tempDir, type RunResult } from './helpers/server.js';
+import { pip, tempDir, describeRun } from './helpers/server.js';
 import { cachedBlobs, StaticUpstream } from './helpers/upstream.js';
 
 interface LogLine {
@@ -25,9 +25,6 @@ interface LogLine {
   status?: number;
 }
 
-function show(r: RunResult): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout.slice(-3000)}\n--- stderr\n${r.stderr.slice(-3000)}`;
-}
 
 async function wheel(dir: string, name: string, version: string, extra: [string, string][] = []): Promise<{ filename: string; bytes: Buffer }> {
   const file = await writeWheel(dir, name, version, metadataText([['Metadata-Version', '2.1'], ['Name', name], ['Version', version], ...extra]));
@@ -110,7 +107,7 @@ describe('upstream proxy in front of a static PEP 503 tree', function () {
   it('pip resolves proxied projects and their dependencies from one --index-url (requires-python and yanks pass through)', async () => {
     const target = path.join(work, 't1');
     const r = await pip(['install', '--no-cache-dir', '--target', target, '--index-url', proxy.index, 'alpha', 'gamma']);
-    expect(r.code, show(r)).to.equal(0);
+    expect(r.code, describeRun(r)).to.equal(0);
     // beta 2.0 requires Python < 3 and gamma 2.0 is yanked: pip takes beta 1.0 and gamma 1.0.
     expect(await installed(target)).to.deep.equal(['alpha-1.0.dist-info', 'beta-1.0.dist-info', 'gamma-1.0.dist-info']);
     expect(r.stdout).to.include('/packages/~upstream/alpha/alpha-1.0-py3-none-any.whl');
@@ -139,7 +136,7 @@ describe('upstream proxy in front of a static PEP 503 tree', function () {
   it('never offers or fetches the upstream files of a local (private) name, warns once and counts it', async () => {
     const target = path.join(work, 't2');
     const r = await pip(['install', '--no-cache-dir', '--target', target, '--index-url', proxy.index, 'secret-pkg']);
-    expect(r.code, show(r)).to.equal(0);
+    expect(r.code, describeRun(r)).to.equal(0);
     expect(await installed(target)).to.deep.equal(['secret_pkg-1.0.dist-info']);
     const j = (await (await fetch(`${proxy.index}secret-pkg/`, { headers: { accept: JSON_V1 } })).json()) as ProjectJson;
     expect(j.files.map((f) => f.filename)).to.deep.equal(['secret_pkg-1.0-py3-none-any.whl']);
@@ -183,7 +180,7 @@ describe('upstream proxy in front of a static PEP 503 tree', function () {
     expect(await cachedBlobs(cache)).to.not.include(sha256(files.tampered.bytes));
     const target = path.join(work, 't3');
     const r = await pip(['download', '--no-cache-dir', '--no-deps', '-d', target, '--index-url', proxy.index, 'tampered']);
-    expect(r.code, show(r)).to.not.equal(0);
+    expect(r.code, describeRun(r)).to.not.equal(0);
     expect(proxy.lines.some((l) => /does not match its listed sha256/.test(l.msg))).to.equal(true);
   });
 
@@ -227,7 +224,7 @@ describe('upstream proxy in front of a static PEP 503 tree', function () {
     await sleep(1_100); // every cached page is stale now
     const target = path.join(work, 't4');
     const r = await pip(['install', '--no-cache-dir', '--target', target, '--index-url', proxy.index, 'alpha==1.0']);
-    expect(r.code, show(r)).to.equal(0);
+    expect(r.code, describeRun(r)).to.equal(0);
     expect(await installed(target)).to.deep.equal(['alpha-1.0.dist-info', 'beta-1.0.dist-info']);
     expect(proxy.lines.some((l) => /serving the cached page/.test(l.msg))).to.equal(true);
     const t0 = Date.now();
@@ -245,7 +242,7 @@ describe('upstream proxy in front of a static PEP 503 tree', function () {
     proxy = await new Proxy(config()).start();
     const target = path.join(work, 't5');
     const r = await pip(['install', '--no-cache-dir', '--target', target, '--index-url', proxy.index, 'alpha==1.0']);
-    expect(r.code, show(r)).to.equal(0);
+    expect(r.code, describeRun(r)).to.equal(0);
     expect(await installed(target)).to.deep.equal(['alpha-1.0.dist-info', 'beta-1.0.dist-info']);
     await proxy.close();
     proxy = await new Proxy(config({ upstream: null, upstreamCache: null })).start();
