@@ -5,6 +5,7 @@
 // logs "file changed" for a file nobody touched.
 
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { spawnServer, tempDir, waitHealthy, type Spawned } from './helpers/server.js';
@@ -71,6 +72,19 @@ describe('an uploaded file is indexed once', function () {
     await sentinel(srv, root, 'new');
     for (const filename of files.keys()) expect(watcherLines(srv, filename), `log lines about ${filename}`).to.deep.equal([]);
     expect(await listed(srv.url, 'once')).to.deep.equal(new Map([...files].map(([f, b]) => [f, sha256(b)])));
+    expect(await tempUploads(root)).to.deep.equal([]);
+  });
+
+  it('a file of many write batches is stored byte for byte and listed with its sha256', async () => {
+    const { srv, root } = await serve();
+    const wheel = 'big-1.0-py3-none-any.whl';
+    // ~20 MB that deflate cannot shrink much: the temp file is written in many batches at once.
+    const bytes = await pyArchive(work, wheel, { kind: 'wheel', name: 'big', version: '1.0', extra: randomBytes(15 * 1024 * 1024).toString('base64') });
+    expect(bytes.length).to.be.above(10 * 1024 * 1024);
+    const ans = await post(`${srv.url}/`, multipart(twineFields('big', '1.0', wheel, bytes), { filename: wheel, bytes }));
+    expect(ans.status, `${ans.status} ${ans.statusText}`).to.equal(200);
+    expect((await fsp.readFile(path.join(root, wheel))).equals(bytes), 'the stored bytes').to.equal(true);
+    expect(await listed(srv.url, 'big')).to.deep.equal(new Map([[wheel, sha256(bytes)]]));
     expect(await tempUploads(root)).to.deep.equal([]);
   });
 
