@@ -113,9 +113,14 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
     });
 
     it('putIfAbsent creates a new key (subdirectories too) and refuses an existing one', async function () {
-      const r = await store.putIfAbsent('sub/new-1.0.tar.gz', { path: await h.staged('new bytes') });
+      const staged = await h.staged('new bytes');
+      const r = await store.putIfAbsent('sub/new-1.0.tar.gz', { path: staged });
       expect(r.created).to.equal(true);
       if (r.created) expect(r.entry).to.include({ key: 'sub/new-1.0.tar.gz', size: 9 });
+      // The entry is what the file stays once the uploader has removed its staged file (the
+      // indexer compares it with what the watcher and rescans see: a mismatch means a rehash).
+      await fsp.rm(staged, { force: true });
+      if (r.created) expect(await store.stat('sub/new-1.0.tar.gz')).to.deep.equal(r.entry);
       expect(await readAll(store, 'sub/new-1.0.tar.gz')).to.equal('new bytes');
       const again = await store.putIfAbsent('sub/new-1.0.tar.gz', { path: await h.staged('other bytes') });
       expect(again).to.deep.equal({ created: false, reason: 'exists' });
@@ -259,6 +264,10 @@ describe('FsStore specifics', function () {
     const r = await store.putIfAbsent('p-1.0.tar.gz', { path: src });
     expect(r.created).to.equal(true);
     expect(await fsp.readFile(path.join(root, 'p-1.0.tar.gz'), 'utf8')).to.equal('payload');
-    expect((await store.putIfAbsent('p-1.0.tar.gz', { path: src })).created).to.equal(false);
+    // The staged name is consumed (linked into place, then removed): stage the second one anew.
+    const again = path.join(base, 'src2.tmp');
+    await fsp.writeFile(again, 'other');
+    expect((await store.putIfAbsent('p-1.0.tar.gz', { path: again })).created).to.equal(false);
+    expect(await fsp.readFile(path.join(root, 'p-1.0.tar.gz'), 'utf8')).to.equal('payload');
   });
 });

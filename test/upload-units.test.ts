@@ -137,6 +137,77 @@ describe('FormGuard', () => {
     for (const size of SIZES) expect(await feed(body, boundary, size), `chunks of ${size}`).to.have.property('out');
   });
 
+  it('diverts the body of the first "content" file, however the body is cut: busboy gets that part empty', async () => {
+    const boundary = 'b0undary';
+    const fileBytes = Buffer.from(`--b0undar\r\n--b0undarx ${'f'.repeat(5000)} \r\n-b0undary\r\n`);
+    const fields: [string, string][] = [
+      ['md5_digest', 'x'],
+      ['name', 'demo'],
+    ];
+    const body = multipart(fields, { filename: 'demo-1.0.tar.gz', bytes: fileBytes }, { boundary }).body;
+    const emptied = multipart(fields, { filename: 'demo-1.0.tar.gz', bytes: Buffer.alloc(0) }, { boundary }).body;
+    // A second file part named content (multer refuses it) and the signature are not diverted.
+    const sig = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="gpg_signature"; filename="a.asc"\r\n\r\nsig\r\n`);
+    const again = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="content"; filename="b.tar.gz"\r\n\r\nmore\r\n`);
+    const tailEnd = body.length - `--${boundary}--\r\n`.length;
+    const withMore = Buffer.concat([body.subarray(0, tailEnd), sig, again, body.subarray(tailEnd)]);
+    const withMoreEmptied = Buffer.concat([emptied.subarray(0, emptied.length - `--${boundary}--\r\n`.length), sig, again, body.subarray(tailEnd)]);
+    for (const [input, expected] of [
+      [body, emptied],
+      [withMore, withMoreEmptied],
+    ]) {
+      for (const size of SIZES) {
+        const diverted: Buffer[] = [];
+        const seenAtFile: string[][] = [];
+        const chunks: Buffer[] = [];
+        for (let i = 0; i < input.length; i += size) chunks.push(input.subarray(i, i + size));
+        const out: Buffer[] = [];
+        let ended = false;
+        let finished!: () => void;
+        const sinkDone = new Promise<void>((resolve) => (finished = resolve));
+        await pipeline(
+          Readable.from(chunks, { objectMode: false }),
+          new FormGuard(boundary, limits, (name, seen) => {
+            seenAtFile.push([name, ...seen]);
+            return new Writable({
+              highWaterMark: 7, // backpressure on every write
+              write(chunk: Buffer, _enc, cb) {
+                diverted.push(Buffer.from(chunk));
+                setImmediate(cb);
+              },
+              final(cb) {
+                ended = true;
+                cb();
+                finished();
+              },
+            });
+          }),
+          new Writable({
+            write(chunk: Buffer, _enc, cb) {
+              out.push(chunk);
+              cb();
+            },
+          }),
+        );
+        await sinkDone; // the sink's last writes may finish after the guard's
+        expect(Buffer.concat(out).toString('latin1'), `chunks of ${size}`).to.equal(expected.toString('latin1'));
+        expect(Buffer.concat(diverted).toString("latin1"), `chunks of ${size}`).to.equal(fileBytes.toString("latin1"));
+        expect(ended, `chunks of ${size}`).to.equal(true);
+        expect(seenAtFile, `chunks of ${size}`).to.deep.equal([['content', 'md5_digest', 'name']]);
+      }
+    }
+  });
+
+  it('a body that starts with its boundary (no preamble, no CRLF before it) is passed on byte for byte', async () => {
+    const boundary = 'xyz';
+    const body = Buffer.from(`--xyz\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n--xyz--\r\n`);
+    for (const size of SIZES) {
+      const r = await feed(body, boundary, size);
+      expect(r, `chunks of ${size}`).to.have.property('out');
+      if ('out' in r) expect(r.out.toString('latin1'), `chunks of ${size}`).to.equal(body.toString('latin1'));
+    }
+  });
+
   it('boundaryOf reads plain and quoted boundary parameters', () => {
     expect(boundaryOf('multipart/form-data; boundary=abc')).to.equal('abc');
     expect(boundaryOf('multipart/form-data; charset=utf-8; BOUNDARY="a b;c"')).to.equal('a b;c');

@@ -183,6 +183,10 @@ export class FsStore implements PackageStore {
     try {
       // A hard link never replaces an existing file: of two racing puts exactly one wins.
       await fsp.link(source.path, target);
+      // The staged name goes before the stat: removing a link changes the file's ctime, and an
+      // entry stat'ed before that would not match the file the watcher then finds (it would
+      // take the upload for a changed file and hash all of it again).
+      await fsp.unlink(source.path).catch(() => {});
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') return { created: false, reason: 'exists' };

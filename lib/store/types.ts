@@ -120,7 +120,11 @@ export interface PackageStore {
   stat(key: string): Promise<StoreEntry | null>;
   /** Open the file at key for reading; null if there is none (or not the expected one). */
   open(key: string, opts?: OpenOptions): Promise<StoreObject | null>;
-  /** Store source at key unless something is there: of two racing puts, exactly one is created. */
+  /**
+   * Store source at key unless something is there: of two racing puts, exactly one is created.
+   * May consume the source when it is created (FsStore links it into place and removes the
+   * staged name before it stats the file, so that the entry returned is what the file stays).
+   */
   putIfAbsent(key: string, source: PutSource): Promise<PutResult>;
   /** Store source at key, replacing what is there (--overwrite). May consume the source. */
   put(key: string, source: PutSource): Promise<StoreEntry>;

@@ -91,6 +91,8 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
       const stop = () => {
         req.unpipe(guard);
         guard.unpipe(busboy);
+        // A file it was still writing is incomplete: its temp file goes (see abandon).
+        guard.destroy();
       };
       busboy.once('error', stop);
       busboy.once('close', stop);
@@ -115,7 +117,8 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
     new Promise((resolve, reject) => {
       const boundary = boundaryOf(req.headers['content-type']);
       if (boundary !== null) {
-        const guard = new FormGuard(boundary, formLimits);
+        // The file's bytes go from the guard straight to a temp file (busboy sees the part empty).
+        const guard = new FormGuard(boundary, formLimits, (_name, seen) => deps.uploader.storage.divert(req, seen));
         // A field over its limit: answer now, while the client may still be sending, once the
         // temp file (if the file came first) is gone. multer's own abort follows unawaited.
         guard.once('error', (err: unknown) => {
@@ -123,7 +126,12 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
         });
         guards.set(req, guard);
       }
-      parser(req, res, (err?: unknown) => (err ? reject(multerToHttp(err, config.maxUploadSize)) : resolve()));
+      parser(req, res, (err?: unknown) => {
+        if (!err) return resolve();
+        // multer removed the files it knew of; a file the guard was diverting goes too.
+        guards.get(req)?.destroy();
+        void deps.uploader.storage.abandon(req).then(() => reject(multerToHttp(err, config.maxUploadSize)));
+      });
     });
 
   return async (req: Request, res: Response): Promise<void> => {
@@ -170,7 +178,9 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
       const storedAs = outcome.file && outcome.file.filename !== form.filename ? ` (replaced ${outcome.file.filename}, kept under that name)` : '';
       res.type('text/plain').send(outcome.status === 'identical' ? `${form.filename} was already uploaded with identical content\n` : `OK: ${form.filename}${storedAs}\n`);
     } finally {
-      if (stored) await deps.uploader.storage.discard(stored.tempPath);
+      // The stored file, and any other temp file of this request (e.g. a diverted part that
+      // busboy did not report as the content file).
+      await deps.uploader.storage.abandon(req);
     }
   };
 }

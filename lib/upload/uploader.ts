@@ -95,7 +95,7 @@ export class FileUploader implements UploadService {
     private readonly deps: { store: PackageStore; indexer: UploadIndex; metadata: MetadataSource<DistFile>; log: Logger; metrics: MetricsService | null },
   ) {
     this.store = deps.store;
-    this.storage = new TempFileStorage(this.store.stagingDir);
+    this.storage = new TempFileStorage(this.store.stagingDir, config.maxUploadSize);
     void sweepTempFiles(this.store.stagingDir).then((n) => n && deps.log.warn({ removed: n }, 'removed temp files left by an interrupted upload'));
   }
 
