@@ -12,7 +12,7 @@ import path from 'node:path';
 import { crc32 } from '../bench/zip.js';
 import { sdist, wheel, wheelParts, type Dist } from '../bench/dists.js';
 import { Worker } from 'node:worker_threads';
-import { encodeTasks } from '../lib/catalog/hash-messages.js';
+import { decodeResults, encodeResults, encodeTasks, type ResultBatch } from '../lib/catalog/hash-messages.js';
 import { HashPool, type HashResult } from '../lib/catalog/hash-pool.js';
 import { parseMetadata, sdistMetadataIsStatic } from '../lib/metadata/parse.js';
 import { summarizeMetadata } from '../lib/metadata/summary.js';
@@ -150,8 +150,8 @@ describe('hash pool: batches of files (in-process)', function () {
       const urgentAfter = new Promise<number>((resolve, reject) => {
         let sentUrgent = false;
         worker.on('error', reject);
-        worker.on('message', (results: HashResult[]) => {
-          for (const r of results) {
+        worker.on('message', (batch: ResultBatch) => {
+          for (const r of decodeResults(batch)) {
             if (r.id === 0) return resolve(done);
             ok(r, 'queued');
             done++;
@@ -169,6 +169,23 @@ describe('hash pool: batches of files (in-process)', function () {
     } finally {
       await worker.terminate();
     }
+  });
+});
+
+describe('hash worker messages', function () {
+  it('carry every kind of result unchanged', function () {
+    const base = { size: 1281, mtimeMs: 1764619200123.456, dev: 2049, ino: 2 ** 40 + 3, ctimeMs: 1764619200999.5 };
+    const results: HashResult[] = [
+      { id: 1, ok: true, ...base, sha256: 'a'.repeat(64), metadata: { sha256: 'b'.repeat(64), size: 377, name: 'Foo\0Bar ü', version: '1.0', requiresPython: null, servable: true } },
+      { id: 2, ok: true, ...base, sha256: 'c'.repeat(64), metadata: { sha256: 'd'.repeat(64), size: 0, name: null, version: null, requiresPython: '>=3.8', servable: false } },
+      { id: 3, ok: true, ...base, sha256: 'e'.repeat(64), metadata: null, metadataError: 'corrupt zip: bad', metadataErrorCode: 'CORRUPT_ZIP' },
+      { id: 4, ok: true, ...base, sha256: 'f'.repeat(64), md5: '0'.repeat(32), blake2b256: '1'.repeat(64) },
+      { id: 5, ok: false, error: 'ENOENT: no such file or directory' },
+      { id: 6, ok: false, error: 'pool closed', transient: true },
+      { id: 2 ** 52, ok: true, ...base, size: 0, sha256: '9'.repeat(64) },
+    ];
+    expect(decodeResults(encodeResults(results))).to.deep.equal(results);
+    expect(decodeResults(encodeResults([]))).to.deep.equal([]);
   });
 });
 

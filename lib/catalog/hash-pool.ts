@@ -10,7 +10,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ArchiveErrorCode, ArchiveKind, MetadataSummary } from '../metadata/types.js';
-import { encodeTasks } from './hash-messages.js';
+import { decodeResults, encodeTasks, type ResultBatch } from './hash-messages.js';
 
 export interface HashTask {
   id: number;
@@ -119,7 +119,8 @@ export class HashPool {
     const workerData: HashWorkerData = { replacement };
     const worker = new Worker(this.url, { workerData });
     const slot: Slot = { worker, inflight: new Map(), dead: false, isolating: false };
-    worker.on('message', (results: HashResult[]) => {
+    worker.on('message', (batch: ResultBatch) => {
+      const results = decodeResults(batch);
       for (const r of results) {
         const job = slot.inflight.get(r.id);
         slot.inflight.delete(r.id);

@@ -19,7 +19,7 @@ import { extractMetadata, extractMetadataFromBuffer, extractMetadataSync } from 
 import type { ArchiveKind, ExtractResult } from '../metadata/types.js';
 import { summarizeMetadata } from '../metadata/summary.js';
 import type { HashResult, HashTask, HashWorkerData } from './hash-pool.js';
-import { decodeTasks, type TaskBatch } from './hash-messages.js';
+import { decodeTasks, encodeResults, type TaskBatch } from './hash-messages.js';
 
 // Test hook (the crash tests): PYPI_LITE_TEST_WORKER_EXIT=<file name>[,<file name>...] makes a
 // worker exit when it starts reading one of those files; with an `once:` prefix only the first
@@ -187,7 +187,7 @@ function flush(): void {
   if (!ready.length) return;
   const out = ready;
   ready = [];
-  parentPort?.postMessage(out);
+  parentPort?.postMessage(encodeResults(out));
 }
 
 /** FIFO with O(1) shift; urgent batches go to the front. */
