@@ -25,7 +25,7 @@ function collect(): { log: pino.Logger; warnings: string[] } {
   return { warnings, log: pino({}, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) }) };
 }
 
-/** Three entries of every shape, written and flushed (a snapshot of header + three records). */
+/** Three entries of every shape: the first in the snapshot, the others appended to the tail. */
 const SAMPLE: [string, CacheEntry][] = [
   ['a/alpha-1.0-py3-none-any.whl', entry(1, { metadata: { sha256: MD_SHA, size: 99, name: 'Alpha', version: '1.0', requiresPython: '>=3.8', servable: true } })],
   ['beta-2.0.tar.gz', entry(2, { metadata: null, metadataError: 'no PKG-INFO', md5: 'c'.repeat(32), blake2b256: 'd'.repeat(64) })],
@@ -35,9 +35,14 @@ const SAMPLE: [string, CacheEntry][] = [
 async function writeSample(file: string): Promise<Buffer> {
   const c = new FileDigestCache(file, { scope: ROOT });
   await c.load();
-  for (const [rel, e] of SAMPLE) c.set(rel, e);
+  c.set(...SAMPLE[0]);
   await c.flush();
-  return fsp.readFile(file);
+  c.set(...SAMPLE[1]);
+  c.set(...SAMPLE[2]);
+  await c.flush();
+  const bytes = await fsp.readFile(file);
+  expect(parseCache(bytes, ROOT)).to.include({ records: 3, problem: null });
+  return bytes;
 }
 
 function stampOf(e: CacheEntry) {
@@ -173,7 +178,7 @@ describe('digest cache', function () {
     expect(warnings.join()).to.match(/another root/);
   });
 
-  it('truncated at every length: keeps only whole records, never a wrong entry', async function () {
+  it('truncated at every length: keeps only a whole snapshot and whole records, never a wrong entry', async function () {
     const bytes = await writeSample(path.join(dir, 'c'));
     const whole = SAMPLE.map(([, e]) => e);
     let partial = 0;
@@ -204,6 +209,26 @@ describe('digest cache', function () {
         });
       }
     }
+  });
+
+  it('folds a long tail (e.g. after a cold start) into the snapshot after a load', async function () {
+    const file = path.join(dir, 'c');
+    const a = new FileDigestCache(file, { scope: ROOT });
+    await a.load();
+    a.set('first.whl', entry(1));
+    await a.flush();
+    for (let i = 0; i < 1500; i++) a.set(`f${i}.whl`, entry(i + 10));
+    await a.flush();
+    expect(parseCache(await fsp.readFile(file), ROOT)).to.include({ records: 1501, tail: 1500, problem: null });
+    const b = new FileDigestCache(file, { scope: ROOT, delayMs: 10 });
+    await b.load();
+    await new Promise((r) => setTimeout(r, 50));
+    await b.flush();
+    expect(parseCache(await fsp.readFile(file), ROOT)).to.include({ records: 1501, tail: 0, problem: null });
+    const c = new FileDigestCache(file, { scope: ROOT });
+    await c.load();
+    expect(c.size).to.equal(1501);
+    expect(c.lookup('f1499.whl', stamp(1509))?.sha256).to.equal(SHA);
   });
 
   it('appends a record per change and compacts a file that is mostly superseded records', async function () {

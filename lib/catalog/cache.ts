@@ -93,8 +93,9 @@ export function cacheFileFor(root: string, cacheDir: string | null): string {
 }
 
 // --- the record format --------------------------------------------------------------------
-// file   := MAGIC u32(scopeLen) scope u32(crc32(MAGIC..scope)) record*
+// file   := MAGIC u32(scopeLen) scope u32(crc32(MAGIC..scope)) [snapshot] record*
 // record := u32(bodyLen) body u32(crc32(body))                       (little-endian)
+// snapshot := a record whose body is 0x03 record* (its CRC covers them: theirs are not checked)
 // body   := 0x01 str(rel) u8(flags) f64(size) stamp digests [metadata] [str(error)]   (set)
 //         | 0x02 str(rel)                                                            (delete)
 // stamp  := f64(mtimeMs) f64(ino) f64(ctimeMs)   | str(etag) when flags & ETAG
@@ -104,6 +105,8 @@ export function cacheFileFor(root: string, cacheDir: string | null): string {
 
 const SET = 1;
 const DEL = 2;
+/** A snapshot: the records of every live entry in one frame, under one CRC (one check at a load). */
+const BLOCK = 3;
 const F_ETAG = 1;
 const F_MD5 = 2;
 const F_BLAKE = 4;
@@ -346,6 +349,8 @@ export interface ParsedCache {
   entries: Map<string, number>;
   /** Records read (sets and deletes), to decide when compacting pays. */
   records: number;
+  /** Of those, the records after the snapshot (each with its own CRC to check at a load). */
+  tail: number;
   /** Why the file is not (fully) usable: it must be rewritten. */
   problem: string | null;
   /** Nothing was taken from the file (another format or root). */
@@ -359,7 +364,7 @@ export interface ParsedCache {
  */
 export function parseCache(buf: Buffer, scope: string): ParsedCache {
   const entries = new Map<string, number>();
-  const out: ParsedCache = { entries, records: 0, problem: null, ignored: false };
+  const out: ParsedCache = { entries, records: 0, tail: 0, problem: null, ignored: false };
   if (buf.length < MAGIC.length || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
     const text = buf.subarray(0, 40).toString('latin1');
     out.problem = /^pypi-lite-cache \d+\n/.test(text) ? 'an older format' : 'unknown format';
@@ -374,40 +379,55 @@ export function parseCache(buf: Buffer, scope: string): ParsedCache {
     out.ignored = true;
     return out;
   }
-  pos = hdr.length;
-  while (pos < buf.length) {
-    if (pos + 4 > buf.length) {
-      out.problem = 'a torn last record';
-      break;
+  readFrames(buf, hdr.length, buf.length, true, out);
+  return out;
+}
+
+/**
+ * Read the frames in buf[from, to) into out. `checked`: verify each frame's CRC (the tail's
+ * records); inside a snapshot block, whose one CRC covers them all, they are not checked again.
+ * Stops at the first frame that is torn or damaged (out.problem says which).
+ */
+function readFrames(buf: Buffer, from: number, to: number, checked: boolean, out: ParsedCache): boolean {
+  let pos = from;
+  while (pos < to) {
+    if (pos + 4 > to) {
+      out.problem = checked ? 'a torn last record' : 'a damaged snapshot';
+      return false;
     }
     const len = buf.readUInt32LE(pos);
     const end = pos + 4 + len;
-    if (len < 3 || end + 4 > buf.length) {
-      out.problem = len < 3 ? 'a damaged record' : 'a torn last record';
-      break;
+    if (len < 3 || end + 4 > to) {
+      out.problem = len < 3 || !checked ? 'a damaged record' : 'a torn last record';
+      return false;
     }
-    if (crc32(buf.subarray(pos + 4, end)) !== buf.readUInt32LE(end)) {
+    if (checked && crc32(buf.subarray(pos + 4, end)) !== buf.readUInt32LE(end)) {
       out.problem = 'a damaged record';
-      break;
+      return false;
     }
     try {
-      const r = new Reader(buf, pos + 4, end);
-      const kind = r.u8();
-      const rel = r.str();
-      if (rel === null || rel === '') throw new RangeError('no key');
-      if (kind === SET) {
-        checkSet(r);
-        entries.set(rel, pos);
-      } else if (kind === DEL && r.pos === end) entries.delete(rel);
-      else throw new RangeError('unknown record');
+      const kind = buf[pos + 4];
+      if (kind === BLOCK && checked) {
+        if (!readFrames(buf, pos + 5, end, false, out)) return false;
+      } else {
+        const r = new Reader(buf, pos + 5, end);
+        const rel = r.str();
+        if (rel === null || rel === '') throw new RangeError('no key');
+        if (kind === SET) {
+          checkSet(r);
+          out.entries.set(rel, pos);
+        } else if (kind === DEL && r.pos === end) out.entries.delete(rel);
+        else throw new RangeError('unknown record');
+        out.records++;
+        if (checked) out.tail++;
+      }
     } catch {
       out.problem = 'a damaged record';
-      break;
+      return false;
     }
-    out.records++;
     pos = end + 4;
   }
-  return out;
+  return true;
 }
 
 const SILENT = pino({ level: 'silent' });
@@ -434,6 +454,8 @@ export class FileDigestCache implements DigestCache {
   private loose = 0;
   /** The file must be rewritten before anything is appended (absent, another format, a torn tail). */
   private mustRewrite = true;
+  /** Rewrite at the next flush even if nothing changed (a long tail at load, a failed write). */
+  private rewriteDue = false;
   private readonly scope: string;
   private readonly log: Logger;
   private readonly delayMs: number;
@@ -466,6 +488,13 @@ export class FileDigestCache implements DigestCache {
     this.fileRecords = parsed.records;
     this.mustRewrite = parsed.problem !== null;
     if (parsed.problem) this.log.warn(`cache ${this.file}: ${parsed.problem}; kept the ${parsed.entries.size} entries before it (it will be rewritten)`);
+    // A long tail (e.g. after a cold start) costs a CRC per record at every load: fold it into
+    // the snapshot, in the background.
+    if (parsed.tail > 1000 && parsed.tail > parsed.entries.size / 4) {
+      this.mustRewrite = true;
+      this.rewriteDue = true;
+      this.scheduleFlush();
+    }
   }
 
   private recordOf(v: number | Buffer): [Buffer, number] {
@@ -476,17 +505,8 @@ export class FileDigestCache implements DigestCache {
     const v = this.entries.get(relPath);
     if (v === undefined) return undefined;
     const [buf, at] = this.recordOf(v);
-    if (!stampMatches(buf, at, stamp)) return undefined;
-    // Keep the caller's key string (the index holds it too): one copy of each path, not two.
-    if (this.reKey) {
-      this.entries.delete(relPath);
-      this.entries.set(relPath, v);
-    }
-    return decodeSet(buf, at);
+    return stampMatches(buf, at, stamp) ? decodeSet(buf, at) : undefined;
   }
-
-  /** Until retain(): lookups re-key loaded entries with the caller's string. */
-  private reKey = true;
 
   set(relPath: string, entry: CacheEntry): void {
     const rec = encodeEntry(relPath, entry);
@@ -518,7 +538,6 @@ export class FileDigestCache implements DigestCache {
   }
 
   retain(keep: (relPath: string) => boolean): void {
-    this.reKey = false;
     for (const rel of [...this.entries.keys()]) if (!keep(rel)) this.delete(rel);
   }
 
@@ -528,6 +547,10 @@ export class FileDigestCache implements DigestCache {
 
   private append(rec: Buffer): void {
     this.pending.push(rec);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -553,7 +576,7 @@ export class FileDigestCache implements DigestCache {
       this.timer = null;
     }
     this.writing = this.writing.then(async () => {
-      if (!this.pending.length && !this.worthCompacting && !this.writeFailed) return;
+      if (!this.pending.length && !this.worthCompacting && !this.rewriteDue) return;
       try {
         await fsp.mkdir(path.dirname(this.file), { recursive: true });
         if (this.mustRewrite || this.worthCompacting) await this.compact();
@@ -568,6 +591,7 @@ export class FileDigestCache implements DigestCache {
         // The file on disk may now lack some entries (recomputed after a restart), never hold
         // wrong ones; it is rewritten whole at the next flush.
         this.mustRewrite = true;
+        this.rewriteDue = this.entries.size > 0;
         if (!this.writeFailed) this.log.warn({ err }, `cannot write cache ${this.file} (digests will be recomputed after a restart)`);
         this.writeFailed = true;
       }
@@ -582,13 +606,17 @@ export class FileDigestCache implements DigestCache {
   private async compact(): Promise<void> {
     this.pending = [];
     const hdr = header(this.scope);
-    let total = hdr.length;
+    let total = hdr.length + 4 + 1 + 4;
     for (const v of this.entries.values()) {
       const [buf, at] = this.recordOf(v);
       total += buf.readUInt32LE(at) + 8;
     }
     const snap = Buffer.allocUnsafeSlow(total);
     let pos = hdr.copy(snap, 0);
+    const blockAt = pos;
+    snap.writeUInt32LE(total - hdr.length - 8, pos);
+    snap[pos + 4] = BLOCK;
+    pos += 5;
     const next = new Map<string, number>();
     for (const [rel, v] of this.entries) {
       const [buf, at] = this.recordOf(v);
@@ -597,6 +625,7 @@ export class FileDigestCache implements DigestCache {
       next.set(rel, pos);
       pos += n;
     }
+    snap.writeUInt32LE(crc32(snap.subarray(blockAt + 4, pos)), pos);
     this.entries = next;
     this.base = snap;
     this.loose = 0;
@@ -610,5 +639,6 @@ export class FileDigestCache implements DigestCache {
     }
     this.fileRecords = next.size;
     this.mustRewrite = false;
+    this.rewriteDue = false;
   }
 }

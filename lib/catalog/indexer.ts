@@ -118,6 +118,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   private readonly hashes: HashScheduler;
   private readonly caches = new Map<string, DigestCache>();
   private readonly strings = new Interner();
+  private readonly normalizedNames = new Map<string, string>();
   private readonly reconcilers = new Map<string, StoreReconciler>();
   private readonly watches: StoreWatch[] = [];
   private readonly warned = new Set<string>();
@@ -307,9 +308,9 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       file.metadata = cached.metadata === undefined ? undefined : this.compactMetadata(cached.metadata);
       if (cached.metadataError) file.metadataError = cached.metadataError;
     }
-    const mdName = this.metadataName(file);
+    const mdName = this.metadataName(file, parsed);
     if (mdName) {
-      file.project = normalizeName(mdName);
+      file.project = this.normalized(mdName);
       file.displayName = mdName;
     }
     file.yank = this.yanks?.lookup(store.id, parsed, file.project, file.version) ?? null;
@@ -376,6 +377,17 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     file.yank = this.yanks?.lookup(file.root, file.parsed, file.project, file.version) ?? null;
   }
 
+  /** normalizeName of a metadata Name (the same few thousand names, once per file at a start). */
+  private normalized(name: string): string {
+    let n = this.normalizedNames.get(name);
+    if (n === undefined) {
+      if (this.normalizedNames.size >= 100_000) this.normalizedNames.clear();
+      n = normalizeName(name);
+      this.normalizedNames.set(name, n);
+    }
+    return n;
+  }
+
   /** The summary with its short strings shared between files. */
   private compactMetadata(md: MetadataSummary | null): MetadataSummary | null {
     if (!md) return md;
@@ -386,11 +398,11 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
    * The metadata's Name, which wins over the file name for grouping (resolves ambiguous
    * sdists); when the two disagree, the metadata's Version is taken too (logged once).
    */
-  private metadataName(file: DistFile): string | null {
+  private metadataName(file: DistFile, parsed = file.parsed): string | null {
     const mdName = file.metadata?.name;
     if (!mdName) return null;
-    if (normalizeName(mdName) !== file.parsed.project) {
-      this.warnOnce(`${file.relPath}: file name says project "${file.parsed.project}" but its metadata says "${mdName}"; using the metadata`);
+    if (this.normalized(mdName) !== parsed.project) {
+      this.warnOnce(`${file.relPath}: file name says project "${parsed.project}" but its metadata says "${mdName}"; using the metadata`);
       if (file.metadata?.version) file.version = file.metadata.version;
     }
     return mdName;
