@@ -371,7 +371,7 @@ export function parseCache(buf: Buffer, scope: string): ParsedCache {
     out.ignored = true;
     return out;
   }
-  let pos = MAGIC.length;
+  const pos = MAGIC.length;
   const hdr = header(scope);
   if (buf.length < hdr.length || !buf.subarray(0, hdr.length).equals(hdr)) {
     const ok = buf.length >= pos + 4 && buf.length >= pos + 4 + buf.readUInt32LE(pos) + 4;
