@@ -352,7 +352,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
         return;
       }
     }
-    if (!unchanged(file, r)) {
+    // (An object, known by its ETag: the worker read a copy, whose stat describes nothing.)
+    if ((file.identity || file.etag === undefined) && !unchanged(file, r)) {
       // Changed while we read it: the watcher will report it again once it settles.
       file.size = r.size;
       file.mtimeMs = r.mtimeMs;
@@ -428,7 +429,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     const r = await this.hashes.extraDigests(file);
     if (!r.ok || !r.md5 || !r.blake2b256) return null;
     // Cached only for the very file that was indexed (not one renamed over it or changed).
-    if (unchanged(file, r) && r.sha256 === file.sha256) cache?.update(file.relPath, { md5: r.md5, blake2b256: r.blake2b256 });
+    const byEtag = file.etag !== undefined && !file.identity;
+    if ((byEtag || unchanged(file, r)) && r.sha256 === file.sha256) cache?.update(file.relPath, { md5: r.md5, blake2b256: r.blake2b256 });
     return { md5: r.md5, blake2b256: r.blake2b256 };
   }
 
