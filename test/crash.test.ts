@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cacheFileFor, decodeLine, type CacheEntry } from '../lib/catalog/cache.js';
+import { cacheFileFor, FileDigestCache } from '../lib/catalog/cache.js';
 import { buildWheel, parseProjectPage, send, sha256, TEMP_PREFIX, upload, type HttpResult, type Wheel } from '../bench/soak.js';
 import { spawnServer, waitHealthy, type Spawned } from './helpers/server.js';
 
@@ -61,13 +61,10 @@ describe('crash test: kill -9 during uploads, then restart', function () {
     const first = await start();
     expect((await listing(first.url, 'crash-victim')).get(victim.filename)).to.equal(victim.sha256);
     expect(await first.stop('SIGTERM')).to.equal(0);
-    const cacheFile = cacheFileFor(root, cacheDir);
-    const journal = new Map<string, CacheEntry | null>();
-    for (const line of (await fsp.readFile(cacheFile, 'utf8')).split('\n').slice(1)) {
-      const d = line ? decodeLine(line) : null;
-      if (d) journal.set(d[0], d[1]);
-    }
-    const oldEntry = journal.get(victim.filename);
+    const cache = new FileDigestCache(cacheFileFor(root, cacheDir), { scope: root });
+    await cache.load();
+    const victimStat = await fsp.stat(victimPath);
+    const oldEntry = cache.lookup(victim.filename, { size: victimStat.size, mtimeMs: victimStat.mtimeMs, ino: victimStat.ino, ctimeMs: victimStat.ctimeMs });
     expect(oldEntry?.sha256, 'the cache holds the victim before the crash').to.equal(victim.sha256);
 
     // 2. Concurrent big uploads; kill -9 while some are acknowledged and others still in flight.
@@ -125,11 +122,11 @@ describe('crash test: kill -9 during uploads, then restart', function () {
     const changed = Buffer.concat(buildWheel('crash-victim', '1.0', randomBytes(64 * 1024)).parts);
     expect(changed.length).to.equal(victim.size);
     await fsp.writeFile(victimPath, changed);
-    const later = new Date(oldEntry!.mtimeMs + 5_000);
+    const later = new Date(victimStat.mtimeMs + 5_000);
     await fsp.utimes(victimPath, later, later);
     const st = await fsp.stat(victimPath);
     expect(st.size).to.equal(oldEntry!.size);
-    expect(st.mtimeMs).not.to.equal(oldEntry!.mtimeMs);
+    expect(st.mtimeMs).not.to.equal(victimStat.mtimeMs);
 
     // 4. Restart on the same root and cache.
     const again = await start();

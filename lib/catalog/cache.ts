@@ -1,35 +1,55 @@
 // Persistent cache of what is expensive to compute per file: its sha256 and its metadata
-// summary (and, lazily, md5/blake2b for the JSON API). Keyed by (relative path, size, mtime,
-// inode, ctime): an entry whose stamp differs from the file on disk is stale and recomputed.
-// Size and mtime alone are not enough: bytes rewritten in place, or a file renamed over the old
-// one, with the mtime restored (rsync -t, cp -p, tar x) keep both but change the ctime/inode.
+// summary (and, lazily, md5/blake2b for the JSON API). Keyed by the relative path and a stamp:
+// for a file, (size, mtime, inode, ctime); for an object (an object store), (size, ETag). An
+// entry whose stamp differs from what the store shows is stale and recomputed. Size and mtime
+// alone are not enough: bytes rewritten in place, or a file renamed over the old one, with the
+// mtime restored (rsync -t, cp -p, tar x) keep both but change the ctime/inode.
 //
-// One journal file per root: a header line, then one tab-separated line per change, appended
-// (a change never rewrites the whole file: at 100,000 files that took ~0.4 s of CPU per upload).
-// When a load finds the journal mostly superseded lines, it is compacted: rewritten to a temp
-// file and renamed over the old one. A torn last line (a crash mid-append) is ignored.
+// `DigestCache` is the interface the indexer uses; `FileDigestCache` keeps it in one file per
+// root (`<root>/.pypi-lite-cache` or in --cache-dir): a binary snapshot read in one read at a
+// start, then an append-only tail of records, compacted (rewritten to a temp file, renamed over)
+// when superseded records pile up. Every record carries its CRC-32; the header names the format
+// and the root it was written for. A torn tail (a crash mid-append) or a corrupt record ends
+// what is trusted: the records before it still hold (each is checked against the file's stamp
+// anyway), the rest is dropped and the file rewritten at the next flush. A file of another
+// format (the tab-separated journal of format 3) or of another root is ignored, never trusted.
+//
+// In memory an entry is its encoded record: an offset into the snapshot buffer, or a small
+// Buffer for one written since; `lookup` decodes it on demand. That is ~150 bytes a file
+// instead of ~600 for an object with hex strings.
 
 import { pino, type Logger } from 'pino';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
+import { crc32 } from 'node:zlib';
 import type { MetadataSummary } from '../metadata/types.js';
 
 /** What must match between a cache entry (or an indexed file) and the file on disk. */
-export interface FileStamp {
+export interface FsStamp {
   size: number;
   mtimeMs: number;
   ino: number;
   ctimeMs: number;
+  etag?: undefined;
 }
 
-/** The "unchanged" test: same size, mtime, inode and ctime. */
+/** The stamp of an object in an object store: its size and ETag. */
+export interface ObjectStamp {
+  size: number;
+  etag: string;
+}
+
+export type FileStamp = FsStamp | ObjectStamp;
+
+/** The "unchanged" test: same size and ETag (an object), or same size, mtime, inode and ctime (a file). */
 export function sameStamp(a: FileStamp, b: FileStamp): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino && a.ctimeMs === b.ctimeMs;
+  if (a.size !== b.size) return false;
+  if (a.etag !== undefined || b.etag !== undefined) return a.etag === b.etag;
+  return a.mtimeMs === b.mtimeMs && a.ino === b.ino && a.ctimeMs === b.ctimeMs;
 }
 
-export interface CacheEntry extends FileStamp {
+export interface CacheData {
   sha256: string;
   /** null: archive read, no usable metadata. Absent: not read yet. */
   metadata?: MetadataSummary | null;
@@ -39,10 +59,32 @@ export interface CacheEntry extends FileStamp {
   blake2b256?: string;
 }
 
+export type CacheEntry = FileStamp & CacheData;
+
+/**
+ * What the indexer needs of a digest cache (one per store). `FileDigestCache` is the local
+ * implementation; a store may bring its own (e.g. kept in a bucket): see IndexerOptions.cacheFor.
+ */
+export interface DigestCache {
+  /** Read what was persisted (a missing or unusable cache is an empty one). */
+  load(): Promise<void>;
+  /** The entry for relPath if it still matches the stamp. */
+  lookup(relPath: string, stamp: FileStamp): CacheEntry | undefined;
+  set(relPath: string, entry: CacheEntry): void;
+  update(relPath: string, patch: Partial<CacheData>): void;
+  delete(relPath: string): void;
+  /** Forget entries whose files are gone (called once the initial scan is done). */
+  retain(keep: (relPath: string) => boolean): void;
+  /** Persist what changed. */
+  flush(): Promise<void>;
+  readonly size: number;
+}
+
 export const CACHE_BASENAME = '.pypi-lite-cache';
-// Format 3 added inode and ctime. A cache of an older format is ignored (every file rehashed
-// once), never trusted: its entries cannot tell a rewritten file from the original.
-const HEADER = 'pypi-lite-cache 3';
+// Format 4: binary snapshot + tail (format 3 was a tab-separated journal, 2 lacked inode and
+// ctime). A cache of another format is ignored (every file rehashed once), never trusted.
+export const CACHE_MAGIC = 'pypi-lite-cache 4\n';
+const MAGIC = Buffer.from(CACHE_MAGIC, 'latin1');
 
 export function cacheFileFor(root: string, cacheDir: string | null): string {
   if (!cacheDir) return path.join(root, CACHE_BASENAME);
@@ -50,183 +92,451 @@ export function cacheFileFor(root: string, cacheDir: string | null): string {
   return path.join(cacheDir, `${path.basename(root).replace(/[^A-Za-z0-9._-]/g, '_')}-${id}.cache`);
 }
 
-// --- line format ----------------------------------------------------------------------------
-// S <rel> <size> <mtimeMs> <ino> <ctimeMs> <sha256> <md5> <blake2b256> <state> <mdSha256> <mdSize> <name> <version> <requiresPython> <servable> <metadataError>
-// D <rel>
-// state: u = metadata not read, n = none/unreadable, m = summary present. Empty field = absent.
+// --- the record format --------------------------------------------------------------------
+// file   := MAGIC u32(scopeLen) scope u32(crc32(MAGIC..scope)) [snapshot] record*
+// record := u32(bodyLen) body u32(crc32(body))                       (little-endian)
+// snapshot := a record whose body is 0x03 record* (its CRC covers them: theirs are not checked)
+// body   := 0x01 str(rel) u8(flags) f64(size) stamp digests [metadata] [str(error)]   (set)
+//         | 0x02 str(rel)                                                            (delete)
+// stamp  := f64(mtimeMs) f64(ino) f64(ctimeMs)   | str(etag) when flags & ETAG
+// digests:= 32 bytes sha256 [16 bytes md5 if MD5] [32 bytes blake2b-256 if BLAKE]
+// metadata (MD_SOME) := 32 bytes sha256 f64(size) nstr(name) nstr(version) nstr(requiresPython)
+// str := u16(len) utf8; nstr := str, or u16(0xffff) for null.
 
-const ESC: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-const UNESC: Record<string, string> = { '\\': '\\', t: '\t', n: '\n', r: '\r' };
+const SET = 1;
+const DEL = 2;
+/** A snapshot: the records of every live entry in one frame, under one CRC (one check at a load). */
+const BLOCK = 3;
+const F_ETAG = 1;
+const F_MD5 = 2;
+const F_BLAKE = 4;
+const F_MD_NONE = 8;
+const F_MD_SOME = 16;
+const F_SERVABLE = 32;
+const F_ERROR = 64;
+const NULL_STR = 0xffff;
+const MAX_STR = 0xfffe;
 
-function esc(s: string | null | undefined): string {
-  if (s === null || s === undefined) return '';
-  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ESC[c]) : s;
-}
-
-function unesc(s: string): string {
-  return s.includes('\\') ? s.replace(/\\(.)/g, (_m, c: string) => UNESC[c] ?? c) : s;
-}
-
-const orNull = (s: string | undefined): string | null => (s === undefined || s === '' ? null : unesc(s));
-
-export function encodeEntry(rel: string, e: CacheEntry): string {
-  const md = e.metadata;
-  const state = md === undefined ? 'u' : md === null ? 'n' : 'm';
-  return [
-    'S',
-    esc(rel),
-    e.size,
-    e.mtimeMs,
-    e.ino,
-    e.ctimeMs,
-    e.sha256,
-    e.md5 ?? '',
-    e.blake2b256 ?? '',
-    state,
-    md ? md.sha256 : '',
-    md ? md.size : '',
-    esc(md?.name),
-    esc(md?.version),
-    esc(md?.requiresPython),
-    md ? (md.servable ? '1' : '0') : '',
-    esc(e.metadataError),
-  ].join('\t');
-}
-
-/** Our own file: a length check is enough on the hot path (100,000 lines at a warm start). */
-const isDigest = (s: string | undefined): s is string => s !== undefined && s.length === 64;
-
-/** Parse one journal line: [rel, entry] for a set, [rel, null] for a delete, null if malformed. */
-export function decodeLine(line: string): [string, CacheEntry | null] | null {
-  const f = line.split('\t');
-  if (f[0] === 'D' && f.length === 2) return [unesc(f[1]), null];
-  if (f[0] !== 'S' || f.length !== 17) return null;
-  const size = Number(f[2]);
-  const mtimeMs = Number(f[3]);
-  const ino = Number(f[4]);
-  const ctimeMs = Number(f[5]);
-  const sha256 = f[6];
-  if (!Number.isFinite(size) || !Number.isFinite(mtimeMs) || !Number.isFinite(ino) || !Number.isFinite(ctimeMs) || !isDigest(sha256)) return null;
-  if (f[2] === '' || f[3] === '' || f[4] === '' || f[5] === '') return null;
-  const entry: CacheEntry = { size, mtimeMs, ino, ctimeMs, sha256 };
-  if (f[7]) entry.md5 = f[7];
-  if (f[8]) entry.blake2b256 = f[8];
-  if (f[9] === 'n') entry.metadata = null;
-  else if (f[9] === 'm') {
-    if (!isDigest(f[10])) return null;
-    entry.metadata = {
-      sha256: f[10],
-      size: Number(f[11]),
-      name: orNull(f[12]),
-      version: orNull(f[13]),
-      requiresPython: orNull(f[14]),
-      servable: f[15] === '1',
-    };
+class Writer {
+  buf = Buffer.allocUnsafe(256);
+  pos = 0;
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
   }
-  if (f[16]) entry.metadataError = unesc(f[16]);
-  return [unesc(f[1]), entry];
+  u8(v: number): void {
+    this.room(1);
+    this.buf[this.pos++] = v;
+  }
+  u16(v: number): void {
+    this.room(2);
+    this.pos = this.buf.writeUInt16LE(v, this.pos);
+  }
+  u32(v: number): void {
+    this.room(4);
+    this.pos = this.buf.writeUInt32LE(v, this.pos);
+  }
+  f64(v: number): void {
+    this.room(8);
+    this.pos = this.buf.writeDoubleLE(v, this.pos);
+  }
+  str(s: string | null): void {
+    if (s === null) return this.u16(NULL_STR);
+    const n = Buffer.byteLength(s);
+    if (n > MAX_STR) throw new RangeError('string too long for the cache');
+    this.u16(n);
+    this.room(n);
+    this.pos += this.buf.write(s, this.pos);
+  }
+  hex(s: string, bytes: number): void {
+    this.room(bytes);
+    if (s.length !== bytes * 2 || this.buf.write(s, this.pos, 'hex') !== bytes) throw new RangeError('not a digest');
+    this.pos += bytes;
+  }
+}
+
+/** The framed record (length, body, CRC) of a set, or null if it cannot be encoded (then it is not cached). */
+export function encodeEntry(rel: string, e: CacheEntry): Buffer | null {
+  try {
+    const w = new Writer();
+    w.u32(0);
+    w.u8(SET);
+    w.str(rel);
+    const md = e.metadata;
+    const flags =
+      (e.etag !== undefined ? F_ETAG : 0) |
+      (e.md5 ? F_MD5 : 0) |
+      (e.blake2b256 ? F_BLAKE : 0) |
+      (md === null ? F_MD_NONE : md ? F_MD_SOME | (md.servable ? F_SERVABLE : 0) : 0) |
+      (e.metadataError ? F_ERROR : 0);
+    w.u8(flags);
+    w.f64(e.size);
+    if (e.etag !== undefined) w.str(e.etag);
+    else {
+      w.f64(e.mtimeMs);
+      w.f64(e.ino);
+      w.f64(e.ctimeMs);
+    }
+    w.hex(e.sha256, 32);
+    if (e.md5) w.hex(e.md5, 16);
+    if (e.blake2b256) w.hex(e.blake2b256, 32);
+    if (md) {
+      w.hex(md.sha256, 32);
+      w.f64(md.size);
+      w.str(md.name);
+      w.str(md.version);
+      w.str(md.requiresPython);
+    }
+    if (e.metadataError) w.str(e.metadataError.slice(0, 4000));
+    return frame(w);
+  } catch {
+    return null;
+  }
+}
+
+function encodeDelete(rel: string): Buffer | null {
+  try {
+    const w = new Writer();
+    w.u32(0);
+    w.u8(DEL);
+    w.str(rel);
+    return frame(w);
+  } catch {
+    return null;
+  }
+}
+
+function frame(w: Writer): Buffer {
+  const bodyLen = w.pos - 4;
+  w.buf.writeUInt32LE(bodyLen, 0);
+  w.u32(crc32(w.buf.subarray(4, 4 + bodyLen)));
+  // A copy of the exact length (from Node's pool for small records: no ArrayBuffer per entry).
+  const out = Buffer.allocUnsafe(w.pos);
+  w.buf.copy(out, 0, 0, w.pos);
+  return out;
+}
+
+/** Reads one record body; every read is bounds-checked against the body's end. */
+class Reader {
+  constructor(
+    readonly buf: Buffer,
+    public pos: number,
+    readonly end: number,
+  ) {}
+  need(n: number): void {
+    if (this.pos + n > this.end) throw new RangeError('record too short');
+  }
+  u8(): number {
+    this.need(1);
+    return this.buf[this.pos++];
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  f64(): number {
+    this.need(8);
+    const v = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    if (!Number.isFinite(v)) throw new RangeError('not a number');
+    return v;
+  }
+  skipStr(): void {
+    const n = this.u16();
+    if (n === NULL_STR) return;
+    this.need(n);
+    this.pos += n;
+  }
+  str(): string | null {
+    const n = this.u16();
+    if (n === NULL_STR) return null;
+    this.need(n);
+    const s = this.buf.toString('utf8', this.pos, this.pos + n);
+    this.pos += n;
+    return s;
+  }
+  hex(bytes: number): string {
+    this.need(bytes);
+    const s = this.buf.toString('hex', this.pos, this.pos + bytes);
+    this.pos += bytes;
+    return s;
+  }
+  skip(bytes: number): void {
+    this.need(bytes);
+    this.pos += bytes;
+  }
+}
+
+/** Decode the set record whose frame starts at `at` (its rel is skipped). */
+function decodeSet(buf: Buffer, at: number): CacheEntry {
+  const r = new Reader(buf, at + 4, at + 4 + buf.readUInt32LE(at));
+  r.u8();
+  r.skipStr();
+  const flags = r.u8();
+  const size = r.f64();
+  let entry: CacheEntry;
+  if (flags & F_ETAG) {
+    const etag = r.str() ?? '';
+    entry = { size, etag, sha256: r.hex(32) };
+  } else {
+    const mtimeMs = r.f64();
+    const ino = r.f64();
+    const ctimeMs = r.f64();
+    entry = { size, mtimeMs, ino, ctimeMs, sha256: r.hex(32) };
+  }
+  if (flags & F_MD5) entry.md5 = r.hex(16);
+  if (flags & F_BLAKE) entry.blake2b256 = r.hex(32);
+  if (flags & F_MD_NONE) entry.metadata = null;
+  else if (flags & F_MD_SOME) {
+    const sha256 = r.hex(32);
+    const mdSize = r.f64();
+    entry.metadata = { sha256, size: mdSize, name: r.str(), version: r.str(), requiresPython: r.str(), servable: (flags & F_SERVABLE) !== 0 };
+  }
+  if (flags & F_ERROR) entry.metadataError = r.str() ?? '';
+  return entry;
+}
+
+/** Does the set record at `at` still describe a file with this stamp? (No allocation.) */
+function stampMatches(buf: Buffer, at: number, stamp: FileStamp): boolean {
+  const r = new Reader(buf, at + 4, at + 4 + buf.readUInt32LE(at));
+  r.u8();
+  r.skipStr();
+  const flags = r.u8();
+  if (r.f64() !== stamp.size) return false;
+  if (flags & F_ETAG) {
+    if (stamp.etag === undefined) return false;
+    return r.str() === stamp.etag;
+  }
+  if (stamp.etag !== undefined) return false;
+  return r.f64() === stamp.mtimeMs && r.f64() === stamp.ino && r.f64() === stamp.ctimeMs;
+}
+
+/** Walk a set body's structure (throws if it does not fit its length exactly). */
+function checkSet(r: Reader): void {
+  const flags = r.u8();
+  if (flags & ~127 || (flags & F_MD_NONE && flags & F_MD_SOME)) throw new RangeError('bad flags');
+  r.f64();
+  if (flags & F_ETAG) r.skipStr();
+  else r.skip(24);
+  r.skip(32 + (flags & F_MD5 ? 16 : 0) + (flags & F_BLAKE ? 32 : 0));
+  if (flags & F_MD_SOME) {
+    r.skip(32);
+    r.f64();
+    r.skipStr();
+    r.skipStr();
+    r.skipStr();
+  }
+  if (flags & F_ERROR) r.skipStr();
+  if (r.pos !== r.end) throw new RangeError('record length mismatch');
+}
+
+function header(scope: string): Buffer {
+  const s = Buffer.from(scope, 'utf8');
+  const h = Buffer.allocUnsafe(MAGIC.length + 4 + s.length + 4);
+  MAGIC.copy(h, 0);
+  h.writeUInt32LE(s.length, MAGIC.length);
+  s.copy(h, MAGIC.length + 4);
+  h.writeUInt32LE(crc32(h.subarray(0, h.length - 4)), h.length - 4);
+  return h;
+}
+
+export interface ParsedCache {
+  /** Live entries: rel -> offset of the record's frame in buf. */
+  entries: Map<string, number>;
+  /** Records read (sets and deletes), to decide when compacting pays. */
+  records: number;
+  /** Of those, the records after the snapshot (each with its own CRC to check at a load). */
+  tail: number;
+  /** Why the file is not (fully) usable: it must be rewritten. */
+  problem: string | null;
+  /** Nothing was taken from the file (another format or root). */
+  ignored: boolean;
+}
+
+/**
+ * Parse a cache file's bytes written for `scope`. Never throws: what cannot be trusted is
+ * dropped (everything, for another format or root; the rest of the file, from a torn or
+ * corrupt record on).
+ */
+export function parseCache(buf: Buffer, scope: string): ParsedCache {
+  const entries = new Map<string, number>();
+  const out: ParsedCache = { entries, records: 0, tail: 0, problem: null, ignored: false };
+  if (buf.length < MAGIC.length || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
+    const text = buf.subarray(0, 40).toString('latin1');
+    out.problem = /^pypi-lite-cache \d+\n/.test(text) ? 'an older format' : 'unknown format';
+    out.ignored = true;
+    return out;
+  }
+  const pos = MAGIC.length;
+  const hdr = header(scope);
+  if (buf.length < hdr.length || !buf.subarray(0, hdr.length).equals(hdr)) {
+    const ok = buf.length >= pos + 4 && buf.length >= pos + 4 + buf.readUInt32LE(pos) + 4;
+    out.problem = ok ? 'written for another root' : 'a damaged header';
+    out.ignored = true;
+    return out;
+  }
+  readFrames(buf, hdr.length, buf.length, true, out);
+  return out;
+}
+
+/**
+ * Read the frames in buf[from, to) into out. `checked`: verify each frame's CRC (the tail's
+ * records); inside a snapshot block, whose one CRC covers them all, they are not checked again.
+ * Stops at the first frame that is torn or damaged (out.problem says which).
+ */
+function readFrames(buf: Buffer, from: number, to: number, checked: boolean, out: ParsedCache): boolean {
+  let pos = from;
+  while (pos < to) {
+    if (pos + 4 > to) {
+      out.problem = checked ? 'a torn last record' : 'a damaged snapshot';
+      return false;
+    }
+    const len = buf.readUInt32LE(pos);
+    const end = pos + 4 + len;
+    if (len < 3 || end + 4 > to) {
+      out.problem = len < 3 || !checked ? 'a damaged record' : 'a torn last record';
+      return false;
+    }
+    if (checked && crc32(buf.subarray(pos + 4, end)) !== buf.readUInt32LE(end)) {
+      out.problem = 'a damaged record';
+      return false;
+    }
+    try {
+      const kind = buf[pos + 4];
+      if (kind === BLOCK && checked) {
+        if (!readFrames(buf, pos + 5, end, false, out)) return false;
+      } else {
+        const r = new Reader(buf, pos + 5, end);
+        const rel = r.str();
+        if (rel === null || rel === '') throw new RangeError('no key');
+        if (kind === SET) {
+          checkSet(r);
+          out.entries.set(rel, pos);
+        } else if (kind === DEL && r.pos === end) out.entries.delete(rel);
+        else throw new RangeError('unknown record');
+        out.records++;
+        if (checked) out.tail++;
+      }
+    } catch {
+      out.problem = 'a damaged record';
+      return false;
+    }
+    pos = end + 4;
+  }
+  return true;
 }
 
 const SILENT = pino({ level: 'silent' });
 
-export class DigestCache {
-  private readonly entries = new Map<string, CacheEntry>();
-  private pending: string[] = [];
+export interface FileDigestCacheOptions {
+  /** What the cache is for (the store's id): a file written for another root is not trusted. */
+  scope?: string;
+  log?: Logger;
+  /** How long changes wait before they are appended (batched). */
+  delayMs?: number;
+}
+
+export class FileDigestCache implements DigestCache {
+  /** rel -> offset of its record in `base`, or its own framed record. */
+  private entries = new Map<string, number | Buffer>();
+  private base: Buffer = Buffer.alloc(0);
+  private pending: Buffer[] = [];
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
   private writeFailed = false;
-  /** Lines in the journal file (to decide when compacting pays). */
-  private journalLines = 0;
-  private needsHeader = true;
+  /** Records in the file (to decide when compacting pays). */
+  private fileRecords = 0;
+  /** Entries held as their own Buffer (written since the last snapshot). */
+  private loose = 0;
+  /** The file must be rewritten before anything is appended (absent, another format, a torn tail). */
+  private mustRewrite = true;
+  /** Rewrite at the next flush even if nothing changed (a long tail at load, a failed write). */
+  private rewriteDue = false;
+  private readonly scope: string;
+  private readonly log: Logger;
+  private readonly delayMs: number;
 
   constructor(
     readonly file: string,
-    private readonly log: Logger = SILENT,
-    private readonly delayMs = 500,
-  ) {}
+    opts: FileDigestCacheOptions = {},
+  ) {
+    this.scope = opts.scope ?? '';
+    this.log = opts.log ?? SILENT;
+    this.delayMs = opts.delayMs ?? 500;
+  }
 
   async load(): Promise<void> {
-    let fh: fsp.FileHandle;
+    let buf: Buffer;
     try {
-      fh = await fsp.open(this.file, 'r');
+      buf = await fsp.readFile(this.file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, `cannot read cache ${this.file}`);
       return;
     }
-    // Read in slices: the whole journal as one string (and its split) would double the peak memory.
-    const decoder = new StringDecoder('utf8');
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    let rest = '';
-    let first = true;
-    let lines = 0;
-    let bad = 0;
-    try {
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-        const text = rest + (bytesRead ? decoder.write(buf.subarray(0, bytesRead)) : decoder.end());
-        let start = 0;
-        for (;;) {
-          const nl = text.indexOf('\n', start);
-          if (nl === -1) break;
-          const line = text.slice(start, nl);
-          start = nl + 1;
-          if (first) {
-            first = false;
-            if (line !== HEADER) {
-              const why = /^pypi-lite-cache \d+$/.test(line) ? 'an older format' : 'unknown format';
-              this.log.warn(`ignoring cache ${this.file}: ${why} (it will be rebuilt; files are rehashed once)`);
-              this.journalLines = Number.MAX_SAFE_INTEGER; // rewrite it at the next flush
-              return;
-            }
-            this.needsHeader = false;
-            continue;
-          }
-          lines++;
-          if (line === '') continue;
-          const d = decodeLine(line);
-          if (!d) bad++;
-          else if (d[1]) this.entries.set(d[0], d[1]);
-          else this.entries.delete(d[0]);
-        }
-        rest = text.slice(start); // a torn last line (crash mid-append) stays here and is dropped
-        if (!bytesRead) break;
-      }
-    } finally {
-      await fh.close();
-    }
-    if (first && rest !== '') {
-      this.log.warn(`ignoring cache ${this.file}: unknown format (it will be rebuilt)`);
-      this.journalLines = Number.MAX_SAFE_INTEGER;
+    const parsed = parseCache(buf, this.scope);
+    if (parsed.ignored) {
+      this.log.warn(`ignoring cache ${this.file}: ${parsed.problem} (it will be rebuilt; files are rehashed once)`);
       return;
     }
-    this.journalLines = lines;
-    if (bad > 1) this.log.warn(`cache ${this.file}: ignored ${bad} malformed lines`);
+    this.base = buf;
+    this.entries = parsed.entries;
+    this.loose = 0;
+    this.fileRecords = parsed.records;
+    this.mustRewrite = parsed.problem !== null;
+    if (parsed.problem) this.log.warn(`cache ${this.file}: ${parsed.problem}; kept the ${parsed.entries.size} entries before it (it will be rewritten)`);
+    // A long tail (e.g. after a cold start) costs a CRC per record at every load: fold it into
+    // the snapshot, in the background.
+    if (parsed.tail > 1000 && parsed.tail > parsed.entries.size / 4) {
+      this.mustRewrite = true;
+      this.rewriteDue = true;
+      this.scheduleFlush();
+    }
   }
 
-  /** The entry for relPath if it still matches the file's size, mtime, inode and ctime. */
+  private recordOf(v: number | Buffer): [Buffer, number] {
+    return typeof v === 'number' ? [this.base, v] : [v, 0];
+  }
+
   lookup(relPath: string, stamp: FileStamp): CacheEntry | undefined {
-    const e = this.entries.get(relPath);
-    if (e && sameStamp(e, stamp)) return e;
-    return undefined;
+    const v = this.entries.get(relPath);
+    if (v === undefined) return undefined;
+    const [buf, at] = this.recordOf(v);
+    return stampMatches(buf, at, stamp) ? decodeSet(buf, at) : undefined;
   }
 
   set(relPath: string, entry: CacheEntry): void {
-    this.entries.set(relPath, entry);
-    this.append(encodeEntry(relPath, entry));
+    const rec = encodeEntry(relPath, entry);
+    if (!rec) {
+      this.delete(relPath);
+      return;
+    }
+    const old = this.entries.get(relPath);
+    if (old === undefined || typeof old === 'number') this.loose++;
+    this.entries.set(relPath, rec);
+    this.append(rec);
   }
 
-  update(relPath: string, patch: Partial<CacheEntry>): void {
-    const e = this.entries.get(relPath);
-    if (!e) return;
-    Object.assign(e, patch);
-    this.append(encodeEntry(relPath, e));
+  update(relPath: string, patch: Partial<CacheData>): void {
+    const v = this.entries.get(relPath);
+    if (v === undefined) return;
+    const [buf, at] = this.recordOf(v);
+    this.set(relPath, { ...decodeSet(buf, at), ...patch });
   }
 
   delete(relPath: string): void {
-    if (this.entries.delete(relPath)) this.append(`D\t${esc(relPath)}`);
+    const old = this.entries.get(relPath);
+    if (old === undefined) return;
+    if (typeof old !== 'number') this.loose--;
+    this.entries.delete(relPath);
+    const rec = encodeDelete(relPath);
+    if (rec) this.append(rec);
+    else this.mustRewrite = true;
   }
 
-  /** Forget entries whose files are gone (the indexer calls this once the initial scan is done). */
   retain(keep: (relPath: string) => boolean): void {
     for (const rel of [...this.entries.keys()]) if (!keep(rel)) this.delete(rel);
   }
@@ -235,8 +545,12 @@ export class DigestCache {
     return this.entries.size;
   }
 
-  private append(line: string): void {
-    this.pending.push(line);
+  private append(rec: Buffer): void {
+    this.pending.push(rec);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -246,30 +560,38 @@ export class DigestCache {
     }
   }
 
-  /** Superseded lines outnumber live entries: rewrite the journal compactly. */
+  /**
+   * Superseded records outnumber live entries (the file is mostly dead weight), or most entries
+   * are loose Buffers (one snapshot buffer holds them in less memory): rewrite.
+   */
   private get worthCompacting(): boolean {
-    return this.journalLines + this.pending.length > 2 * this.entries.size + 1000;
+    const live = this.entries.size;
+    return this.fileRecords + this.pending.length > 2 * live + 1000 || this.loose > Math.max(4096, live - this.loose);
   }
 
-  /** Append what changed (or compact the journal when that pays), in order. */
+  /** Append what changed (or rewrite the file when that is due), in order. */
   flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
     this.writing = this.writing.then(async () => {
-      if (!this.pending.length && !this.worthCompacting) return;
+      if (!this.pending.length && !this.worthCompacting && !this.rewriteDue) return;
       try {
         await fsp.mkdir(path.dirname(this.file), { recursive: true });
-        if (this.worthCompacting || this.needsHeader) await this.compact();
+        if (this.mustRewrite || this.worthCompacting) await this.compact();
         else {
-          const lines = this.pending;
+          const recs = this.pending;
           this.pending = [];
-          await fsp.appendFile(this.file, `${lines.join('\n')}\n`);
-          this.journalLines += lines.length;
+          await fsp.appendFile(this.file, recs.length === 1 ? recs[0] : Buffer.concat(recs));
+          this.fileRecords += recs.length;
         }
         this.writeFailed = false;
       } catch (err) {
+        // The file on disk may now lack some entries (recomputed after a restart), never hold
+        // wrong ones; it is rewritten whole at the next flush.
+        this.mustRewrite = true;
+        this.rewriteDue = this.entries.size > 0;
         if (!this.writeFailed) this.log.warn({ err }, `cannot write cache ${this.file} (digests will be recomputed after a restart)`);
         this.writeFailed = true;
       }
@@ -277,31 +599,46 @@ export class DigestCache {
     return this.writing;
   }
 
-  /** Rewrite the journal with one line per live entry (temp file + rename: never half-written). */
+  /**
+   * One snapshot of every live entry, written to a temp file and renamed over (never
+   * half-written). The snapshot also becomes the in-memory store of the entries.
+   */
   private async compact(): Promise<void> {
     this.pending = [];
+    const hdr = header(this.scope);
+    let total = hdr.length + 4 + 1 + 4;
+    for (const v of this.entries.values()) {
+      const [buf, at] = this.recordOf(v);
+      total += buf.readUInt32LE(at) + 8;
+    }
+    const snap = Buffer.allocUnsafeSlow(total);
+    let pos = hdr.copy(snap, 0);
+    const blockAt = pos;
+    snap.writeUInt32LE(total - hdr.length - 8, pos);
+    snap[pos + 4] = BLOCK;
+    pos += 5;
+    const next = new Map<string, number>();
+    for (const [rel, v] of this.entries) {
+      const [buf, at] = this.recordOf(v);
+      const n = buf.readUInt32LE(at) + 8;
+      buf.copy(snap, pos, at, at + n);
+      next.set(rel, pos);
+      pos += n;
+    }
+    snap.writeUInt32LE(crc32(snap.subarray(blockAt + 4, pos)), pos);
+    this.entries = next;
+    this.base = snap;
+    this.loose = 0;
     const tmp = `${this.file}.${process.pid}.${Date.now()}.tmp`;
-    const fh = await fsp.open(tmp, 'w');
-    let lines = 0;
     try {
-      let chunk = `${HEADER}\n`;
-      for (const [rel, e] of this.entries) {
-        chunk += `${encodeEntry(rel, e)}\n`;
-        lines++;
-        if (chunk.length >= 256 * 1024) {
-          await fh.writeFile(chunk);
-          chunk = '';
-        }
-      }
-      await fh.writeFile(chunk);
+      await fsp.writeFile(tmp, snap);
+      await fsp.rename(tmp, this.file);
     } catch (err) {
-      await fh.close().catch(() => {});
       await fsp.rm(tmp, { force: true }).catch(() => {});
       throw err;
     }
-    await fh.close();
-    await fsp.rename(tmp, this.file);
-    this.journalLines = lines;
-    this.needsHeader = false;
+    this.fileRecords = next.size;
+    this.mustRewrite = false;
+    this.rewriteDue = false;
   }
 }

@@ -5,7 +5,7 @@
 
 import type { MetadataSummary } from '../metadata/types.js';
 import type { FileIdentity, PackageStore } from '../store/types.js';
-import { distKey, type ParsedFilename } from './filename.js';
+import { distKey, parseFilename, type ParsedFilename } from './filename.js';
 import { normalizeName } from '../core/names.js';
 import { compareVersions } from './version.js';
 
@@ -38,6 +38,8 @@ export interface DistFile {
    * swapped for a symbolic link).
    */
   identity?: FileIdentity;
+  /** The object's ETag when the store gives one instead of an identity (object stores). */
+  etag?: string;
   /** null until hashed. */
   sha256: string | null;
   /** undefined: not read yet; null: no usable metadata; else the summary. */
@@ -45,6 +47,49 @@ export interface DistFile {
   /** Why the metadata could not be read (for logs and the JSON API), if it could not. */
   metadataError?: string;
   yank: Yank | null;
+}
+
+/**
+ * The DistFile the indexer keeps for every file: the fields that cost memory are derived on
+ * demand (the file name from the key, its parse from the file name), so that 100,000 files cost
+ * one object each plus their strings. Only for keys whose last segment parseFilename accepts.
+ */
+export class IndexedFile implements DistFile {
+  project: string;
+  displayName: string;
+  version: string;
+  identity?: FileIdentity;
+  etag?: string;
+  sha256: string | null = null;
+  metadata: MetadataSummary | null | undefined = undefined;
+  metadataError?: string = undefined;
+  yank: Yank | null = null;
+
+  constructor(
+    readonly store: PackageStore,
+    readonly relPath: string,
+    parsed: ParsedFilename,
+    public size: number,
+    public mtimeMs: number,
+  ) {
+    this.project = parsed.project;
+    this.displayName = parsed.project;
+    this.version = parsed.version;
+  }
+
+  get root(): string {
+    return this.store.id;
+  }
+
+  get filename(): string {
+    return this.relPath.slice(this.relPath.lastIndexOf('/') + 1);
+  }
+
+  get parsed(): ParsedFilename {
+    const p = parseFilename(this.filename);
+    if (!p) throw new Error(`not a distribution file name: ${this.filename}`);
+    return p;
+  }
 }
 
 export interface Project {
@@ -163,6 +208,9 @@ export class Catalog {
       this.rootGeneration++;
     }
     p.files.set(file.relPath, file);
+    // One copy of the names per project, not per file (same contents).
+    file.project = p.name;
+    if (file.displayName === p.displayName) file.displayName = p.displayName;
     if (file.metadata?.name && p.displayName !== file.displayName) {
       p.displayName = file.displayName;
       this.rootGeneration++;

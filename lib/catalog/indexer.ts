@@ -6,8 +6,8 @@
 
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Catalog, type DistFile, type Project } from './catalog.js';
-import { DigestCache, cacheFileFor, sameStamp, type FileStamp } from './cache.js';
+import { Catalog, IndexedFile, type DistFile, type Project } from './catalog.js';
+import { FileDigestCache, cacheFileFor, sameStamp, type DigestCache, type FileStamp } from './cache.js';
 import { isDistFilename, parseFilename, type ParsedFilename } from './filename.js';
 import { HashScheduler } from './hash-scheduler.js';
 import type { HashResult } from './hash-pool.js';
@@ -31,22 +31,46 @@ export interface IndexerOptions {
    * changes in --poll mode. Unchanged files cost one lstat each and are never rehashed.
    */
   rescanIntervalMs?: number;
+  /**
+   * The digest cache of a store (e.g. one kept in its bucket); null or absent: the default, a
+   * FileDigestCache in the root (or --cache-dir) written for this store's id.
+   */
+  cacheFor?: (store: PackageStore) => DigestCache | null;
 }
 
-/** The stamp of an indexed file (what the "unchanged" test compares). */
+/** The stamp of an indexed file (what the "unchanged" test compares); null: none known. */
 function stampOf(f: DistFile): FileStamp | null {
-  return f.identity ? { size: f.size, mtimeMs: f.mtimeMs, ino: f.identity.ino, ctimeMs: f.identity.ctimeMs } : null;
+  if (f.identity) return { size: f.size, mtimeMs: f.mtimeMs, ino: f.identity.ino, ctimeMs: f.identity.ctimeMs };
+  return f.etag !== undefined ? { size: f.size, etag: f.etag } : null;
 }
 
 /** Is the file on disk (an lstat, or what a hash worker saw) still the one that was indexed? */
-function unchanged(f: DistFile, st: FileStamp & { dev: number }): boolean {
+function unchanged(f: DistFile, st: FileStamp & { dev?: number }): boolean {
   const stamp = stampOf(f);
-  return stamp !== null && f.identity?.dev === st.dev && sameStamp(stamp, st);
+  if (stamp === null) return false;
+  if (stamp.etag === undefined && f.identity?.dev !== st.dev) return false;
+  return sameStamp(stamp, st);
 }
 
-/** The cache stamp of a stored entry (null: the store gives no file identity). */
-function entryStamp(e: StoreEntry): (FileStamp & { dev: number }) | null {
-  return e.identity ? { size: e.size, mtimeMs: e.mtimeMs, dev: e.identity.dev, ino: e.identity.ino, ctimeMs: e.identity.ctimeMs } : null;
+/** The cache stamp of a stored entry (null: the store gives neither a file identity nor an ETag). */
+function entryStamp(e: StoreEntry): (FileStamp & { dev?: number }) | null {
+  if (e.identity) return { size: e.size, mtimeMs: e.mtimeMs, dev: e.identity.dev, ino: e.identity.ino, ctimeMs: e.identity.ctimeMs };
+  return e.etag !== undefined ? { size: e.size, etag: e.etag } : null;
+}
+
+/** One copy of the short strings many files share (versions, Requires-Python, names). */
+class Interner {
+  private readonly map = new Map<string, string>();
+  get(s: string): string;
+  get(s: string | null): string | null;
+  get(s: string | null): string | null {
+    if (s === null || s.length > 64) return s;
+    const have = this.map.get(s);
+    if (have !== undefined) return have;
+    if (this.map.size >= 100_000) this.map.clear();
+    this.map.set(s, s);
+    return s;
+  }
 }
 
 /**
@@ -93,6 +117,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   readonly catalog: Catalog;
   private readonly hashes: HashScheduler;
   private readonly caches = new Map<string, DigestCache>();
+  private readonly strings = new Interner();
+  private readonly normalizedNames = new Map<string, string>();
   private readonly reconcilers = new Map<string, StoreReconciler>();
   private readonly watches: StoreWatch[] = [];
   private readonly warned = new Set<string>();
@@ -146,8 +172,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
 
   async start(): Promise<void> {
     for (const store of this.opts.stores) {
-      // The journal of an FsStore lives in its root (or --cache-dir), keyed by its directory.
-      const cache = new DigestCache(cacheFileFor(store.id, this.opts.cacheDir), this.log.child({ cache: store.id }));
+      // By default the cache of a store lives in its root (or --cache-dir), keyed by its id.
+      const cache = this.opts.cacheFor?.(store) ?? new FileDigestCache(cacheFileFor(store.id, this.opts.cacheDir), { scope: store.id, log: this.log.child({ cache: store.id }) });
       await cache.load();
       this.caches.set(store.id, cache);
     }
@@ -272,26 +298,19 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   add(store: PackageStore, entry: StoreEntry, parsed: ParsedFilename): DistFile | undefined {
     const stamp = entryStamp(entry);
     const cached = stamp ? this.caches.get(store.id)?.lookup(entry.key, stamp) : undefined;
-    const file: DistFile = {
-      root: store.id,
-      relPath: entry.key,
-      store,
-      filename: parsed.filename,
-      parsed,
-      project: parsed.project,
-      displayName: provisionalDisplayName(parsed),
-      version: parsed.version,
-      size: entry.size,
-      mtimeMs: entry.mtimeMs,
-      ...(entry.identity ? { identity: entry.identity } : {}),
-      sha256: cached?.sha256 ?? null,
-      metadata: cached ? cached.metadata : undefined,
-      metadataError: cached?.metadataError,
-      yank: null,
-    };
-    const mdName = this.metadataName(file);
+    const file = new IndexedFile(store, entry.key, parsed, entry.size, entry.mtimeMs);
+    file.version = this.strings.get(file.version);
+    file.displayName = provisionalDisplayName(parsed);
+    if (entry.identity) file.identity = entry.identity;
+    if (entry.etag !== undefined) file.etag = entry.etag;
+    if (cached) {
+      file.sha256 = cached.sha256;
+      file.metadata = cached.metadata === undefined ? undefined : this.compactMetadata(cached.metadata);
+      if (cached.metadataError) file.metadataError = cached.metadataError;
+    }
+    const mdName = this.metadataName(file, parsed);
     if (mdName) {
-      file.project = normalizeName(mdName);
+      file.project = this.normalized(mdName);
       file.displayName = mdName;
     }
     file.yank = this.yanks?.lookup(store.id, parsed, file.project, file.version) ?? null;
@@ -304,7 +323,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   /** Record a file that an upload just stored and hashed (no second read needed). */
   addUploaded(store: PackageStore, entry: StoreEntry, digests: { sha256: string; md5?: string; blake2b256?: string }, metadata: MetadataSummary | null, metadataError?: string): DistFile | undefined {
     const stamp = entryStamp(entry);
-    if (stamp) this.caches.get(store.id)?.set(entry.key, { size: stamp.size, mtimeMs: stamp.mtimeMs, ino: stamp.ino, ctimeMs: stamp.ctimeMs, ...digests, metadata, metadataError });
+    if (stamp) this.caches.get(store.id)?.set(entry.key, { ...cacheStamp(stamp), ...digests, metadata, ...(metadataError ? { metadataError } : {}) });
     const parsed = parseFilename(entry.key.slice(entry.key.lastIndexOf('/') + 1));
     return parsed ? this.add(store, entry, parsed) : undefined;
   }
@@ -333,21 +352,21 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
         return;
       }
     }
-    if (!unchanged(file, r)) {
+    // (An object, known by its ETag: the worker read a copy, whose stat describes nothing.)
+    if ((file.identity || file.etag === undefined) && !unchanged(file, r)) {
       // Changed while we read it: the watcher will report it again once it settles.
       file.size = r.size;
       file.mtimeMs = r.mtimeMs;
       file.identity = { dev: r.dev, ino: r.ino, ctimeMs: r.ctimeMs };
     }
     file.sha256 = r.sha256;
-    file.metadata = r.metadata ?? null;
+    file.metadata = r.metadata ? this.compactMetadata(r.metadata) : null;
     file.metadataError = r.metadataError;
     if (r.metadataError) this.warnOnce(`no metadata for ${file.relPath}: ${r.metadataError}`);
+    // An object (ETag) is cached under its ETag: the worker read a copy whose inode means nothing.
+    const stamp: FileStamp = file.etag !== undefined && !file.identity ? { size: file.size, etag: file.etag } : { size: r.size, mtimeMs: r.mtimeMs, ino: r.ino, ctimeMs: r.ctimeMs };
     this.caches.get(file.root)?.set(file.relPath, {
-      size: r.size,
-      mtimeMs: r.mtimeMs,
-      ino: r.ino,
-      ctimeMs: r.ctimeMs,
+      ...stamp,
       sha256: r.sha256,
       metadata: file.metadata,
       ...(r.metadataError ? { metadataError: r.metadataError } : {}),
@@ -359,15 +378,32 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     file.yank = this.yanks?.lookup(file.root, file.parsed, file.project, file.version) ?? null;
   }
 
+  /** normalizeName of a metadata Name (the same few thousand names, once per file at a start). */
+  private normalized(name: string): string {
+    let n = this.normalizedNames.get(name);
+    if (n === undefined) {
+      if (this.normalizedNames.size >= 100_000) this.normalizedNames.clear();
+      n = normalizeName(name);
+      this.normalizedNames.set(name, n);
+    }
+    return n;
+  }
+
+  /** The summary with its short strings shared between files. */
+  private compactMetadata(md: MetadataSummary | null): MetadataSummary | null {
+    if (!md) return md;
+    return { sha256: md.sha256, size: md.size, name: this.strings.get(md.name), version: this.strings.get(md.version), requiresPython: this.strings.get(md.requiresPython), servable: md.servable };
+  }
+
   /**
    * The metadata's Name, which wins over the file name for grouping (resolves ambiguous
    * sdists); when the two disagree, the metadata's Version is taken too (logged once).
    */
-  private metadataName(file: DistFile): string | null {
+  private metadataName(file: DistFile, parsed = file.parsed): string | null {
     const mdName = file.metadata?.name;
     if (!mdName) return null;
-    if (normalizeName(mdName) !== file.parsed.project) {
-      this.warnOnce(`${file.relPath}: file name says project "${file.parsed.project}" but its metadata says "${mdName}"; using the metadata`);
+    if (this.normalized(mdName) !== parsed.project) {
+      this.warnOnce(`${file.relPath}: file name says project "${parsed.project}" but its metadata says "${mdName}"; using the metadata`);
       if (file.metadata?.version) file.version = file.metadata.version;
     }
     return mdName;
@@ -393,7 +429,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     const r = await this.hashes.extraDigests(file);
     if (!r.ok || !r.md5 || !r.blake2b256) return null;
     // Cached only for the very file that was indexed (not one renamed over it or changed).
-    if (unchanged(file, r) && r.sha256 === file.sha256) cache?.update(file.relPath, { md5: r.md5, blake2b256: r.blake2b256 });
+    const byEtag = file.etag !== undefined && !file.identity;
+    if ((byEtag || unchanged(file, r)) && r.sha256 === file.sha256) cache?.update(file.relPath, { md5: r.md5, blake2b256: r.blake2b256 });
     return { md5: r.md5, blake2b256: r.blake2b256 };
   }
 
@@ -417,6 +454,11 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     await this.hashes.close();
     await this.flush();
   }
+}
+
+/** The part of a stamp the cache keeps (not the device). */
+function cacheStamp(st: FileStamp): FileStamp {
+  return st.etag !== undefined ? { size: st.size, etag: st.etag } : { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs };
 }
 
 /** A truncated archive modified less than this long ago is taken as still being written. */

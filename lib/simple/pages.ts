@@ -1,6 +1,10 @@
 // Rendered Simple API pages, cached per project and representation together with their
 // ETag and a gzip copy. A page is rendered once after each change to its project, so serving
-// it costs a map lookup; a change to one project never invalidates another's pages.
+// it costs a map lookup; a change to one project never invalidates another's pages. The cache
+// is bounded by bytes (default 48 MB; at 100,000 files every page of both formats would take
+// ~80 MB): past the budget the least recently used pages are dropped (second chance: a page
+// served since the last sweep stays) and rendered again on their next request, to the same
+// bytes and so the same ETag.
 
 import { RenderedPage } from '../http/rendered-page.js';
 import { versionsIn, type CatalogView } from '../catalog/catalog.js';
@@ -21,8 +25,25 @@ export interface ProjectPages {
   root(format: PageFormat): RenderedPage;
 }
 
+interface ProjectEntry {
+  generation: number;
+  html?: RenderedPage;
+  json?: RenderedPage;
+  /** Bytes the pages hold (bodies, and an estimate of their gzip copies and headers). */
+  bytes: number;
+  /** Served since the last eviction sweep passed it. */
+  used: boolean;
+}
+
+/** What a cached page costs: its body, a gzip copy (about a quarter) and the headers. */
+const pageCost = (page: RenderedPage): number => Math.ceil(page.body.length * 1.25) + 512;
+
+export const DEFAULT_PAGE_BUDGET = 48 * 1024 * 1024;
+
 export class PageCache implements ProjectPages {
-  private readonly projectPages = new Map<string, { generation: number; html?: RenderedPage; json?: RenderedPage }>();
+  private readonly projectPages = new Map<string, ProjectEntry>();
+  /** Bytes held by projectPages. */
+  private pageBytes = 0;
   private index: { generation: number; html?: RenderedPage; json?: RenderedPage; entries?: IndexEntry[] } | null = null;
   /** Pages of projects listed by the source, per listing (a refreshed listing is a new object). */
   private readonly sourcePages = new WeakMap<SourceListing, { html?: RenderedPage; json?: RenderedPage }>();
@@ -38,8 +59,36 @@ export class PageCache implements ProjectPages {
     private readonly indexer: Indexer,
     private readonly source: ProjectSource | null = null,
     private readonly merge: ReadonlySet<string> = new Set(),
+    private readonly budget = DEFAULT_PAGE_BUDGET,
   ) {
-    catalog.onChange((project) => this.projectPages.delete(project));
+    catalog.onChange((project) => this.dropPages(project));
+  }
+
+  /** Bytes of rendered project pages held now (bounded by the budget). */
+  get cachedBytes(): number {
+    return this.pageBytes;
+  }
+
+  private dropPages(project: string): void {
+    const e = this.projectPages.get(project);
+    if (!e) return;
+    this.pageBytes -= e.bytes;
+    this.projectPages.delete(project);
+  }
+
+  /** Keep the rendered pages within the budget: drop the least recently used (second chance). */
+  private evict(keep: string): void {
+    let passes = this.projectPages.size * 2;
+    while (this.pageBytes > this.budget && passes-- > 0) {
+      const first = this.projectPages.entries().next();
+      if (first.done) return;
+      const [name, e] = first.value;
+      this.projectPages.delete(name);
+      if (e.used || name === keep) {
+        e.used = false;
+        this.projectPages.set(name, e);
+      } else this.pageBytes -= e.bytes;
+    }
   }
 
   /** A project's page, or null if there is no such project. Waits for the project's own hashes only. */
@@ -71,7 +120,11 @@ export class PageCache implements ProjectPages {
       this.source.shadowed(name);
     }
     const entry = this.projectPages.get(name);
-    if (entry && entry.generation === p.generation) return entry[format];
+    if (entry && entry.generation === p.generation) {
+      const page = entry[format];
+      if (page) entry.used = true;
+      return page;
+    }
     return undefined;
   }
 
@@ -80,7 +133,8 @@ export class PageCache implements ProjectPages {
     if (!p) return null;
     let entry = this.projectPages.get(name);
     if (!entry || entry.generation !== p.generation) {
-      entry = { generation: p.generation };
+      this.dropPages(name);
+      entry = { generation: p.generation, bytes: 0, used: false };
       this.projectPages.set(name, entry);
     }
     const existing = entry[format];
@@ -92,7 +146,13 @@ export class PageCache implements ProjectPages {
     const data = { name: p.name, displayName: p.displayName, files: files.map(listLocal), versions: versionsIn(files) };
     const lastModified = new Date(p.lastModifiedMs || Date.now()).toUTCString();
     const page = new RenderedPage(format === 'json' ? renderProjectJson(data) : renderProjectHtml(data), lastModified);
-    if (files.length === all.length) entry[format] = page;
+    if (files.length === all.length) {
+      entry[format] = page;
+      const cost = pageCost(page);
+      entry.bytes += cost;
+      this.pageBytes += cost;
+      this.evict(name);
+    }
     return page;
   }
 
