@@ -55,3 +55,23 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, log: L
   });
   return id;
 }
+
+/**
+ * observeRequest for an answer already written by the fast path (lib/simple/fast-path.ts): the
+ * same log line and metrics (route 'simple', no user), from arguments instead of fields on req
+ * and res. `start`: performance.now() before the answer; `bytes`: the body bytes written.
+ */
+export function observePage(req: IncomingMessage, res: ServerResponse, log: Logger, metrics: RequestMetrics | null, trust: TrustFunction, start: number, bytes: number): void {
+  const logging = log.isLevelEnabled('info');
+  if (!logging && !metrics) return;
+  const remote = logging ? clientAddress(req, trust) : undefined;
+  res.on('close', () => {
+    const ms = performance.now() - start;
+    const finished = res.writableFinished;
+    const status = finished ? res.statusCode : 499;
+    const method = req.method ?? 'GET';
+    const sent = finished ? bytes : 0;
+    metrics?.observe('simple', method, status, ms / 1000, sent);
+    if (logging) logRequest(log, { reqId: nextRequestId(), method: req.method, path: pathOnly(req.url), status, bytes: sent, ms: Math.round(ms * 100) / 100, user: undefined, remote });
+  });
+}
