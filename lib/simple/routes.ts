@@ -7,7 +7,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { httpError } from '../core/errors.js';
 import { isNormalizedName, normalizeName } from '../core/names.js';
 import { location, redirect, searchOf, sendPage, writePage, type UrlBase } from '../http/respond.js';
-import { JSON_V1, negotiateRequest, type SimpleType } from './negotiate.js';
+import { HTML_V1, JSON_V1, negotiateRequest, TEXT_HTML, type SimpleType } from './negotiate.js';
 import type { RenderedPage } from '../http/rendered-page.js';
 import type { PageFormat, ProjectPages } from './pages.js';
 
@@ -21,8 +21,12 @@ function formatOf(type: SimpleType): PageFormat {
   return type === JSON_V1 ? 'json' : 'html';
 }
 
+/** The Content-Types: constants, so that a page's header lists are found by identity, not built per request. */
+const HTML_V1_TYPE = `${HTML_V1}; charset=utf-8`;
+const TEXT_HTML_TYPE = `${TEXT_HTML}; charset=utf-8`;
+
 function contentTypeOf(type: SimpleType): string {
-  return type === JSON_V1 ? type : `${type}; charset=utf-8`;
+  return type === JSON_V1 ? JSON_V1 : type === HTML_V1 ? HTML_V1_TYPE : TEXT_HTML_TYPE;
 }
 
 /**
