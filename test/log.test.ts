@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { closeSync, openSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { pino } from 'pino';
 import { createLogger, logRequest, type RequestLine } from '../lib/core/log.js';
 import { REPO, run, tempDir } from './helpers/server.js';
 
@@ -59,6 +60,22 @@ describe('the log: batched lines still arrive', function () {
     const [careless, request] = lines();
     expect(careless).to.deep.include({ password: '[redacted]', nested: { password: '[redacted]' } });
     expect(request).to.deep.include({ user: 'alice', msg: 'request' });
+  });
+
+  it("the access line is the line pino would write: same fields, order and escaping", () => {
+    const log = createLogger('info', 'json', fd).child({ component: 'http' });
+    const odd: RequestLine = { ...LINE, path: '/simple/"q\\t\tx\u00e9\u2028/', user: 'b"ob', remote: '::ffff:10.0.0.1' };
+    logRequest(log, odd);
+    logRequest(log, { ...LINE, method: undefined, ms: Number.NaN });
+    log.flush();
+    const written = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    // pino itself, with the same options and bindings, writing the same fields.
+    const expected: string[] = [];
+    const reference = pino({ level: 'info', base: { name: 'pypi-lite' } }, { write: (l: string) => void expected.push(l.trimEnd()) }).child({ component: 'http' });
+    reference.info(odd, 'request');
+    reference.info({ ...LINE, method: undefined, ms: Number.NaN }, 'request');
+    const untimed = (l: string) => l.replace(/"time":\d+/, '"time":0');
+    expect(written.map(untimed)).to.deep.equal(expected.map(untimed));
   });
 
   for (const [how, code] of [

@@ -52,6 +52,12 @@ class BatchingStream implements DestinationStream {
     process.on('exit', () => this.flush());
   }
 
+  /** An access-log line: it may wait for the batch (at most LOG_FLUSH_MS). */
+  writeAccess(line: string): void {
+    this.batch += line;
+    if (this.batch.length >= BATCH) this.flush();
+  }
+
   write(line: string): void {
     this.batch += line;
     if (this.batch.length >= BATCH) this.flush();
@@ -89,8 +95,16 @@ export function createLogger(level: string, format: LogFormat, destination: numb
   if (format === 'pretty') {
     return pino({ ...options, transport: { target: 'pino-pretty', options: { destination, colorize: false, translateTime: 'SYS:standard' } } });
   }
-  return pino(options, new BatchingStream(pino.destination({ dest: destination, sync: true })));
+  const stream = new BatchingStream(pino.destination({ dest: destination, sync: true }));
+  const log: BatchedLogger = pino(options, stream);
+  // Children are made with Object.create(parent): they find the stream through the prototype.
+  log[BATCHED] = stream;
+  return log;
 }
+
+/** Where a JSON logger made by createLogger writes, for the access log's own serializer. */
+const BATCHED = Symbol('pypi-lite.batched');
+type BatchedLogger = Logger & { [BATCHED]?: BatchingStream };
 
 /** The fields of the access-log line (lib/http/observe.ts). */
 export interface RequestLine {
@@ -105,12 +119,33 @@ export interface RequestLine {
 }
 
 const requestLoggers = new WeakMap<Logger, Logger>();
+/** Per logger, the start of its access lines: `{"level":30,"time":` and, after the time, its bindings. */
+const linePrefixes = new WeakMap<Logger, string>();
 
 /**
  * Log one request at info level, with the message 'request'. Cheap: no redaction (the fields
- * are fixed and hold no secret) and a line that may wait for its batch (see above).
+ * are fixed and hold no secret) and a line that may wait for its batch (see above). For the
+ * JSON logger of createLogger the line is serialized here, as pino writes it (level, time, the
+ * logger's bindings, the fields, msg) at a fraction of the cost; any other logger (pretty, a
+ * test's) gets it through pino.
  */
 export function logRequest(log: Logger, line: RequestLine): void {
+  const stream = (log as BatchedLogger)[BATCHED];
+  if (stream !== undefined) {
+    let bindings = linePrefixes.get(log);
+    if (bindings === undefined) {
+      bindings = '';
+      for (const [k, v] of Object.entries(log.bindings())) if (v !== undefined) bindings += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
+      linePrefixes.set(log, bindings);
+    }
+    let out = `{"level":30,"time":${Date.now()}${bindings},"reqId":${JSON.stringify(line.reqId)}`;
+    if (line.method !== undefined) out += `,"method":${JSON.stringify(line.method)}`;
+    out += `,"path":${JSON.stringify(line.path)},"status":${line.status},"bytes":${line.bytes},"ms":${Number.isFinite(line.ms) ? line.ms : null}`;
+    if (line.user !== undefined) out += `,"user":${JSON.stringify(line.user)}`;
+    if (line.remote !== undefined) out += `,"remote":${JSON.stringify(line.remote)}`;
+    stream.writeAccess(`${out},"msg":"request"}\n`);
+    return;
+  }
   let l = requestLoggers.get(log);
   if (l === undefined) {
     l = log.child({}, { redact: [] });

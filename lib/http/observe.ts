@@ -55,3 +55,30 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, log: L
   });
   return id;
 }
+
+/**
+ * observeRequest for an answer already written by the fast path (lib/simple/fast-path.ts): the
+ * same log line and metrics (route 'simple', no user), from arguments instead of fields on req
+ * and res. `start`: performance.now() before the answer; `bytes`: the body bytes written. An
+ * answer whose bytes are all with the kernel already (the usual case: one writev) is recorded
+ * now; one still buffered (a slow reader) when the response closes, as observeRequest does.
+ */
+export function observePage(req: IncomingMessage, res: ServerResponse, log: Logger, metrics: RequestMetrics | null, trust: TrustFunction, start: number, bytes: number): void {
+  const logging = log.isLevelEnabled('info');
+  if (!logging && !metrics) return;
+  const remote = logging ? clientAddress(req, trust) : undefined;
+  if (res.writableEnded && res.writableLength === 0) {
+    recordPage(req, res.statusCode, bytes, start, log, logging, metrics, remote);
+    return;
+  }
+  res.on('close', () => {
+    const finished = res.writableFinished;
+    recordPage(req, finished ? res.statusCode : 499, finished ? bytes : 0, start, log, logging, metrics, remote);
+  });
+}
+
+function recordPage(req: IncomingMessage, status: number, bytes: number, start: number, log: Logger, logging: boolean, metrics: RequestMetrics | null, remote: string | undefined): void {
+  const ms = performance.now() - start;
+  metrics?.observe('simple', req.method ?? 'GET', status, ms / 1000, bytes);
+  if (logging) logRequest(log, { reqId: nextRequestId(), method: req.method, path: pathOnly(req.url), status, bytes, ms: Math.round(ms * 100) / 100, user: undefined, remote });
+}

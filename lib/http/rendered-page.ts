@@ -4,6 +4,15 @@
 
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import { SECURITY_HEADERS } from './security.js';
+
+/** One header list of a page: its content type, gzip or not, and the lists for 200 and 304. */
+export interface HeaderVariant {
+  contentType: string;
+  gzip: boolean;
+  ok: string[];
+  notModified: string[];
+}
 
 export class RenderedPage {
   private gz: Buffer | null = null;
@@ -19,26 +28,34 @@ export class RenderedPage {
     this.gzipEtag = `"${tag}-gz"`;
   }
 
-  private readonly blocks = new Map<string, string[]>();
+  /** At most one per content type and coding (a handful): a short list beats a Map keyed by a built string. */
+  private readonly variants: HeaderVariant[] = [];
 
-  /** The response headers for this page as a flat [name, value, ...] list, built once. */
-  headerBlock(contentType: string, gzip: boolean): string[] {
-    const key = `${gzip ? 'g' : 'i'}${contentType}`;
-    let block = this.blocks.get(key);
-    if (!block) {
-      const body = gzip ? this.gzip : this.body;
-      block = [
-        'Content-Type', contentType,
-        'Vary', 'Accept, Accept-Encoding',
-        'ETag', gzip ? this.gzipEtag : this.etag,
-        'Last-Modified', this.lastModified,
-        'Cache-Control', 'max-age=0, must-revalidate',
-        'Content-Length', String(body.length),
-      ];
-      if (gzip) block.push('Content-Encoding', 'gzip');
-      this.blocks.set(key, block);
+  /**
+   * The whole header list of a 200 answer (security headers first, then the page's) and of a 304
+   * (the same without Content-Length and Content-Encoding), built once per content type and
+   * coding and shared by every answer: writeHead reads them and never changes them.
+   */
+  variant(contentType: string, gzip: boolean): HeaderVariant {
+    for (const v of this.variants) if (v.contentType === contentType && v.gzip === gzip) return v;
+    const body = gzip ? this.gzip : this.body;
+    const ok = [
+      ...SECURITY_HEADERS,
+      'Content-Type', contentType,
+      'Vary', 'Accept, Accept-Encoding',
+      'ETag', gzip ? this.gzipEtag : this.etag,
+      'Last-Modified', this.lastModified,
+      'Cache-Control', 'max-age=0, must-revalidate',
+      'Content-Length', String(body.length),
+    ];
+    if (gzip) ok.push('Content-Encoding', 'gzip');
+    const notModified: string[] = [];
+    for (let i = 0; i + 1 < ok.length; i += 2) {
+      if (ok[i] !== 'Content-Length' && ok[i] !== 'Content-Encoding') notModified.push(ok[i], ok[i + 1]);
     }
-    return block;
+    const v = { contentType, gzip, ok, notModified };
+    this.variants.push(v);
+    return v;
   }
 
   /** The gzip-compressed body, compressed on first use. */

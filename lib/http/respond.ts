@@ -3,7 +3,6 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RenderedPage } from './rendered-page.js';
-import { SECURITY_HEADERS } from './security.js';
 
 /** Does an If-None-Match header match one of our ETags? */
 export function etagMatches(ifNoneMatch: string | undefined, ...etags: string[]): boolean {
@@ -36,37 +35,46 @@ export type CountedResponse = ServerResponse & { [BODY_BYTES]?: number };
 /**
  * The headers of a page's 200 answer as a flat [name, value, ...] list, security headers
  * included: the one list that the Express route and the fast path in front of Express
- * (lib/http/fast-path.ts) both send.
+ * (lib/simple/fast-path.ts) both send. Built once per page and variant: do not change it.
  */
 export function pageHeaders(page: RenderedPage, contentType: string, gzip: boolean): string[] {
-  return [...SECURITY_HEADERS, ...page.headerBlock(contentType, gzip)];
-}
-
-/** The same list for a 304: no Content-Length or Content-Encoding (there is no body). */
-function notModifiedHeaders(headers: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 1 < headers.length; i += 2) {
-    if (headers[i] !== 'Content-Length' && headers[i] !== 'Content-Encoding') out.push(headers[i], headers[i + 1]);
-  }
-  return out;
+  return page.variant(contentType, gzip).ok;
 }
 
 /**
- * Send a cached page (ETag -> 304, gzip when asked) with pageHeaders, in one writeHead. Headers
- * set before (Express's route has the security headers already) are replaced by the list's.
+ * Answer with a cached page (ETag -> 304, gzip when asked), its whole header list in one
+ * writeHead; returns the body bytes sent (0 for a 304 or HEAD). Touches nothing on req or res:
+ * objects that keep the shape Node gave them keep Node's own code on its fast path (the fast
+ * path's answers go through here).
  */
-export function sendPage(req: IncomingMessage, res: ServerResponse, page: RenderedPage, contentType: string): void {
-  const gzip = acceptsGzip(req.headers['accept-encoding']);
-  const headers = pageHeaders(page, contentType, gzip);
-  if (req.headers['if-none-match'] && etagMatches(req.headers['if-none-match'], page.etag, page.gzipEtag)) {
-    res.writeHead(304, notModifiedHeaders(headers));
+export function writePage(req: IncomingMessage, res: ServerResponse, page: RenderedPage, contentType: string): number {
+  const headers = req.headers;
+  const gzip = acceptsGzip(headers['accept-encoding']);
+  const variant = page.variant(contentType, gzip);
+  const inm = headers['if-none-match'];
+  if (inm && etagMatches(inm, page.etag, page.gzipEtag)) {
+    res.writeHead(304, variant.notModified);
     res.end();
-    return;
+    return 0;
+  }
+  res.writeHead(200, variant.ok);
+  if (req.method === 'HEAD') {
+    res.end();
+    return 0;
   }
   const body = gzip ? page.gzip : page.body;
-  res.writeHead(200, headers);
-  (res as CountedResponse)[BODY_BYTES] = body.length;
-  res.end(req.method === 'HEAD' ? undefined : body);
+  res.end(body);
+  return body.length;
+}
+
+/**
+ * Send a cached page as writePage does, for the Express routes (which count the body bytes on
+ * res). Headers set before (Express's route has the security headers already) are replaced by
+ * the list's.
+ */
+export function sendPage(req: IncomingMessage, res: ServerResponse, page: RenderedPage, contentType: string): void {
+  const bytes = writePage(req, res, page, contentType);
+  if (bytes) (res as CountedResponse)[BODY_BYTES] = bytes;
 }
 
 export interface UrlBase {

@@ -2,7 +2,7 @@
 // uploads and uploaded bytes, catalog size and the hashing backlog. Each server gets its own
 // Registry, so tests can build several.
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import type { RequestMetrics } from '../http/observe.js';
 
 export interface CatalogStats {
@@ -19,25 +19,105 @@ export interface MetricsService extends RequestMetrics {
   render(): Promise<string>;
 }
 
+/** The latency histogram's upper bounds, in seconds. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+
+/** What one route has answered since start: plain numbers, handed to prom-client when /metrics is read. */
+interface RouteStats {
+  route: string;
+  /** Requests by method, then status. */
+  requests: Map<string, Map<number, { n: number; reported: number }>>;
+  /** Latency histogram: per bucket (not cumulative), sum and count. */
+  buckets: Float64Array;
+  sum: number;
+  count: number;
+  bytes: number;
+  bytesReported: number;
+}
+
+/**
+ * The request latency histogram, read from the routes' plain counts when /metrics is read:
+ * prom-client hashes and validates the labels on every observe() (labelled child or not), which
+ * cost more than the rest of serving a cached page (issue 13). Same name, labels and text as
+ * prom-client's own Histogram (which this is, for the registry); its observe() is not used.
+ */
+class LatencyHistogram extends Histogram<'route' | 'le'> {
+  /** The same metric, never observed: its get() gives the name, help, type and aggregator. */
+  private readonly empty: Histogram<'route'>;
+
+  constructor(
+    private readonly routes: Map<string, RouteStats>,
+    registers: Registry[],
+  ) {
+    const config = { name: 'pypi_lite_http_request_duration_seconds', help: 'Time to answer a request, by route', labelNames: ['route' as const], buckets: LATENCY_BUCKETS };
+    super({ ...config, registers });
+    this.empty = new Histogram({ ...config, registers: [] });
+  }
+
+  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<'route' | 'le'>>> {
+    const meta = await this.empty.get();
+    const name = meta.name;
+    const values: MetricValueWithName<'route' | 'le'>[] = [];
+    for (const r of this.routes.values()) {
+      let acc = 0;
+      LATENCY_BUCKETS.forEach((le, i) => {
+        acc += r.buckets[i];
+        values.push({ labels: { le, route: r.route }, value: acc, metricName: `${name}_bucket` });
+      });
+      values.push(
+        { labels: { le: '+Inf', route: r.route }, value: r.count, metricName: `${name}_bucket` },
+        { labels: { route: r.route }, value: r.sum, metricName: `${name}_sum` },
+        { labels: { route: r.route }, value: r.count, metricName: `${name}_count` },
+      );
+    }
+    return { ...meta, values };
+  }
+
+  /** What the registry reads for the text format (prom-client's own reads its store, empty here). */
+  getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<'route' | 'le'>>> {
+    return this.get();
+  }
+}
+
 export class Metrics implements MetricsService {
   readonly registry = new Registry();
-  private readonly requests: Counter<'route' | 'method' | 'status'>;
-  private readonly latency: Histogram<'route'>;
   private readonly uploads: Counter<'result'>;
   private readonly uploadBytes: Counter;
-  private readonly responseBytes: Counter<'route'>;
+  /** Per route, counted per request without prom-client (see LatencyHistogram). */
+  private readonly routes = new Map<string, RouteStats>();
 
   constructor(stats: CatalogStats, defaults = true) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'pypi_lite_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers });
-    this.latency = new Histogram({
-      name: 'pypi_lite_http_request_duration_seconds',
-      help: 'Time to answer a request, by route',
-      labelNames: ['route'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    const routes = this.routes;
+    new Counter({
+      name: 'pypi_lite_http_requests_total',
+      help: 'HTTP requests by route, method and status',
+      labelNames: ['route', 'method', 'status'],
       registers,
+      collect() {
+        for (const r of routes.values()) {
+          for (const [method, byStatus] of r.requests) {
+            for (const [status, c] of byStatus) {
+              if (c.n > c.reported) this.inc({ route: r.route, method, status: String(status) }, c.n - c.reported);
+              c.reported = c.n;
+            }
+          }
+        }
+      },
     });
-    this.responseBytes = new Counter({ name: 'pypi_lite_http_response_bytes_total', help: 'Response body bytes, by route', labelNames: ['route'], registers });
+    new LatencyHistogram(routes, registers);
+    new Counter({
+      name: 'pypi_lite_http_response_bytes_total',
+      help: 'Response body bytes, by route',
+      labelNames: ['route'],
+      registers,
+      collect() {
+        for (const r of routes.values()) {
+          if (r.bytes > r.bytesReported) this.inc({ route: r.route }, r.bytes - r.bytesReported);
+          r.bytesReported = r.bytes;
+        }
+      },
+    });
     this.uploads = new Counter({ name: 'pypi_lite_uploads_total', help: 'Uploads by result', labelNames: ['result'], registers });
     this.uploadBytes = new Counter({ name: 'pypi_lite_upload_bytes_total', help: 'Bytes of accepted uploads', registers });
     new Gauge({ name: 'pypi_lite_catalog_projects', help: 'Projects in the catalog', registers, collect() { this.set(stats.projects()); } });
@@ -50,23 +130,27 @@ export class Metrics implements MetricsService {
     return this.registry.contentType;
   }
 
-  /** Labelled children, looked up once per label set (prom-client hashes labels on every call). */
-  private readonly children = new Map<string, { requests: { inc(): void }; latency: { observe(v: number): void }; bytes: { inc(v: number): void } }>();
-
+  /** Per request: a few additions to plain numbers (route names, methods and statuses are few and fixed). */
   observe(route: string, method: string, status: number, seconds: number, bytes: number): void {
-    const key = `${route}\0${method}\0${status}`;
-    let c = this.children.get(key);
-    if (!c) {
-      c = {
-        requests: this.requests.labels(route, method, String(status)),
-        latency: this.latency.labels(route),
-        bytes: this.responseBytes.labels(route),
-      };
-      if (this.children.size < 10_000) this.children.set(key, c);
+    let r = this.routes.get(route);
+    if (!r) {
+      r = { route, requests: new Map(), buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0, bytes: 0, bytesReported: 0 };
+      this.routes.set(route, r);
     }
-    c.requests.inc();
-    c.latency.observe(seconds);
-    if (bytes) c.bytes.inc(bytes);
+    let byStatus = r.requests.get(method);
+    if (!byStatus) r.requests.set(method, (byStatus = new Map<number, { n: number; reported: number }>()));
+    const c = byStatus.get(status);
+    if (c) c.n++;
+    else byStatus.set(status, { n: 1, reported: 0 });
+    for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+      if (seconds <= LATENCY_BUCKETS[i]) {
+        r.buckets[i]++;
+        break;
+      }
+    }
+    r.sum += seconds;
+    r.count++;
+    r.bytes += bytes;
   }
 
   upload(result: 'accepted' | 'identical' | 'rejected', bytes = 0): void {

@@ -6,8 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { httpError } from '../core/errors.js';
 import { isNormalizedName, normalizeName } from '../core/names.js';
-import { location, redirect, searchOf, sendPage, type UrlBase } from '../http/respond.js';
-import { JSON_V1, negotiateRequest, type SimpleType } from './negotiate.js';
+import { location, redirect, searchOf, sendPage, writePage, type UrlBase } from '../http/respond.js';
+import { HTML_V1, JSON_V1, negotiateRequest, TEXT_HTML, type SimpleType } from './negotiate.js';
 import type { RenderedPage } from '../http/rendered-page.js';
 import type { PageFormat, ProjectPages } from './pages.js';
 
@@ -21,8 +21,12 @@ function formatOf(type: SimpleType): PageFormat {
   return type === JSON_V1 ? 'json' : 'html';
 }
 
+/** The Content-Types: constants, so that a page's header lists are found by identity, not built per request. */
+const HTML_V1_TYPE = `${HTML_V1}; charset=utf-8`;
+const TEXT_HTML_TYPE = `${TEXT_HTML}; charset=utf-8`;
+
 function contentTypeOf(type: SimpleType): string {
-  return type === JSON_V1 ? type : `${type}; charset=utf-8`;
+  return type === JSON_V1 ? JSON_V1 : type === HTML_V1 ? HTML_V1_TYPE : TEXT_HTML_TYPE;
 }
 
 /**
@@ -42,6 +46,9 @@ function formatParam(url: string | undefined): string | undefined {
   }
   return undefined;
 }
+
+/** Exactly the names that normalizeName leaves unchanged and isNormalizedName accepts. */
+const CANONICAL_NAME = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
 type Resolution =
   | { kind: 'page'; type: SimpleType; page: RenderedPage }
@@ -65,13 +72,15 @@ export function resolveSimple(deps: SimpleDeps, req: IncomingMessage, pathname: 
   }
   const slash = rest.indexOf('/');
   if (slash !== -1 && slash !== rest.length - 1) return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
+  const segment = slash === -1 ? rest : rest.slice(0, -1);
   let raw: string;
   try {
-    raw = decodeURIComponent(slash === -1 ? rest : rest.slice(0, -1));
+    raw = segment.includes('%') ? decodeURIComponent(segment) : segment;
   } catch {
     return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
   }
-  const name = normalizeName(raw);
+  // The common case, a normalized name, is its own normalization.
+  const name = CANONICAL_NAME.test(raw) ? raw : normalizeName(raw);
   if (!isNormalizedName(name)) return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
   if (name !== raw || slash === -1) {
     return { kind: 'redirect', status: 301, to: location(deps.base, `/simple/${name}/`, searchOf(req.url)) };
@@ -88,6 +97,11 @@ export function resolveSimple(deps: SimpleDeps, req: IncomingMessage, pathname: 
 
 export function sendSimplePage(req: IncomingMessage, res: ServerResponse, type: SimpleType, page: RenderedPage): void {
   sendPage(req, res, page, contentTypeOf(type));
+}
+
+/** The same answer for the fast path: writes nothing on req or res, returns the body bytes sent. */
+export function writeSimplePage(req: IncomingMessage, res: ServerResponse, type: SimpleType, page: RenderedPage): number {
+  return writePage(req, res, page, contentTypeOf(type));
 }
 
 /** Express handler for /simple, /simple/ and /simple/<project>[/] (GET, HEAD; see lib/routes.ts). */
