@@ -271,7 +271,9 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   /** IndexPolicy: index the stored file (`parsed`: parseFilename of its name). */
   add(store: PackageStore, entry: StoreEntry, parsed: ParsedFilename): DistFile | undefined {
     const stamp = entryStamp(entry);
-    const cached = stamp ? this.caches.get(store.id)?.lookup(entry.key, stamp) : undefined;
+    // What the store already knows (an object store's in-bucket index: hashed once, by
+    // whichever replica saw the object first) saves reading the object.
+    const cached = (stamp ? this.caches.get(store.id)?.lookup(entry.key, stamp) : undefined) ?? store.recall?.(entry);
     const file: DistFile = {
       root: store.id,
       relPath: entry.key,
@@ -284,6 +286,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       size: entry.size,
       mtimeMs: entry.mtimeMs,
       ...(entry.identity ? { identity: entry.identity } : {}),
+      ...(entry.etag !== undefined ? { etag: entry.etag } : {}),
       sha256: cached?.sha256 ?? null,
       metadata: cached ? cached.metadata : undefined,
       metadataError: cached?.metadataError,
@@ -305,6 +308,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   addUploaded(store: PackageStore, entry: StoreEntry, digests: { sha256: string; md5?: string; blake2b256?: string }, metadata: MetadataSummary | null, metadataError?: string): DistFile | undefined {
     const stamp = entryStamp(entry);
     if (stamp) this.caches.get(store.id)?.set(entry.key, { size: stamp.size, mtimeMs: stamp.mtimeMs, ino: stamp.ino, ctimeMs: stamp.ctimeMs, ...digests, metadata, metadataError });
+    store.record?.(entry, { ...digests, metadata, ...(metadataError ? { metadataError } : {}) });
     const parsed = parseFilename(entry.key.slice(entry.key.lastIndexOf('/') + 1));
     return parsed ? this.add(store, entry, parsed) : undefined;
   }
@@ -352,6 +356,10 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       metadata: file.metadata,
       ...(r.metadataError ? { metadataError: r.metadataError } : {}),
     });
+    if (file.etag !== undefined) {
+      // Shared with the other replicas (an object store's in-bucket index): they need not read it.
+      file.store.record?.({ key: file.relPath, size: file.size, mtimeMs: file.mtimeMs, etag: file.etag }, { sha256: r.sha256, metadata: file.metadata, ...(r.metadataError ? { metadataError: r.metadataError } : {}) });
+    }
     const mdName = this.metadataName(file);
     if (mdName) this.catalog.regroup(file, mdName);
     // The digest and metadata are new either way: the project's pages must be re-rendered.
