@@ -38,6 +38,7 @@ import { uiRoutes, type UiHandlers } from './ui/routes.js';
 import { uploadRoutes } from './upload/routes.js';
 import { upstreamFileRoutes } from './upstream/routes.js';
 import type { UpstreamService } from './upstream/upstream.js';
+import type { StoredTextFile } from './store/types.js';
 
 
 /** The collaborators the routes are built from (interfaces: lib/server.ts picks the implementations). */
@@ -52,6 +53,8 @@ export interface AppDeps {
   metrics: MetricsService | null;
   /** Re-read the yank files now (after an HTTP yank). */
   reloadYanks: () => Promise<void>;
+  /** Roots whose store keeps the yank list (S3: in the bucket), by root id. */
+  yankLists?: ReadonlyMap<string, StoredTextFile>;
   /** The upstream proxy (--upstream), if any. */
   upstream?: UpstreamService | null;
 }
@@ -97,7 +100,7 @@ export function routeHandlers(config: Config, deps: AppDeps): RouteHandlers {
     files: fileRoutes({ catalog: deps.catalog, metadata: deps.metadata }),
     pypiJson: pypiJsonRoutes({ catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata, base, config }),
     upload: uploadRoutes(config, { uploader: deps.uploader }),
-    admin: adminRoutes({ catalog: deps.catalog, roots: config.roots, reloadYanks: deps.reloadYanks }),
+    admin: adminRoutes({ catalog: deps.catalog, roots: config.roots, reloadYanks: deps.reloadYanks, ...(deps.yankLists ? { yankLists: deps.yankLists } : {}) }),
     ops: opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics, auth: deps.auth, upstream: deps.upstream }),
     ui: uiRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata }),
     bareProject: bareProjectRedirect({ base, reserved: [config.healthEndpoint.slice(1)] }),

@@ -17,6 +17,7 @@ import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
 import { FsStore } from './store/fs-store.js';
+import type { PackageStore } from './store/types.js';
 import { fastPath } from './simple/fast-path.js';
 import { simplePagesOpen, type Route } from './routes.js';
 import { prepareUpstreamCache, Upstream } from './upstream/upstream.js';
@@ -58,7 +59,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log.child({ component: 'indexer' }),
   );
   if (config.poll !== null) log.info({ every: config.poll }, 'polling the package directories (no file-system watcher)');
-  const yanks = new YankStore(config.roots, (root) => indexer.refreshYanks(root), log.child({ component: 'yank' }));
+  // A store may keep its yank list itself (S3: in the bucket, shared by the replicas).
+  const yankLists = new Map(stores.flatMap((s: PackageStore) => (s.yankList ? [[s.id, s.yankList] as const] : [])));
+  const yanks = new YankStore(config.roots, (root) => indexer.refreshYanks(root), log.child({ component: 'yank' }), yankLists);
   await yanks.load();
   yanks.watch();
   indexer.yanks = yanks;
@@ -80,7 +83,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await yanks.load();
     for (const root of config.roots) indexer.refreshYanks(root);
   };
-  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log: httpLog, metrics, reloadYanks, upstream };
+  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log: httpLog, metrics, reloadYanks, upstream, yankLists };
   const app = createApp(config, deps);
   // The one exception to the route table, switched by the table's access for /simple/.
   const fast = fastPath(config, { pages, log: httpLog, metrics, enabled: simplePagesOpen(routesOf(app), auth) });

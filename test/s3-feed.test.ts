@@ -10,6 +10,9 @@ import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/
 import { rgwUnavailable, startRgw, type Rgw } from './helpers/rgw.js';
 import { S3Feed, RESERVED } from '../lib/store/s3-feed.js';
 import { S3Claims } from '../lib/store/s3-claims.js';
+import { S3TextObject } from '../lib/store/s3-text.js';
+import { YankStore, editYankList } from '../lib/catalog/yank.js';
+import { parseFilename } from '../lib/catalog/filename.js';
 import type { KnownDigests, StoreEvent } from '../lib/store/types.js';
 
 const unavailable = rgwUnavailable();
@@ -156,5 +159,34 @@ describe('S3 feed and claims (replicas on one bucket)', function () {
     // A refused second name gives back the first one this call took.
     expect(await a.claim(['dist:fresh', 'dist:stored'], 'fresh-1.0.tar.gz')).to.deep.include({ granted: false, name: 'dist:stored' });
     expect(await a.claim(['dist:fresh'], 'other-1.0.tar.gz')).to.deep.equal({ granted: true });
+  });
+
+  it('keeps the yank list in the bucket: concurrent edits through two replicas both land, and B sees A\'s yank', async () => {
+    const a = feed();
+    const b = feed();
+    await a.load();
+    await b.load();
+    const list = (f: S3Feed) => new S3TextObject({ client: s3, bucket: bucket(), prefix: 'pkgs/', name: 'yanks', announce: () => f.yanksChanged(), subscribe: (l) => f.onYanks(l) });
+    const la = list(a);
+    const lb = list(b);
+    const changed: string[] = [];
+    const yb = new YankStore(['s3://b/pkgs'], (root) => changed.push(root), log, new Map([['s3://b/pkgs', lb]]));
+    await yb.load();
+    yb.watch();
+    b.subscribe(() => {});
+    const parsed = parseFilename('demo-1.0.tar.gz')!;
+    expect(yb.lookup('s3://b/pkgs', parsed)).to.equal(null);
+    const edits = await Promise.all([
+      ...Array.from({ length: 4 }, (_, i) => editYankList(la, `demo==${i === 0 ? '1.0' : `0.${i}`}`, { yank: true, reason: `a${i}` })),
+      ...Array.from({ length: 4 }, (_, i) => editYankList(lb, `other==${i}.0`, { yank: true, reason: `b${i}` })),
+    ]);
+    expect(edits).to.deep.equal(Array(8).fill(true));
+    const text = await la.read();
+    for (let i = 0; i < 4; i++) expect(text).to.include(`other==${i}.0 b${i}`);
+    expect(text).to.include('demo==1.0 a0');
+    await until('B re-read the list', () => (changed.length ? true : undefined));
+    await until('B sees the yank', () => (yb.lookup('s3://b/pkgs', parsed) ? true : undefined));
+    expect(yb.lookup('s3://b/pkgs', parsed)).to.deep.equal({ reason: 'a0' });
+    yb.close();
   });
 });

@@ -224,30 +224,36 @@ export class S3Feed {
 
   /** Write the pending records (one feed object per batch). Resolves when they are written or kept for later. */
   flush(): Promise<void> {
-    this.flushing ??= (async () => {
-      try {
-        while (this.pending.length) {
-          const batch = this.pending.slice(0, MAX_BATCH);
-          const name = this.nextName();
-          try {
-            await this.opts.client.send(
-              new PutObjectCommand({ Bucket: this.opts.bucket, Key: name, Body: JSON.stringify({ v: 1, replica: this.replica, records: batch }), ContentType: 'application/json', IfNoneMatch: '*' }),
-            );
-          } catch (err) {
-            // Not written (the store is down): kept, retried with the next record or poll.
-            this.warnDown('cannot write to the change feed; retrying', err);
-            return;
-          }
-          this.pending.splice(0, batch.length);
-          this.seen.add(name);
-          this.sinceSnapshot++;
-          this.stats.published += batch.length;
-        }
-      } finally {
-        this.flushing = null;
-      }
-    })();
+    if (!this.flushing) {
+      // (Cleared by a then(), never inside the run: a run with nothing to write ends at once,
+      // before it could be assigned, and a stale finished one would then stay forever.)
+      const run = this.writePending();
+      this.flushing = run;
+      void run.then(() => {
+        if (this.flushing === run) this.flushing = null;
+      });
+    }
     return this.flushing;
+  }
+
+  private async writePending(): Promise<void> {
+    while (this.pending.length) {
+      const batch = this.pending.slice(0, MAX_BATCH);
+      const name = this.nextName();
+      try {
+        await this.opts.client.send(
+          new PutObjectCommand({ Bucket: this.opts.bucket, Key: name, Body: JSON.stringify({ v: 1, replica: this.replica, records: batch }), ContentType: 'application/json', IfNoneMatch: '*' }),
+        );
+      } catch (err) {
+        // Not written (the store is down): kept, retried with the next record or poll.
+        this.warnDown('cannot write to the change feed; retrying', err);
+        return;
+      }
+      this.pending.splice(0, batch.length);
+      this.seen.add(name);
+      this.sinceSnapshot++;
+      this.stats.published += batch.length;
+    }
   }
 
   /** One listing of the feed window: read and apply the names not read yet. */

@@ -124,6 +124,23 @@ export interface KnownDigests {
   metadataError?: string;
 }
 
+/** A text edit: the new text (null: no change) and what to answer. */
+export type TextEdit<R> = (text: string, exists: boolean) => { text: string | null; result: R };
+
+/**
+ * The yank list (yanked.txt's format) kept by a store itself: an object store keeps it in the
+ * bucket so a yank through one replica shows on every replica. (FsStore has none: yanked.txt
+ * beside the root, the operator's file.)
+ */
+export interface StoredTextFile {
+  /** The text ('' when there is none). */
+  read(): Promise<string>;
+  /** Read-modify-write; of concurrent edits (any replica) none is lost. */
+  edit<R>(change: TextEdit<R>): Promise<R>;
+  /** Told when another replica changed it. */
+  onChange(listener: () => void): () => void;
+}
+
 /** The outcome of a claim: granted, or held by the file at `key` (another spelling, or the release's other sdist). */
 export type ClaimResult = { granted: true } | { granted: false; name: string; key: string };
 
@@ -167,6 +184,8 @@ export interface PackageStore {
   claim?(names: string[], key: string): Promise<ClaimResult>;
   /** Release the claims of key (after remove, or a failed put). */
   release?(names: string[], key: string): Promise<void>;
+  /** The root's yank list when the store keeps it (see StoredTextFile). */
+  readonly yankList?: StoredTextFile;
 }
 
 /** The key rules shared by every store. */
