@@ -38,6 +38,8 @@ export interface DistFile {
    * swapped for a symbolic link).
    */
   identity?: FileIdentity;
+  /** Object stores: the object's ETag when it was indexed (opens and copies insist on it). */
+  etag?: string;
   /** null until hashed. */
   sha256: string | null;
   /** undefined: not read yet; null: no usable metadata; else the summary. */
