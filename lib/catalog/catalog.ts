@@ -38,7 +38,7 @@ export interface DistFile {
    * swapped for a symbolic link).
    */
   identity?: FileIdentity;
-  /** Object stores: the object's ETag when it was indexed (what recall/record are keyed by). */
+  /** Object stores: the object's ETag when it was indexed (opens and copies insist on it; recall/record are keyed by it). */
   etag?: string;
   /** null until hashed. */
   sha256: string | null;

@@ -127,7 +127,7 @@ export class HashScheduler {
 
   /** md5 and blake2b-256 of the file as it is now (with its stamp, to check it is the indexed one). */
   async extraDigests(file: DistFile): Promise<HashResult> {
-    const local = await file.store.localFile(file.relPath);
+    const local = await file.store.localFile(file.relPath, file.etag ? { etag: file.etag } : {});
     try {
       return await this.pool.run({ path: local.path, extraDigests: true }, true);
     } finally {
@@ -155,7 +155,7 @@ export class HashScheduler {
     // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
     const verifyGzip = q.appeared && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
     const p = (async () => {
-      const local = await file.store.localFile(file.relPath);
+      const local = await file.store.localFile(file.relPath, file.etag ? { etag: file.etag } : {});
       try {
         this.paths.set(file, local.path);
         let r = await this.pool.run({ path: local.path, archive: archiveKindOf(file.parsed) }, urgent);

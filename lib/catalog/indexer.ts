@@ -22,6 +22,8 @@ export interface IndexerOptions {
   /** The package roots, in order: the first one serves a key held by several. */
   stores: PackageStore[];
   cacheDir: string | null;
+  /** Where the journals of stores that are not local directories (S3) live when cacheDir is null. */
+  remoteCacheDir?: string;
   workers: number;
   /** Follow the stores' change feeds (FsStore: fs.watch, inotify); false in --poll mode. */
   watch: boolean;
@@ -146,8 +148,10 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
 
   async start(): Promise<void> {
     for (const store of this.opts.stores) {
-      // The journal of an FsStore lives in its root (or --cache-dir), keyed by its directory.
-      const cache = new DigestCache(cacheFileFor(store.id, this.opts.cacheDir), this.log.child({ cache: store.id }));
+      // The journal of an FsStore lives in its root (or --cache-dir), keyed by its directory;
+      // that of an object store in the local cache directory, never "inside" the bucket.
+      const local = path.isAbsolute(store.id);
+      const cache = new DigestCache(cacheFileFor(store.id, this.opts.cacheDir ?? (local ? null : (this.opts.remoteCacheDir ?? null))), this.log.child({ cache: store.id }));
       await cache.load();
       this.caches.set(store.id, cache);
     }
@@ -247,6 +251,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
 
   /** IndexPolicy: is the stored entry still the indexed file? */
   unchanged(file: DistFile, entry: StoreEntry): boolean {
+    // Object stores: the same bytes are the same ETag (and size).
+    if (file.etag !== undefined || entry.etag !== undefined) return file.etag === entry.etag && file.size === entry.size;
     const st = entryStamp(entry);
     return st !== null && unchanged(file, st);
   }
@@ -286,7 +292,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       size: entry.size,
       mtimeMs: entry.mtimeMs,
       ...(entry.identity ? { identity: entry.identity } : {}),
-      ...(entry.etag !== undefined ? { etag: entry.etag } : {}),
+      ...(entry.etag ? { etag: entry.etag } : {}),
       sha256: cached?.sha256 ?? null,
       metadata: cached ? cached.metadata : undefined,
       metadataError: cached?.metadataError,
@@ -337,7 +343,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
         return;
       }
     }
-    if (!unchanged(file, r)) {
+    // (An object store's file was read from a temporary copy: its stat says nothing of the object.)
+    if (file.identity && !unchanged(file, r)) {
       // Changed while we read it: the watcher will report it again once it settles.
       file.size = r.size;
       file.mtimeMs = r.mtimeMs;

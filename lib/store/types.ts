@@ -72,6 +72,8 @@ export interface OpenOptions {
    * leads to other bytes (a file renamed over it, a directory swapped for a link).
    */
   expect?: FileIdentity;
+  /** Object stores: the ETag recorded when the object was indexed (other bytes: null). */
+  etag?: string;
 }
 
 /** A complete local file to put into the store (an upload after it was written and hashed). */
@@ -165,7 +167,12 @@ export interface PackageStore {
    * A local file with the bytes at key (see LocalFile). A missing key may show only when the
    * path is read (FsStore hands out the path without a stat: the hash workers report ENOENT).
    */
-  localFile(key: string): Promise<LocalFile>;
+  localFile(key: string, opts?: OpenOptions): Promise<LocalFile>;
+  /**
+   * A short-lived URL a client can fetch the bytes at key from directly (object stores:
+   * a presigned GET; --s3-redirect). Optional.
+   */
+  downloadUrl?(key: string, expiresInSeconds: number, filename: string): Promise<string>;
   /** Report changes as they happen (optional: without it, changes are found by list()). */
   watch?(listener: (event: StoreEvent) => void): StoreWatch;
   /**
