@@ -5,6 +5,7 @@
 
 import http from 'node:http';
 import https from 'node:https';
+import { inspect } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 
@@ -71,7 +72,11 @@ export async function createS3Client(opts: S3ClientOptions): Promise<S3Client> {
   // The SDK prints a multi-line notice on Node 20 about its releases after January 2027; this
   // program pins its SDK and supports Node 20, so the notice would only bury the start-up lines.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const sdkLog = (...content: unknown[]): void => opts.log?.debug({ sdk: content.map((c) => (c instanceof Error ? c.message : typeof c === 'string' ? c : JSON.stringify(c))).join(' ') }, 'S3 SDK message');
+  // Never throws (the SDK calls it in the middle of requests); formats only when debug is on.
+  const sdkLog = (...content: unknown[]): void => {
+    if (!opts.log?.isLevelEnabled('debug')) return;
+    opts.log.debug({ sdk: content.map((c) => (typeof c === 'string' ? c : inspect(c, { depth: 2, breakLength: Infinity }))).join(' ').slice(0, 2000) }, 'S3 SDK message');
+  };
   const logger = { trace: sdkLog, debug: sdkLog, info: sdkLog, warn: sdkLog, error: sdkLog };
   const build = (region?: string): S3Client =>
     new S3Client({
