@@ -108,7 +108,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const catalog = indexer.catalog;
   const metadata = new MetadataReader(openIndexed);
   const metrics = config.metrics
-    ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog })
+    ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog, hashed: () => indexer.filesHashed })
     : null;
   const upstream =
     config.upstream && config.upstreamCache

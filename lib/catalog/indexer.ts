@@ -105,6 +105,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   private rescanning: Promise<void> | null = null;
   closed = false;
   yanks: YankStore | null = null;
+  /** Files read for their digest and metadata (a hash result applied) since the start. */
+  filesHashed = 0;
 
   constructor(
     private readonly opts: IndexerOptions,
@@ -350,6 +352,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       file.mtimeMs = r.mtimeMs;
       file.identity = { dev: r.dev, ino: r.ino, ctimeMs: r.ctimeMs };
     }
+    this.filesHashed++;
     file.sha256 = r.sha256;
     file.metadata = r.metadata ?? null;
     file.metadataError = r.metadataError;

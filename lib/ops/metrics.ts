@@ -9,6 +9,8 @@ export interface CatalogStats {
   projects(): number;
   files(): number;
   backlog(): number;
+  /** Files read for their digest and metadata since the start (optional). */
+  hashed?(): number;
 }
 
 /** The metrics as the routes and the uploader feed and show them (Metrics is the implementation). */
@@ -43,6 +45,8 @@ export class Metrics implements MetricsService {
     new Gauge({ name: 'pypi_lite_catalog_projects', help: 'Projects in the catalog', registers, collect() { this.set(stats.projects()); } });
     new Gauge({ name: 'pypi_lite_catalog_files', help: 'Distribution files in the catalog', registers, collect() { this.set(stats.files()); } });
     new Gauge({ name: 'pypi_lite_hashing_backlog', help: 'Files waiting for their digest or metadata', registers, collect() { this.set(stats.backlog()); } });
+    const hashed = stats.hashed;
+    if (hashed) new Gauge({ name: 'pypi_lite_files_hashed', help: 'Files read for their digest and metadata since the start (not: found in the digest cache or an object store\'s index)', registers, collect() { this.set(hashed()); } });
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'pypi_lite_' });
   }
 
