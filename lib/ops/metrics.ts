@@ -10,7 +10,7 @@ export interface CatalogStats {
   files(): number;
   backlog(): number;
   /** Files read for their digest and metadata since the start (optional). */
-  hashed?(): number;
+  hashed?: () => number;
 }
 
 /** The metrics as the routes and the uploader feed and show them (Metrics is the implementation). */
