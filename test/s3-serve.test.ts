@@ -235,6 +235,7 @@ describe('serving an S3 root (real pip and twine, Ceph RGW)', function () {
       expect(health.status).to.equal('degraded');
       expect(health.stores[0]).to.include({ state: 'unavailable' });
       expect(health.stores[0].error).to.match(/cannot be reached/);
+      expect(await (await fetch(`${srv.url}/metrics`)).text()).to.include('pypi_lite_store_up{root="s3://pkgs/team/pypi"} 0');
       // (The sdist of 2.0: removed above, so the upload must reach the store.)
       const up = await tw(['upload', '--repository-url', `${srv.url}/`, '--disable-progress-bar', '-u', 'alice', '-p', PW, ...v2.filter((f) => !f.endsWith('.whl'))]);
       expect(up.code).to.not.equal(0);
