@@ -107,8 +107,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   indexer.yanks = yanks;
   const catalog = indexer.catalog;
   const metadata = new MetadataReader(openIndexed);
+  const storeHealth = s3.stores.size ? () => [...s3.stores.values()].map((s) => s.health()) : null;
   const metrics = config.metrics
-    ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog, hashed: () => indexer.filesHashed })
+    ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog, hashed: () => indexer.filesHashed, ...(storeHealth ? { stores: storeHealth } : {}) })
     : null;
   const upstream =
     config.upstream && config.upstreamCache
@@ -123,7 +124,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await yanks.load();
     for (const root of yankRoots) indexer.refreshYanks(root);
   };
-  const storeHealth = s3.stores.size ? () => [...s3.stores.values()].map((s) => s.health()) : null;
   const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log: httpLog, metrics, reloadYanks, upstream, storeHealth, yankLists, yankRoots };
   const app = createApp(config, deps);
   // The one exception to the route table, switched by the table's access for /simple/.

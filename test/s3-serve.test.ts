@@ -10,7 +10,8 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { cachedBlobs, StaticUpstream } from './helpers/upstream.js';
 import { rgwUnavailable, startRgw, type Rgw } from './helpers/rgw.js';
 import { BIN, buildProject, describeRun, EXAMPLE, pip, run, spawnServer, tempDir, twine, waitHealthy, type Spawned } from './helpers/server.js';
 import { basic, eventually, expectRefused, multipart, passwd, post, sha256, twineFields } from './helpers/upload.js';
@@ -235,6 +236,7 @@ describe('serving an S3 root (real pip and twine, Ceph RGW)', function () {
       expect(health.status).to.equal('degraded');
       expect(health.stores[0]).to.include({ state: 'unavailable' });
       expect(health.stores[0].error).to.match(/cannot be reached/);
+      expect(await (await fetch(`${srv.url}/metrics`)).text()).to.include('pypi_lite_store_up{root="s3://pkgs/team/pypi"} 0');
       // (The sdist of 2.0: removed above, so the upload must reach the store.)
       const up = await tw(['upload', '--repository-url', `${srv.url}/`, '--disable-progress-bar', '-u', 'alice', '-p', PW, ...v2.filter((f) => !f.endsWith('.whl'))]);
       expect(up.code).to.not.equal(0);
@@ -271,6 +273,30 @@ describe('serving an S3 root (real pip and twine, Ceph RGW)', function () {
     const r = await pip(['install', '--no-input', '--target', target, '--index-url', index, 'pypi-lite-demo==1.1.0']);
     expect(r.code, describeRun(r)).to.equal(0);
     expect(await fsp.readdir(target)).to.include('pypi_lite_demo-1.1.0.dist-info');
+  });
+
+  it('--upstream beside an S3 root: proxied files are cached on local disk, never in the bucket; local names win', async () => {
+    const up = new StaticUpstream();
+    const wheel = { filename: 'public_only-1.0-py3-none-any.whl', bytes: await fsp.readFile(wheelOf(v2)) };
+    up.add('public-only', wheel);
+    up.add('pypi-lite-demo', { filename: 'pypi_lite_demo-9.9-py3-none-any.whl', bytes: Buffer.from('not ours') });
+    await up.start();
+    try {
+      const cacheDir = path.join(work, 'cache-upstream');
+      const prox = await serve(['--upstream', `${up.url}/simple/`, '--upstream-cache', cacheDir, 's3://pkgs/team/pypi']);
+      const pub = await page(prox.url, 'public-only');
+      expect(pub.files.map((f) => f.filename)).to.deep.equal([wheel.filename]);
+      const got = await fetch(new URL(pub.files[0].url, `${prox.url}/simple/public-only/`));
+      expect(got.status).to.equal(200);
+      expect(Buffer.from(await got.arrayBuffer()).equals(wheel.bytes)).to.equal(true);
+      expect(await cachedBlobs(cacheDir)).to.deep.equal([sha256(wheel.bytes)]);
+      const inBucket = await s3.send(new ListObjectsV2Command({ Bucket: 'pkgs' }));
+      expect((inBucket.Contents ?? []).map((o) => o.Key).filter((k) => k?.includes('public_only'))).to.deep.equal([]);
+      const demo = (await page(prox.url, 'pypi-lite-demo')).files.map((f) => f.filename);
+      expect(demo).to.include('pypi_lite_demo-1.0.0.tar.gz').and.not.include('pypi_lite_demo-9.9-py3-none-any.whl');
+    } finally {
+      await up.stop();
+    }
   });
 
   describe('refuses to start with one line when the store cannot be used', () => {

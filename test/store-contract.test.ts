@@ -327,6 +327,35 @@ describe('S3Store (Ceph RGW)', function () {
       }
     });
 
+    it('a watch started just before a full listing takes that listing as its baseline (a warm start lists once), and reports changes after it', async function () {
+      const h = await makeS3();
+      let lists = 0;
+      storeClient.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'ListObjectsV2Command') lists++;
+          return next(args);
+        },
+        { step: 'initialize', name: 'countLists' },
+      );
+      const events: StoreEvent[] = [];
+      let w: { ready: Promise<void>; close(): void } | null = null;
+      try {
+        await h.addExternally('a-1.0.tar.gz', 'aa');
+        w = h.store.watch((e) => events.push(e));
+        // As the indexer does: watch, then the scan's full listing.
+        expect((await listAll(h.store)).map((e) => e.key)).to.deep.equal(['a-1.0.tar.gz']);
+        await w.ready;
+        expect(lists, 'one listing for the scan and the watch').to.equal(1);
+        await h.addExternally('b-1.0.tar.gz', 'bbb');
+        for (let i = 0; i < 100 && !events.some((e) => e.type === 'file' && e.key === 'b-1.0.tar.gz'); i++) await new Promise((r) => setTimeout(r, 50));
+        expect(events.filter((e) => e.type === 'file').map((e) => (e.type === 'file' ? e.key : ''))).to.deep.equal(['b-1.0.tar.gz']);
+      } finally {
+        w?.close();
+        storeClient.middlewareStack.remove('countLists');
+        await h.cleanup();
+      }
+    });
+
     it('list() jumps over the reserved prefix .pypi-lite/ (and keeps every other key), page by page', async function () {
       const h = await makeS3({ pageSize: 2 });
       try {

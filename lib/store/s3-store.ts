@@ -38,6 +38,9 @@ import { checkKey, isValidKey, type ByteRange, type ClaimResult, type KnownDiges
 /** The reserved segment below the prefix: everything of pypi-lite's own that is not a package. */
 export const RESERVED_SEGMENT = '.pypi-lite';
 
+/** The temporary copies of localFile() in the staging directory. */
+const COPY_PREFIX = '.pypi-lite-get-';
+
 /** A store's state as /health shows it. */
 export interface StoreHealth {
   root: string;
@@ -68,6 +71,12 @@ export interface S3StoreOptions {
   /** How often the change feed of the replicas is listed (ms; default 1000). */
   feedPollMs?: number;
   log: Logger;
+}
+
+/** A watch waiting for its first listing: the first full list() started after `after` completes with it (null: it did not complete). */
+interface BaselineWaiter {
+  after: number;
+  take(listing: Map<string, StoreEntry> | null): void;
 }
 
 interface Classified {
@@ -146,6 +155,9 @@ export class S3Store implements PackageStore {
   readonly feed: S3Feed;
   private readonly claims: S3Claims;
   readonly yankList: StoredTextFile;
+  /** Full listings started so far (the watches' baseline hand-off). */
+  private listSeq = 0;
+  private readonly baselineWaiters = new Set<BaselineWaiter>();
 
   constructor(private readonly opts: S3StoreOptions) {
     this.id = opts.location.id;
@@ -179,6 +191,13 @@ export class S3Store implements PackageStore {
       throw new StoreStartError(`cannot use ${this.id}: ${c.kind === 'unavailable' ? c.reason : `the S3 store answered ${c.reason}`}`);
     }
     await fsp.mkdir(this.stagingDir, { recursive: true });
+    // Copies left by a process that died (only old ones: another process may share the directory).
+    for (const name of await fsp.readdir(this.stagingDir)) {
+      if (!name.startsWith(COPY_PREFIX)) continue;
+      const file = path.join(this.stagingDir, name);
+      const st = await fsp.stat(file).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > 3_600_000) await fsp.rm(file, { force: true });
+    }
   }
 
   /** The store's state for /health. */
@@ -253,32 +272,52 @@ export class S3Store implements PackageStore {
     const reserved = `${this.base}${RESERVED_SEGMENT}/`;
     // Just after every key below the reserved prefix ('0' follows '/').
     const pastReserved = `${this.base}${RESERVED_SEGMENT}0`;
+    // A full listing is also the baseline of a watch that is waiting for one (every valid key).
+    const seq = top === '' ? ++this.listSeq : 0;
+    const collected = seq && [...this.baselineWaiters].some((w) => seq > w.after) ? new Map<string, StoreEntry>() : null;
+    let complete = false;
     let token: string | undefined;
     let startAfter: string | undefined;
-    for (;;) {
-      const r = await this.call(() => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: listPrefix, ...(this.opts.pageSize ? { MaxKeys: this.opts.pageSize } : {}), ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}) })));
-      if ('failed' in r) throw new Error(`cannot list ${this.id}: ${r.failed.reason}`);
-      const page: ListObjectsV2CommandOutput = r.ok;
-      let last: string | undefined;
-      for (const o of page.Contents ?? []) {
-        if (!o.Key) continue;
-        last = o.Key;
-        if (!o.Key.startsWith(this.base)) continue;
-        const key = o.Key.slice(this.base.length);
-        // Directory markers ('dir/'), dotfiles, the reserved prefix, names no key may hold.
-        if (!isValidKey(key)) continue;
-        if (opts.accept && !opts.accept(key.slice(key.lastIndexOf('/') + 1))) continue;
-        yield this.entryOf(key, o.Size, o.LastModified, o.ETag);
+    try {
+      for (;;) {
+        const r = await this.call(() =>
+          this.client.send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: listPrefix,
+              ...(this.opts.pageSize ? { MaxKeys: this.opts.pageSize } : {}),
+              ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
+            }),
+          ),
+        );
+        if ('failed' in r) throw new Error(`cannot list ${this.id}: ${r.failed.reason}`);
+        const page: ListObjectsV2CommandOutput = r.ok;
+        let last: string | undefined;
+        for (const o of page.Contents ?? []) {
+          if (!o.Key) continue;
+          last = o.Key;
+          if (!o.Key.startsWith(this.base)) continue;
+          const key = o.Key.slice(this.base.length);
+          // Directory markers ('dir/'), dotfiles, the reserved prefix, names no key may hold.
+          if (!isValidKey(key)) continue;
+          const entry = this.entryOf(key, o.Size, o.LastModified, o.ETag);
+          collected?.set(key, entry);
+          if (opts.accept && !opts.accept(key.slice(key.lastIndexOf('/') + 1))) continue;
+          yield entry;
+        }
+        if (!page.IsTruncated) break;
+        if (last !== undefined && last.startsWith(reserved)) {
+          // The page ended inside the reserved prefix: jump over the rest of it unread.
+          token = undefined;
+          startAfter = pastReserved;
+        } else {
+          token = page.NextContinuationToken;
+          if (!token) break;
+        }
       }
-      if (!page.IsTruncated) return;
-      if (last !== undefined && last.startsWith(reserved)) {
-        // The page ended inside the reserved prefix: jump over the rest of it unread.
-        token = undefined;
-        startAfter = pastReserved;
-      } else {
-        token = page.NextContinuationToken;
-        if (!token) return;
-      }
+      complete = true;
+    } finally {
+      if (collected) for (const w of [...this.baselineWaiters]) if (seq > w.after) w.take(complete ? collected : null);
     }
   }
 
@@ -410,7 +449,7 @@ export class S3Store implements PackageStore {
    */
   async localFile(key: string, opts: OpenOptions = {}): Promise<LocalFile> {
     const objectKey = this.objectKey(key);
-    const temp = path.join(this.stagingDir, `.pypi-lite-get-${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+    const temp = path.join(this.stagingDir, `${COPY_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
     const release = (): Promise<void> => fsp.rm(temp, { force: true });
     const r = await this.call(() => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, ...(opts.etag ? { IfMatch: opts.etag } : {}) })));
     if ('failed' in r) return { path: temp, release };
@@ -445,8 +484,10 @@ export class S3Store implements PackageStore {
   /**
    * Objects put by other tools (`aws s3 cp`), found by a full listing every listIntervalMs
    * compared with the previous one: a new or changed object (ETag or size) is reported with its
-   * entry, a vanished one with null. `ready` resolves once the first listing is taken. A
-   * listing that fails (the store is down) reports nothing and is tried again sooner.
+   * entry, a vanished one with null. The first listing (the baseline) is the scan's own when one
+   * starts right after watch() (as the indexer's does): a warm start lists the bucket once.
+   * `ready` resolves once the baseline is taken. A listing that fails (the store is down)
+   * reports nothing and is tried again sooner.
    */
   watch(listener: (event: StoreEvent) => void): StoreWatch {
     let known: Map<string, StoreEntry> | null = null;
@@ -470,21 +511,51 @@ export class S3Store implements PackageStore {
         known = now;
       } catch (err) {
         if (!known) this.log.warn({ err }, 'cannot take the first listing for the change watch; retrying');
-      } finally {
-        if (!stopped) {
-          timer = setTimeout(() => void tick(), this.down ? Math.min(this.listIntervalMs, this.probeIntervalMs) : this.listIntervalMs);
-          timer.unref();
-        }
       }
     };
-    const ready = tick();
+    const schedule = (): void => {
+      if (stopped) return;
+      timer = setTimeout(() => void tick().finally(schedule), this.down ? Math.min(this.listIntervalMs, this.probeIntervalMs) : this.listIntervalMs);
+      timer.unref();
+    };
+    let resolveReady!: () => void;
+    const ready = new Promise<void>((resolve) => (resolveReady = resolve));
+    const ownBaseline = (): void => void tick().finally(() => (resolveReady(), schedule()));
+    const since = this.listSeq;
+    const waiter: BaselineWaiter = {
+      after: since,
+      take: (listing) => {
+        this.baselineWaiters.delete(waiter);
+        if (timer) clearTimeout(timer);
+        if (stopped) return resolveReady();
+        if (!listing) return ownBaseline();
+        known = listing;
+        resolveReady();
+        schedule();
+      },
+    };
+    this.baselineWaiters.add(waiter);
+    // No full listing started by the caller right away (or none completed within an interval):
+    // take one of our own.
+    const fallback = (): void => {
+      if (!this.baselineWaiters.has(waiter)) return;
+      this.baselineWaiters.delete(waiter);
+      ownBaseline();
+    };
+    setImmediate(() => {
+      if (this.listSeq === since) return fallback();
+      timer = setTimeout(fallback, this.listIntervalMs);
+      timer.unref();
+    });
     // The other replicas' changes, within a poll (about a second).
     const unsubscribe = this.feed.subscribe(listener);
     return {
       ready,
       close: () => {
         stopped = true;
+        this.baselineWaiters.delete(waiter);
         if (timer) clearTimeout(timer);
+        resolveReady();
         unsubscribe();
       },
     };
