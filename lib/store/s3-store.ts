@@ -263,9 +263,6 @@ export class S3Store implements PackageStore {
   }
 
   async *list(opts: ListOptions = {}): AsyncIterable<StoreEntry> {
-    // What the bucket's index knows (snapshot + feed) is loaded before the first entry, so the
-    // indexer recalls digests instead of reading objects (a warm start is the listing).
-    await this.feed.load().catch((err: unknown) => this.log.warn({ err }, 'cannot read the in-bucket index; objects are hashed again'));
     const top = opts.prefix ?? '';
     if (top !== '') checkKey(top);
     const listPrefix = this.base + (top === '' ? '' : `${top}/`);
@@ -275,6 +272,9 @@ export class S3Store implements PackageStore {
     // A full listing is also the baseline of a watch that is waiting for one (every valid key).
     const seq = top === '' ? ++this.listSeq : 0;
     const collected = seq && [...this.baselineWaiters].some((w) => seq > w.after) ? new Map<string, StoreEntry>() : null;
+    // What the bucket's index knows (snapshot + feed) is loaded before the first entry, so the
+    // indexer recalls digests instead of reading objects (a warm start is the listing).
+    await this.feed.load().catch((err: unknown) => this.log.warn({ err }, 'cannot read the in-bucket index; objects are hashed again'));
     let complete = false;
     let token: string | undefined;
     let startAfter: string | undefined;
