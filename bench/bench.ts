@@ -20,6 +20,7 @@ import { capturePages, ROOT_PATH, warmPages } from './baseline.js';
 import { ensureCorpus, mb, randomPayload, SCRATCH_PREFIX, stageNewFiles, type Corpus } from './corpus.js';
 import { projectName, wheelParts } from './dists.js';
 import { LOCAL_BIG, makeProxyCorpus, UPSTREAM_BIG, UPSTREAM_FILES } from './upstream.js';
+import { runS3Bench } from './s3.js';
 import { LOAD_GENERATOR, load, rng, type LoadResult } from './load.js';
 import { formatSummary, profileFiles, summarize } from './profile.js';
 import { BIN, download, get, getJson, HTML_ACCEPT, PIP_ACCEPT, post, startBaseline, startPypiLite, waitUntil, type Proc } from './procs.js';
@@ -66,6 +67,8 @@ function usage(): string {
   --fresh           regenerate the corpus even if a complete one exists
   --cpu-prof        run the pypi-lite servers with --cpu-prof and print the hottest functions
   --skip LIST       comma list of: ${SKIPPABLE.join(', ')}
+  --s3              replicas on one S3 bucket (Ceph RGW harness) instead: --objects N (default
+                    100000), --big-mb, --duration, --connections, --sample
 `;
 }
 
@@ -574,6 +577,8 @@ async function filesRun(a: Args, work: string, corpus: Corpus, htpasswd: string,
 // the run
 
 async function main(): Promise<void> {
+  // Object storage replicas (issue 14): a mode of its own (bench/s3.ts).
+  if (process.argv.includes('--s3')) return runS3Bench(process.argv.slice(2));
   const a = parseArgs(process.argv.slice(2));
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'pypi-lite-bench-run-'));
   const profDir = a.cpuProf ? path.join(work, 'profiles') : undefined;

@@ -11,6 +11,8 @@ import { hashPassword } from './auth/hashes.js';
 import { deleteUser, setUser } from './auth/htpasswd-edit.js';
 import { HtpasswdError, isValidUsername, parseHtpasswd } from './auth/htpasswd.js';
 import { UpstreamCacheError } from './upstream/upstream.js';
+import { isS3Url, parseS3Url } from './store/s3-client.js';
+import { StoreStartError } from './store/s3-store.js';
 import { editYankFile, normalizeReason } from './catalog/yank.js';
 import { editFile } from './core/edit-file.js';
 
@@ -37,6 +39,14 @@ export function envFlag(name: string): boolean | undefined {
 }
 
 async function checkRoot(root: string): Promise<string> {
+  // An S3 root is checked against the store itself when the server starts (lib/server.ts).
+  if (isS3Url(root)) {
+    try {
+      return parseS3Url(root).id;
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   const abs = path.resolve(root);
   let st;
   try {
@@ -82,7 +92,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
   try {
     running = await startServer(config, log);
   } catch (err) {
-    if (err instanceof HtpasswdError || err instanceof UpstreamCacheError) throw new UsageError(err.message);
+    if (err instanceof HtpasswdError || err instanceof UpstreamCacheError || err instanceof StoreStartError) throw new UsageError(err.message);
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${config.port} on ${config.host} is already in use`);
     if (e.code === 'EACCES') throw new UsageError(`not allowed to listen on ${config.host}:${config.port}`);

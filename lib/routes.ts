@@ -38,6 +38,8 @@ import { uiRoutes, type UiHandlers } from './ui/routes.js';
 import { uploadRoutes } from './upload/routes.js';
 import { upstreamFileRoutes } from './upstream/routes.js';
 import type { UpstreamService } from './upstream/upstream.js';
+import type { StoredTextFile } from './store/types.js';
+import type { StoreHealth } from './store/s3-store.js';
 
 
 /** The collaborators the routes are built from (interfaces: lib/server.ts picks the implementations). */
@@ -52,8 +54,14 @@ export interface AppDeps {
   metrics: MetricsService | null;
   /** Re-read the yank files now (after an HTTP yank). */
   reloadYanks: () => Promise<void>;
+  /** Roots whose store keeps the yank list (S3: in the bucket), by root id. */
+  yankLists?: ReadonlyMap<string, StoredTextFile>;
+  /** The roots' ids for yanks (S3 roots by their store id), in order; default: --roots as given. */
+  yankRoots?: string[];
   /** The upstream proxy (--upstream), if any. */
   upstream?: UpstreamService | null;
+  /** The state of the object stores (S3 roots), for /health; null without any. */
+  storeHealth?: (() => StoreHealth[]) | null;
 }
 
 export type Access = 'open' | 'list' | 'download' | 'list+download' | 'update';
@@ -94,11 +102,11 @@ export function routeHandlers(config: Config, deps: AppDeps): RouteHandlers {
   const base = { basePath: config.basePath, baseOrigin: config.baseOrigin };
   return {
     simple: simpleRoutes({ pages: deps.pages, base, fallbackUrl: config.fallbackUrl }),
-    files: fileRoutes({ catalog: deps.catalog, metadata: deps.metadata }),
+    files: fileRoutes({ catalog: deps.catalog, metadata: deps.metadata, redirectSeconds: config.s3Redirect }),
     pypiJson: pypiJsonRoutes({ catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata, base, config }),
     upload: uploadRoutes(config, { uploader: deps.uploader }),
-    admin: adminRoutes({ catalog: deps.catalog, roots: config.roots, reloadYanks: deps.reloadYanks }),
-    ops: opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics, auth: deps.auth, upstream: deps.upstream }),
+    admin: adminRoutes({ catalog: deps.catalog, roots: deps.yankRoots ?? config.roots, reloadYanks: deps.reloadYanks, ...(deps.yankLists ? { yankLists: deps.yankLists } : {}) }),
+    ops: opsRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metrics: deps.metrics, auth: deps.auth, upstream: deps.upstream, stores: deps.storeHealth ?? null }),
     ui: uiRoutes(config, { catalog: deps.catalog, indexer: deps.indexer, metadata: deps.metadata }),
     bareProject: bareProjectRedirect({ base, reserved: [config.healthEndpoint.slice(1)] }),
     upstreamFiles: deps.upstream ? upstreamFileRoutes({ upstream: deps.upstream, catalog: deps.catalog, merge: config.upstreamMerge }) : null,

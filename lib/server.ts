@@ -17,6 +17,11 @@ import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
 import { FsStore } from './store/fs-store.js';
+import type { PackageStore } from './store/types.js';
+import { createS3Client, parseS3Url } from './store/s3-client.js';
+import { S3Store } from './store/s3-store.js';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { fastPath } from './simple/fast-path.js';
 import { simplePagesOpen, type Route } from './routes.js';
 import { prepareUpstreamCache, Upstream } from './upstream/upstream.js';
@@ -35,6 +40,38 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * The S3Store of every S3 root, checked (reachable, the bucket there, access allowed): a store
+ * that cannot be used throws StoreStartError (one line for the user). One SDK client for reads
+ * and one for writes (streamed bodies cannot be retried by the SDK).
+ */
+async function openS3Stores(config: Config, log: Logger): Promise<{ stores: Map<string, S3Store>; close(): void }> {
+  const stores = new Map<string, S3Store>();
+  const roots = config.roots.filter((r) => r.startsWith('s3://'));
+  if (!roots.length) return { stores, close: () => {} };
+  const client = await createS3Client({ pathStyle: config.s3PathStyle, log });
+  const writeClient = await createS3Client({ pathStyle: config.s3PathStyle, maxAttempts: 1, socketTimeoutMs: 120_000, log });
+  const close = (): void => {
+    for (const s of stores.values()) s.close();
+    client.destroy();
+    writeClient.destroy();
+  };
+  try {
+    for (const root of roots) {
+      const location = parseS3Url(root);
+      const tag = createHash('sha256').update(location.id).digest('hex').slice(0, 12);
+      const stagingDir = path.join(config.storeCacheDir, 'staging', `${location.bucket}-${tag}`);
+      const store = new S3Store({ location, client, writeClient, stagingDir, listIntervalMs: config.s3ListInterval * 1000, log });
+      await store.check();
+      stores.set(root, store);
+    }
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { stores, close };
+}
+
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   if (config.upstream && config.upstreamCache) await prepareUpstreamCache(config.upstreamCache);
   let passwords: PasswordFile | null = null;
@@ -44,13 +81,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     passwords.watch();
   }
 
-  // One store per root, in order; the first takes uploads. (A root is a directory today.)
+  // One store per root, in order; the first takes uploads. A root is a directory or an S3 URL.
   const storeLog = log.child({ component: 'store' });
-  const stores = config.roots.map((root) => new FsStore(root, storeLog));
+  const s3 = await openS3Stores(config, storeLog);
+  const stores: PackageStore[] = config.roots.map((root) => s3.stores.get(root) ?? new FsStore(root, storeLog));
   const indexer = new Indexer(
     {
       stores,
       cacheDir: config.cacheDir,
+      remoteCacheDir: config.storeCacheDir,
       workers: config.workers,
       watch: config.poll === null,
       rescanIntervalMs: (config.poll ?? config.rescanInterval) * 1000,
@@ -58,14 +97,19 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log.child({ component: 'indexer' }),
   );
   if (config.poll !== null) log.info({ every: config.poll }, 'polling the package directories (no file-system watcher)');
-  const yanks = new YankStore(config.roots, (root) => indexer.refreshYanks(root), log.child({ component: 'yank' }));
+  // The yank list of each root: yanked.txt beside a directory; an S3 root keeps it in the
+  // bucket (shared by the replicas). Keyed by the store's id (what DistFile.root holds).
+  const yankRoots = stores.map((s, i) => (s3.stores.has(config.roots[i]) ? s.id : config.roots[i]));
+  const yankLists = new Map(stores.flatMap((s) => (s.yankList ? [[s.id, s.yankList] as const] : [])));
+  const yanks = new YankStore(yankRoots, (root) => indexer.refreshYanks(root), log.child({ component: 'yank' }), yankLists);
   await yanks.load();
   yanks.watch();
   indexer.yanks = yanks;
   const catalog = indexer.catalog;
   const metadata = new MetadataReader(openIndexed);
+  const storeHealth = s3.stores.size ? () => [...s3.stores.values()].map((s) => s.health()) : null;
   const metrics = config.metrics
-    ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog })
+    ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog, hashed: () => indexer.filesHashed, ...(storeHealth ? { stores: storeHealth } : {}) })
     : null;
   const upstream =
     config.upstream && config.upstreamCache
@@ -78,9 +122,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const uploader = new FileUploader(config, { store: stores[0], indexer, metadata, log: log.child({ component: 'upload' }), metrics });
   const reloadYanks = async () => {
     await yanks.load();
-    for (const root of config.roots) indexer.refreshYanks(root);
+    for (const root of yankRoots) indexer.refreshYanks(root);
   };
-  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log: httpLog, metrics, reloadYanks, upstream };
+  const deps: AppDeps = { catalog, indexer, pages, metadata, auth, uploader, log: httpLog, metrics, reloadYanks, upstream, storeHealth, yankLists, yankRoots };
   const app = createApp(config, deps);
   // The one exception to the route table, switched by the table's access for /simple/.
   const fast = fastPath(config, { pages, log: httpLog, metrics, enabled: simplePagesOpen(routesOf(app), auth) });
@@ -144,6 +188,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       yanks.close();
       passwords?.close();
       await indexer.close();
+      // What the other replicas should learn from us (the feed) is written before we go.
+      await Promise.all([...s3.stores.values()].map((st) => st.flush()));
+      s3.close();
     })();
     return closing;
   };

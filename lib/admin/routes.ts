@@ -7,7 +7,8 @@
 
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import type { CatalogView } from '../catalog/catalog.js';
-import { parseTarget, editYankFile, normalizeReason } from '../catalog/yank.js';
+import { parseTarget, editYankFile, editYankList, normalizeReason } from '../catalog/yank.js';
+import type { StoredTextFile } from '../store/types.js';
 import { versionsEqual } from '../catalog/version.js';
 import { httpError } from '../core/errors.js';
 
@@ -16,6 +17,8 @@ export interface AdminDeps {
   roots: string[];
   /** Re-read yank files now rather than at the next poll. */
   reloadYanks: () => Promise<void>;
+  /** Roots whose store keeps the yank list (an S3 root: in the bucket), by root id. */
+  yankLists?: ReadonlyMap<string, StoredTextFile>;
 }
 
 /** The roots holding files the target names (the first root when none does, for a release). */
@@ -44,7 +47,11 @@ export function adminRoutes(deps: AdminDeps): { yank: RequestHandler[]; unyank: 
     const roots = rootsFor(deps.catalog, deps.roots, target);
     if (!roots.length) throw httpError('FILE_NOT_FOUND', target);
     let changed = false;
-    for (const root of roots) changed = (await editYankFile(root, target, yank ? { yank: true, reason } : { yank: false })) || changed;
+    for (const root of roots) {
+      const change = yank ? { yank: true as const, reason } : { yank: false as const };
+      const list = deps.yankLists?.get(root);
+      changed = (await (list ? editYankList(list, target, change) : editYankFile(root, target, change))) || changed;
+    }
     if (!yank && !changed) throw httpError('NOT_FOUND', `${target} is not yanked`);
     await deps.reloadYanks();
     res.type('text/plain').send(yank ? `Yanked ${target}${reason ? ` (reason: ${reason})` : ''}\n` : `Unyanked ${target}\n`);

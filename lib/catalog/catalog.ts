@@ -38,7 +38,7 @@ export interface DistFile {
    * swapped for a symbolic link).
    */
   identity?: FileIdentity;
-  /** The object's ETag when the store gives one instead of an identity (object stores). */
+  /** Object stores: the object's ETag when it was indexed, instead of an identity (opens and copies insist on it; recall/record are keyed by it). */
   etag?: string;
   /** null until hashed. */
   sha256: string | null;

@@ -127,7 +127,7 @@ export class HashScheduler {
 
   /** md5 and blake2b-256 of the file as it is now (with its stamp, to check it is the indexed one). */
   async extraDigests(file: DistFile): Promise<HashResult> {
-    const local = await file.store.localFile(file.relPath);
+    const local = await file.store.localFile(file.relPath, file.etag ? { etag: file.etag } : {});
     try {
       return await this.pool.run({ path: local.path, extraDigests: true }, true);
     } finally {
@@ -164,7 +164,7 @@ export class HashScheduler {
       this.pump();
       if (this.backlog === 0) for (const w of this.idleWaiters.splice(0)) w();
     };
-    file.store.localFile(file.relPath).then((local) => {
+    file.store.localFile(file.relPath, file.etag ? { etag: file.etag } : {}).then((local) => {
       const release = (): void => {
         this.paths.delete(file);
         local.release().catch(failed).finally(finished);

@@ -22,6 +22,8 @@ export interface IndexerOptions {
   /** The package roots, in order: the first one serves a key held by several. */
   stores: PackageStore[];
   cacheDir: string | null;
+  /** Where the journals of stores that are not local directories (S3) live when cacheDir is null. */
+  remoteCacheDir?: string;
   workers: number;
   /** Follow the stores' change feeds (FsStore: fs.watch, inotify); false in --poll mode. */
   watch: boolean;
@@ -129,6 +131,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   private rescanning: Promise<void> | null = null;
   closed = false;
   yanks: YankStore | null = null;
+  /** Files read for their digest and metadata (a hash result applied) since the start. */
+  filesHashed = 0;
 
   constructor(
     private readonly opts: IndexerOptions,
@@ -172,8 +176,11 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
 
   async start(): Promise<void> {
     for (const store of this.opts.stores) {
-      // By default the cache of a store lives in its root (or --cache-dir), keyed by its id.
-      const cache = this.opts.cacheFor?.(store) ?? new FileDigestCache(cacheFileFor(store.id, this.opts.cacheDir), { scope: store.id, log: this.log.child({ cache: store.id }) });
+      // By default the cache of a store lives in its root (or --cache-dir), keyed by its id;
+      // that of an object store in the local cache directory, never "inside" the bucket.
+      const local = path.isAbsolute(store.id);
+      const cacheFile = cacheFileFor(store.id, this.opts.cacheDir ?? (local ? null : (this.opts.remoteCacheDir ?? null)));
+      const cache = this.opts.cacheFor?.(store) ?? new FileDigestCache(cacheFile, { scope: store.id, log: this.log.child({ cache: store.id }) });
       await cache.load();
       this.caches.set(store.id, cache);
     }
@@ -273,6 +280,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
 
   /** IndexPolicy: is the stored entry still the indexed file? */
   unchanged(file: DistFile, entry: StoreEntry): boolean {
+    // Object stores: the same bytes are the same ETag (and size).
+    if (file.etag !== undefined || entry.etag !== undefined) return file.etag === entry.etag && file.size === entry.size;
     const st = entryStamp(entry);
     return st !== null && unchanged(file, st);
   }
@@ -297,7 +306,9 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   /** IndexPolicy: index the stored file (`parsed`: parseFilename of its name). */
   add(store: PackageStore, entry: StoreEntry, parsed: ParsedFilename): DistFile | undefined {
     const stamp = entryStamp(entry);
-    const cached = stamp ? this.caches.get(store.id)?.lookup(entry.key, stamp) : undefined;
+    // What the store already knows (an object store's in-bucket index: hashed once, by
+    // whichever replica saw the object first) saves reading the object.
+    const cached = (stamp ? this.caches.get(store.id)?.lookup(entry.key, stamp) : undefined) ?? store.recall?.(entry);
     const file = new IndexedFile(store, entry.key, parsed, entry.size, entry.mtimeMs);
     file.version = this.strings.get(file.version);
     file.displayName = provisionalDisplayName(parsed);
@@ -324,6 +335,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   addUploaded(store: PackageStore, entry: StoreEntry, digests: { sha256: string; md5?: string; blake2b256?: string }, metadata: MetadataSummary | null, metadataError?: string): DistFile | undefined {
     const stamp = entryStamp(entry);
     if (stamp) this.caches.get(store.id)?.set(entry.key, { ...cacheStamp(stamp), ...digests, metadata, ...(metadataError ? { metadataError } : {}) });
+    store.record?.(entry, { ...digests, metadata, ...(metadataError ? { metadataError } : {}) });
     const parsed = parseFilename(entry.key.slice(entry.key.lastIndexOf('/') + 1));
     return parsed ? this.add(store, entry, parsed) : undefined;
   }
@@ -359,6 +371,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       file.mtimeMs = r.mtimeMs;
       file.identity = { dev: r.dev, ino: r.ino, ctimeMs: r.ctimeMs };
     }
+    this.filesHashed++;
     file.sha256 = r.sha256;
     file.metadata = r.metadata ? this.compactMetadata(r.metadata) : null;
     file.metadataError = r.metadataError;
@@ -371,6 +384,10 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       metadata: file.metadata,
       ...(r.metadataError ? { metadataError: r.metadataError } : {}),
     });
+    if (file.etag !== undefined) {
+      // Shared with the other replicas (an object store's in-bucket index): they need not read it.
+      file.store.record?.({ key: file.relPath, size: file.size, mtimeMs: file.mtimeMs, etag: file.etag }, { sha256: r.sha256, metadata: file.metadata, ...(r.metadataError ? { metadataError: r.metadataError } : {}) });
+    }
     const mdName = this.metadataName(file);
     if (mdName) this.catalog.regroup(file, mdName);
     // The digest and metadata are new either way: the project's pages must be re-rendered.

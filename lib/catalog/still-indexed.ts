@@ -8,6 +8,7 @@
 import type { DistFile } from './catalog.js';
 
 export async function stillIndexed(file: DistFile): Promise<boolean> {
+  if (file.etag) return true; // an object store's copy insists on the ETag itself (localFile)
   if (!file.identity) return true;
   const obj = await file.store.open(file.relPath, { expect: file.identity }).catch(() => null);
   if (!obj) return false;
@@ -18,5 +19,5 @@ export async function stillIndexed(file: DistFile): Promise<boolean> {
 /** The indexed file's bytes as a local file to read (null: the key leads elsewhere now). */
 export async function openIndexed(file: DistFile): Promise<{ path: string; release(): Promise<void> } | null> {
   if (!(await stillIndexed(file))) return null;
-  return file.store.localFile(file.relPath);
+  return file.store.localFile(file.relPath, file.etag ? { etag: file.etag } : {});
 }

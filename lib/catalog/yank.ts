@@ -11,8 +11,9 @@
 //
 // The yank file stays on the file system, beside (not inside) the PackageStore: it is the
 // operator's file, edited by hand and by the HTTP yank route (atomic rewrite, watched with
-// fs.watchFile), not a package (the indexer lists distribution file names only). An
-// object-store root will keep it as a small object of its own when that store exists.
+// fs.watchFile), not a package (the indexer lists distribution file names only). A store that
+// keeps the list itself (PackageStore.yankList: an S3 root keeps it in the bucket, so a yank
+// through one replica shows on all) is read and edited through that instead, same format.
 
 import { pino, type Logger } from 'pino';
 import { promises as fsp, watchFile, unwatchFile } from 'node:fs';
@@ -20,6 +21,7 @@ import { editFile } from '../core/edit-file.js';
 import path from 'node:path';
 import type { Yank } from './catalog.js';
 import type { ParsedFilename } from './filename.js';
+import type { StoredTextFile, TextEdit } from '../store/types.js';
 import { normalizeName } from '../core/names.js';
 import { versionsEqual } from './version.js';
 
@@ -99,6 +101,7 @@ export class YankStore {
   /** Per root: file name -> reason, and project -> yanked releases (matched by PEP 440 equality). */
   private readonly byRoot = new Map<string, { files: Map<string, string>; releases: Map<string, { version: string; reason: string }[]> }>();
   private readonly watching: string[] = [];
+  private readonly unsubscribe: (() => void)[] = [];
   /** Per root: number of the latest read started, and of the read whose result is applied. */
   private readonly started = new Map<string, number>();
   private readonly applied = new Map<string, number>();
@@ -107,6 +110,8 @@ export class YankStore {
     private readonly roots: string[],
     private readonly onChange: (root: string) => void = () => {},
     private readonly log: Logger = SILENT,
+    /** Roots whose store keeps the yank list (by root id); the others use yanked.txt. */
+    private readonly lists: ReadonlyMap<string, StoredTextFile> = new Map(),
   ) {}
 
   static fileOf(root: string): string {
@@ -123,10 +128,21 @@ export class YankStore {
     const seq = (this.started.get(root) ?? 0) + 1;
     this.started.set(root, seq);
     let text = '';
-    try {
-      text = await fsp.readFile(YankStore.fileOf(root), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, `cannot read ${YankStore.fileOf(root)}`);
+    const list = this.lists.get(root);
+    if (list) {
+      try {
+        text = await list.read();
+      } catch (err) {
+        // The store is down: keep the state we have (never unyank everything for an outage).
+        this.log.warn({ err, root }, 'cannot read the yank list; keeping the last one read');
+        return;
+      }
+    } else {
+      try {
+        text = await fsp.readFile(YankStore.fileOf(root), 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, `cannot read ${YankStore.fileOf(root)}`);
+      }
     }
     const files = new Map<string, string>();
     const releases = new Map<string, { version: string; reason: string }[]>();
@@ -151,6 +167,12 @@ export class YankStore {
   /** Re-read a root's yank file when it changes (polling: robust to editors and git checkouts). */
   watch(intervalMs = 500): void {
     for (const root of this.roots) {
+      const list = this.lists.get(root);
+      if (list) {
+        // Another replica's edit is announced on the store's change feed.
+        this.unsubscribe.push(list.onChange(() => void this.loadRoot(root).then(() => this.onChange(root))));
+        continue;
+      }
       const file = YankStore.fileOf(root);
       watchFile(file, { interval: intervalMs, persistent: false }, () => {
         void this.loadRoot(root).then(() => this.onChange(root));
@@ -161,6 +183,7 @@ export class YankStore {
 
   close(): void {
     for (const f of this.watching.splice(0)) unwatchFile(f);
+    for (const u of this.unsubscribe.splice(0)) u();
   }
 
   lookup(root: string, parsed: ParsedFilename, project = parsed.project, version = parsed.version): Yank | null {
@@ -179,12 +202,23 @@ export class YankStore {
  * Edits are serialized per file, also against other processes (lib/edit-file.ts), and the file
  * is replaced atomically. Returns false for an unyank of a target that was not yanked.
  */
-export async function editYankFile(root: string, target: string, change: { yank: true; reason: string } | { yank: false }): Promise<boolean> {
+export async function editYankFile(root: string, target: string, change: YankChange): Promise<boolean> {
+  return editFile(YankStore.fileOf(root), yankEdit(target, change));
+}
+
+/** The same edit of a yank list a store keeps (PackageStore.yankList). */
+export async function editYankList(list: StoredTextFile, target: string, change: YankChange): Promise<boolean> {
+  return list.edit(yankEdit(target, change));
+}
+
+export type YankChange = { yank: true; reason: string } | { yank: false };
+
+function yankEdit(target: string, change: YankChange): TextEdit<boolean> {
   if (!parseTarget(target)) throw new Error(`invalid yank target "${target}": use a file name or project==version`);
   const clean = target.replace(/\s+/g, '');
   const reason = change.yank ? normalizeReason(change.reason) : '';
   const entry = change.yank ? (reason ? `${clean} ${reason}` : clean) : null;
-  return editFile(YankStore.fileOf(root), (text, exists) => {
+  return (text, exists) => {
     const eol = text.includes('\r\n') ? '\r\n' : '\n';
     const out: string[] = [];
     let found = false;
@@ -204,5 +238,5 @@ export async function editYankFile(root: string, target: string, change: { yank:
       next += entry + eol;
     }
     return { text: next, result: true };
-  });
+  };
 }

@@ -45,7 +45,7 @@ export function parseTrustProxy(value: string | undefined): TrustProxy {
 }
 
 export interface Config {
-  /** Absolute package roots; the first one receives uploads. */
+  /** Package roots: absolute directories or S3 URLs (`s3://bucket/prefix`); the first one receives uploads. */
   roots: string[];
   port: number;
   host: string;
@@ -95,6 +95,17 @@ export interface Config {
   upstreamCacheMax: number | null;
   /** Normalized names whose pages list local and upstream files (local wins per file name). */
   upstreamMerge: Set<string>;
+  /**
+   * Where roots that are not local directories (S3) keep their digest cache and staging
+   * directory: --cache-dir, else ~/.cache/pypi-lite (never inside the root).
+   */
+  storeCacheDir: string;
+  /** S3 roots: path-style addressing (http://endpoint/bucket/key). */
+  s3PathStyle: boolean;
+  /** S3 roots: a full listing this often (seconds) finds objects put by other tools. */
+  s3ListInterval: number;
+  /** S3 roots: answer a download with a presigned URL valid this many seconds; null = stream it. */
+  s3Redirect: number | null;
 }
 
 /** What --log-level accepts (pino's levels). */
@@ -135,6 +146,10 @@ export interface ServeOptions {
   upstreamCache?: string;
   upstreamCacheMax?: number;
   upstreamMerge: string[];
+  s3PathStyle?: boolean;
+  s3ListInterval: number;
+  s3Redirect?: boolean;
+  s3RedirectExpiry: number;
 }
 
 /**
@@ -270,6 +285,30 @@ export const SERVE_OPTIONS: { [K in keyof ServeOptions]-?: OptionSpec<ServeOptio
     default: [],
     repeatable: true,
   },
+  s3PathStyle: {
+    flags: '--s3-path-style',
+    help: 'S3 roots: path-style URLs (http://endpoint/bucket/key), which MinIO, Ceph RGW, Garage and most self-hosted stores need',
+    env: 'PYPI_LITE_S3_PATH_STYLE',
+  },
+  s3ListInterval: {
+    flags: '--s3-list-interval <seconds>',
+    help: 'S3 roots: list the bucket this often to find objects put by other tools (aws s3 cp)',
+    env: 'PYPI_LITE_S3_LIST_INTERVAL',
+    default: 60,
+    parse: intParser('--s3-list-interval', 1, 86_400),
+  },
+  s3Redirect: {
+    flags: '--s3-redirect',
+    help: 'S3 roots: answer a download with a redirect (307) to a short-lived presigned URL of the store, so bandwidth scales with the store',
+    env: 'PYPI_LITE_S3_REDIRECT',
+  },
+  s3RedirectExpiry: {
+    flags: '--s3-redirect-expiry <seconds>',
+    help: 'S3 roots: how long a presigned download URL is valid',
+    env: 'PYPI_LITE_S3_REDIRECT_EXPIRY',
+    default: 300,
+    parse: intParser('--s3-redirect-expiry', 10, 604_800),
+  },
 };
 
 /** --upstream: an http(s) index URL, with a trailing slash (project pages are <url><name>/). */
@@ -287,11 +326,16 @@ export function parseUpstream(value: string): string {
   return u.toString();
 }
 
+/** The per-user cache directory without --cache-dir: ~/.cache/pypi-lite (XDG_CACHE_HOME). */
+function defaultCacheBase(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(path.resolve(base), 'pypi-lite');
+}
+
 /** Where the upstream cache lives without --upstream-cache: outside the package roots. */
 function defaultUpstreamCache(cacheDir: string | null): string {
   if (cacheDir) return path.join(cacheDir, 'upstream');
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(path.resolve(base), 'pypi-lite', 'upstream');
+  return path.join(defaultCacheBase(), 'upstream');
 }
 
 /** An on/off switch (no value): its variable is read as a boolean. */
@@ -383,5 +427,9 @@ export function resolveConfig(roots: string[], o: ServeOptions, passwords: strin
     upstreamCache,
     upstreamCacheMax: o.upstreamCacheMax ?? null,
     upstreamMerge: new Set(o.upstreamMerge.map((n) => n.trim()).filter(Boolean).map(normalizeName)),
+    storeCacheDir: cacheDir ?? defaultCacheBase(),
+    s3PathStyle: Boolean(o.s3PathStyle),
+    s3ListInterval: o.s3ListInterval,
+    s3Redirect: o.s3Redirect ? o.s3RedirectExpiry : null,
   };
 }

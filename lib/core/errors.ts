@@ -46,6 +46,7 @@ export const ERRORS = {
   REQUEST_TIMEOUT: { status: 408, message: 'Request Timeout' },
   URI_TOO_LONG: { status: 414, message: 'URI Too Long' },
   NOT_READY: { status: 503, message: 'Catalog is still loading' },
+  STORE_UNAVAILABLE: { status: 503, message: 'Package store unavailable' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'Upstream index unavailable' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'Upstream index timed out' },
   UPSTREAM_BAD_RESPONSE: { status: 502, message: 'Upstream index sent an unusable response' },

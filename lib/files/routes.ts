@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import type { CatalogView, DistFile } from '../catalog/catalog.js';
-import { httpError } from '../core/errors.js';
+import { HttpError, httpError } from '../core/errors.js';
 import { etagMatches } from '../http/respond.js';
 import type { MetadataSource } from '../metadata/reader.js';
 import type { StoreObject } from '../store/types.js';
@@ -14,6 +14,8 @@ import type { StoreObject } from '../store/types.js';
 export interface FilesDeps {
   catalog: CatalogView;
   metadata: MetadataSource<DistFile>;
+  /** --s3-redirect: answer downloads from stores that can with a presigned URL valid this many seconds. */
+  redirectSeconds?: number | null;
 }
 
 const MAX_PATH = 1024;
@@ -37,7 +39,7 @@ export function decodeFilePath(pathname: string): string | null {
 }
 
 /** What serving a file from disk needs to know of it (a DistFile, or a cached upstream file). */
-export type ServedFile = Pick<DistFile, 'store' | 'relPath' | 'filename' | 'size' | 'mtimeMs' | 'sha256' | 'identity'>;
+export type ServedFile = Pick<DistFile, 'store' | 'relPath' | 'filename' | 'size' | 'mtimeMs' | 'sha256' | 'identity' | 'etag'>;
 
 function strongEtag(file: ServedFile): string {
   return file.sha256 ? `"${file.sha256}"` : `"${file.size.toString(16)}-${Math.floor(file.mtimeMs).toString(16)}"`;
@@ -80,15 +82,21 @@ export async function serveDist(req: IncomingMessage, res: ServerResponse, file:
   // is a directory on the way swapped for a link). A file renamed over the indexed one is
   // refused the same way until the watcher (or a rescan) has indexed it, which takes a
   // fraction of a second.
-  const obj = await file.store.open(file.relPath, file.identity ? { expect: file.identity } : {}).catch(() => null);
+  // An object store's object is opened only while it has the indexed ETag. A store that cannot
+  // be reached is a 503 with its reason (HttpError), not a missing file.
+  const opened = file.identity ? { expect: file.identity } : file.etag ? { etag: file.etag } : {};
+  const obj = await file.store.open(file.relPath, opened).catch((err: unknown) => {
+    if (err instanceof HttpError) throw err;
+    return null;
+  });
   if (!obj) throw httpError('FILE_NOT_FOUND');
   try {
     const st = obj.entry;
     const size = st.size;
     const ctimeMs = st.identity?.ctimeMs ?? 0;
     // The indexed digest names these bytes only if nothing changed (ctime: rewritten in place
-    // with the size and mtime kept).
-    const same = st.size === file.size && st.mtimeMs === file.mtimeMs && (!file.identity || ctimeMs === file.identity.ctimeMs);
+    // with the size and mtime kept; an object: the same ETag).
+    const same = file.etag ? st.etag === file.etag && st.size === file.size : st.size === file.size && st.mtimeMs === file.mtimeMs && (!file.identity || ctimeMs === file.identity.ctimeMs);
     const etag = same ? strongEtag(file) : `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}-${Math.floor(ctimeMs).toString(16)}"`;
     const lastModified = new Date(st.mtimeMs).toUTCString();
     res.setHeader('Content-Type', 'application/octet-stream');
@@ -191,13 +199,29 @@ export function sendMetadata(req: IncomingMessage, res: ServerResponse, sha256: 
   res.end(req.method === 'HEAD' ? undefined : bytes);
 }
 
+/**
+ * --s3-redirect: send the client to a presigned URL of the object (307), valid for a short
+ * time, so the bytes flow from the store. Only a client the route's access check let through
+ * gets one (with -a download: an authenticated one); never cached by shared caches.
+ */
+async function redirectToStore(res: ServerResponse, file: DistFile, seconds: number): Promise<void> {
+  const url = await file.store.downloadUrl!(file.relPath, seconds, file.filename);
+  res.statusCode = 307;
+  res.setHeader('Location', url);
+  res.setHeader('Cache-Control', `private, max-age=${Math.max(0, Math.min(60, seconds - 30))}`);
+  res.end();
+}
+
 /** Express handler for GET/HEAD /packages/<path> (see lib/routes.ts). */
 export function fileRoutes(deps: FilesDeps) {
   return async (req: Request, res: Response): Promise<void> => {
     const rel = decodeFilePath(req.path);
     if (!rel) throw httpError('FILE_NOT_FOUND');
     const file = deps.catalog.fileAt(rel);
-    if (file) return serveDist(req, res, file);
+    if (file) {
+      if (deps.redirectSeconds && file.store.downloadUrl) return redirectToStore(res, file, deps.redirectSeconds);
+      return serveDist(req, res, file);
+    }
     if (rel.endsWith('.metadata')) {
       const dist = deps.catalog.fileAt(rel.slice(0, -'.metadata'.length));
       if (dist) {

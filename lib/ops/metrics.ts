@@ -9,6 +9,10 @@ export interface CatalogStats {
   projects(): number;
   files(): number;
   backlog(): number;
+  /** Files read for their digest and metadata since the start (optional). */
+  hashed?: () => number;
+  /** Object stores (S3 roots) and whether each is available. */
+  stores?: () => { root: string; state: string }[];
 }
 
 /** The metrics as the routes and the uploader feed and show them (Metrics is the implementation). */
@@ -123,6 +127,20 @@ export class Metrics implements MetricsService {
     new Gauge({ name: 'pypi_lite_catalog_projects', help: 'Projects in the catalog', registers, collect() { this.set(stats.projects()); } });
     new Gauge({ name: 'pypi_lite_catalog_files', help: 'Distribution files in the catalog', registers, collect() { this.set(stats.files()); } });
     new Gauge({ name: 'pypi_lite_hashing_backlog', help: 'Files waiting for their digest or metadata', registers, collect() { this.set(stats.backlog()); } });
+    const hashed = stats.hashed;
+    if (hashed) new Gauge({ name: 'pypi_lite_files_hashed', help: 'Files read for their digest and metadata since the start (not: found in the digest cache or an object store\'s index)', registers, collect() { this.set(hashed()); } });
+    const stores = stats.stores;
+    if (stores) {
+      new Gauge({
+        name: 'pypi_lite_store_up',
+        help: 'Whether an object store (S3 root) is available (1) or not (0)',
+        labelNames: ['root'],
+        registers,
+        collect() {
+          for (const s of stores()) this.set({ root: s.root }, s.state === 'ok' ? 1 : 0);
+        },
+      });
+    }
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'pypi_lite_' });
   }
 

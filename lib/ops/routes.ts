@@ -20,6 +20,8 @@ export interface OpsDeps {
   auth: AccessPolicy;
   /** The upstream proxy, reported in /health (which stays 200 when the upstream is down). */
   upstream?: { health(brief: boolean): Record<string, unknown> } | null;
+  /** The object stores' states (S3 roots): /health says `degraded` (still 200) while one is unavailable. */
+  stores?: (() => { root: string; state: string; error?: string }[]) | null;
 }
 
 /** The handlers of /health, /metrics (null when metrics are off) and the welcome page (see lib/routes.ts). */
@@ -29,12 +31,14 @@ export function opsRoutes(config: Config, deps: OpsDeps): { health: RequestHandl
     const ready = deps.indexer.isLoaded;
     res.status(ready ? 200 : 503);
     res.setHeader('Cache-Control', 'no-store');
-    const status = ready ? 'ok' : 'loading';
+    const stores = deps.stores?.() ?? null;
+    // Pages keep being served from memory while a store is down (downloads and uploads get 503).
+    const status = !ready ? 'loading' : stores?.some((s) => s.state !== 'ok') ? 'degraded' : 'ok';
     const hashing = deps.indexer.backlog;
     // hash_failures (only when not 0): listed files that could not be hashed because a
     // hashing worker died twice; retried at the next rescan (see --rescan-interval).
     const failures = deps.indexer.hashFailures;
-    const extra = { ...(failures ? { hash_failures: failures } : {}), ...(deps.upstream ? { upstream: deps.upstream.health(deps.auth.needs('list')) } : {}) };
+    const extra = { ...(failures ? { hash_failures: failures } : {}), ...(deps.upstream ? { upstream: deps.upstream.health(deps.auth.needs('list')) } : {}), ...(stores ? { stores: deps.auth.needs('list') ? stores.map((s) => ({ state: s.state })) : stores } : {}) };
     res.json(deps.auth.needs('list') ? { status, hashing, ...extra } : { status, projects, files, hashing, ...extra });
   };
   const metrics = deps.metrics;

@@ -8,6 +8,7 @@
 // stores' own (temp files, caches) and are never listed or served.
 
 import type { Readable } from 'node:stream';
+import type { MetadataSummary } from '../metadata/types.js';
 
 /**
  * What identifies the bytes beyond size and mtime: an edit that keeps both (in place, or a
@@ -71,6 +72,8 @@ export interface OpenOptions {
    * leads to other bytes (a file renamed over it, a directory swapped for a link).
    */
   expect?: FileIdentity;
+  /** Object stores: the ETag recorded when the object was indexed (other bytes: null). */
+  etag?: string;
 }
 
 /** A complete local file to put into the store (an upload after it was written and hashed). */
@@ -109,6 +112,40 @@ export interface StoreWatch {
   close(): void;
 }
 
+/**
+ * What is known about the bytes of one stored object without reading them: computed once (by
+ * an upload, or by whichever replica hashed the object first) and shared through the store
+ * (an object store's in-bucket index), so other replicas need not read the object.
+ */
+export interface KnownDigests {
+  sha256: string;
+  md5?: string;
+  blake2b256?: string;
+  /** null: the archive was read and has no usable metadata. */
+  metadata: MetadataSummary | null;
+  metadataError?: string;
+}
+
+/** A text edit: the new text (null: no change) and what to answer. */
+export type TextEdit<R> = (text: string, exists: boolean) => { text: string | null; result: R };
+
+/**
+ * The yank list (yanked.txt's format) kept by a store itself: an object store keeps it in the
+ * bucket so a yank through one replica shows on every replica. (FsStore has none: yanked.txt
+ * beside the root, the operator's file.)
+ */
+export interface StoredTextFile {
+  /** The text ('' when there is none). */
+  read(): Promise<string>;
+  /** Read-modify-write; of concurrent edits (any replica) none is lost. */
+  edit<R>(change: TextEdit<R>): Promise<R>;
+  /** Told when another replica changed it. */
+  onChange(listener: () => void): () => void;
+}
+
+/** The outcome of a claim: granted, or held by the file at `key` (another spelling, or the release's other sdist). */
+export type ClaimResult = { granted: true } | { granted: false; name: string; key: string };
+
 export interface PackageStore {
   /** Stable identity of the store (FsStore: its absolute directory); what DistFile.root holds. */
   readonly id: string;
@@ -134,9 +171,32 @@ export interface PackageStore {
    * A local file with the bytes at key (see LocalFile). A missing key may show only when the
    * path is read (FsStore hands out the path without a stat: the hash workers report ENOENT).
    */
-  localFile(key: string): Promise<LocalFile>;
+  localFile(key: string, opts?: OpenOptions): Promise<LocalFile>;
+  /**
+   * A short-lived URL a client can fetch the bytes at key from directly (object stores:
+   * a presigned GET; --s3-redirect). Optional.
+   */
+  downloadUrl?(key: string, expiresInSeconds: number, filename: string): Promise<string>;
   /** Report changes as they happen (optional: without it, changes are found by list()). */
   watch?(listener: (event: StoreEvent) => void): StoreWatch;
+  /**
+   * The digests and metadata the store already knows for exactly these bytes (same key, ETag
+   * and size), or undefined: the indexer then reads the object itself. Object stores only.
+   */
+  recall?(entry: StoreEntry): KnownDigests | undefined;
+  /** The indexer (or an upload) computed what is known of entry's bytes: share it (object stores). */
+  record?(entry: StoreEntry, known: KnownDigests): void;
+  /**
+   * Stores shared by several servers (object stores): take the uniqueness claims an upload of
+   * key needs (opaque names, e.g. one per distribution and one per release's sdist) before the
+   * put, so two servers cannot both accept a second spelling of a file or a second sdist.
+   * Granted (all of them), or the first name held by another key (nothing left taken).
+   */
+  claim?(names: string[], key: string): Promise<ClaimResult>;
+  /** Release the claims of key (after remove, or a failed put). */
+  release?(names: string[], key: string): Promise<void>;
+  /** The root's yank list when the store keeps it (see StoredTextFile). */
+  readonly yankList?: StoredTextFile;
 }
 
 /** The key rules shared by every store. */

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
 import type { DistFile } from '../catalog/catalog.js';
 import type { UploadIndex } from '../catalog/indexer.js';
-import { parseFilename, type ParsedFilename } from '../catalog/filename.js';
+import { distKey, parseFilename, type ParsedFilename } from '../catalog/filename.js';
 import { isValidProjectName, normalizeName } from '../core/names.js';
 import { parseVersion, versionKey, versionsEqual } from '../catalog/version.js';
 import { httpError } from '../core/errors.js';
@@ -200,6 +200,15 @@ export class FileUploader implements UploadService {
       entry = await this.store.put(key, source);
       status = 'replaced';
     } else {
+      // Across replicas on one bucket (stores that take claims), the rules above also hold
+      // for uploads this server has not seen yet: the distribution and the release's sdist are
+      // claimed in the bucket before the put. A claim whose put never happens expires.
+      const held = await this.store.claim?.(claimNames(parsed), key);
+      if (held && !held.granted) {
+        const holder = held.key.slice(held.key.lastIndexOf('/') + 1);
+        if (held.name.startsWith('sdist:')) throw httpError('SDIST_EXISTS', `${holder} is already the sdist of ${form.name} ${form.version}`);
+        throw httpError('FILE_EXISTS', `${form.filename} (as ${holder})`);
+      }
       const put = await this.store.putIfAbsent(key, source);
       if (put.created) entry = put.entry;
       else {
@@ -230,6 +239,7 @@ export class FileUploader implements UploadService {
     const removed: string[] = [];
     for (const f of doomed) {
       await f.store.remove(f.relPath);
+      await f.store.release?.(claimNames(f.parsed), f.relPath);
       this.deps.indexer.forget(f);
       removed.push(f.filename);
     }
@@ -246,6 +256,13 @@ async function digestFile(file: string, want: { md5?: boolean; blake2b256?: bool
   const d = await Digester.create(want);
   for await (const chunk of createReadStream(file)) d.update(chunk as Buffer);
   return d.digest();
+}
+
+/** The uniqueness claims of a file (PackageStore.claim): its distribution, and an sdist's release. */
+export function claimNames(parsed: ParsedFilename): string[] {
+  const names = [`dist:${distKey(parsed)}`];
+  if (parsed.kind === 'sdist') names.push(`sdist:${releaseKey(parsed.project, parsed.version)}`);
+  return names;
 }
 
 /** Does the stored file at key have this sha256? (false: gone meanwhile, or other bytes) */

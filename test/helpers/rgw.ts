@@ -162,7 +162,7 @@ export async function startRgw(opts: { port?: number; timeoutMs?: number } = {})
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pypi-lite-rgw-'));
   const conf = path.join(dir, 'ceph.conf');
   const endpoint = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  const timeoutMs = opts.timeoutMs ?? 60_000;
   const daemons = new Map<string, ChildProcess>();
   const cephEnv = { ...process.env, CEPH_CONF: conf };
 
@@ -205,7 +205,9 @@ export async function startRgw(opts: { port?: number; timeoutMs?: number } = {})
     await fsp.rm(dir, { recursive: true, force: true });
     throw new Error(`S3 engine: ${what}\n${logs.join('\n')}`);
   };
+  // Each wait has its own deadline: startGateway() may be called long after the start.
   const waitFor = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
     while (!(await ok())) {
       for (const [name, child] of daemons) if (child.exitCode !== null || child.signalCode !== null) await fail(`${name} exited while waiting for ${what}`);
       if (Date.now() > deadline) await fail(`timed out waiting for ${what}`);
