@@ -131,6 +131,8 @@ describe('serve options: one table of defaults, variables and parsers', () => {
     ['--no-metrics', 'metrics', false, true],
     ['--no-ui', 'ui', false, true],
     ['--poll', 'poll', 5, null],
+    ['--s3-path-style', 's3PathStyle', true, false],
+    ['--s3-redirect', 's3Redirect', 300, null],
   ];
 
   it('the table lists exactly these switches', () => {
