@@ -5,9 +5,8 @@
 
 import { expect } from 'chai';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { rgwUnavailable, startRgw, type Rgw } from './helpers/rgw.js';
+import { startRgwOrSkip, type Rgw } from './helpers/rgw.js';
 
-const unavailable = rgwUnavailable();
 
 describe('S3 engine harness (Ceph RADOS Gateway)', function () {
   this.timeout(120_000);
@@ -15,11 +14,7 @@ describe('S3 engine harness (Ceph RADOS Gateway)', function () {
   let s3: S3Client;
 
   before(async function () {
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    rgw = await startRgw();
+    rgw = await startRgwOrSkip(this);
     s3 = rgw.client();
     await rgw.createBucket('harness');
   });

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { pino } from 'pino';
 import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { rgwUnavailable, startRgw, type Rgw } from './helpers/rgw.js';
+import { startRgwOrSkip, type Rgw } from './helpers/rgw.js';
 import { S3Feed, RESERVED } from '../lib/store/s3-feed.js';
 import { S3Claims } from '../lib/store/s3-claims.js';
 import { S3TextObject } from '../lib/store/s3-text.js';
@@ -15,7 +15,6 @@ import { YankStore, editYankList } from '../lib/catalog/yank.js';
 import { parseFilename } from '../lib/catalog/filename.js';
 import type { KnownDigests, StoreEvent } from '../lib/store/types.js';
 
-const unavailable = rgwUnavailable();
 const log = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,11 +44,7 @@ describe('S3 feed and claims (replicas on one bucket)', function () {
   };
 
   before(async function () {
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    rgw = await startRgw();
+    rgw = await startRgwOrSkip(this);
     s3 = rgw.client();
   });
   beforeEach(async () => {

@@ -10,12 +10,11 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { rgwUnavailable, startRgw, type Rgw } from './helpers/rgw.js';
+import { startRgwOrSkip, type Rgw } from './helpers/rgw.js';
 import { buildProject, describeRun, EXAMPLE, pip, spawnServer, tempDir, twine, waitHealthy, type Spawned } from './helpers/server.js';
 import { basic, multipart, passwd, post, pyArchive, sha256, twineFields, type Answer } from './helpers/upload.js';
 import { EXAMPLE_FILES, basename } from './helpers/example.js';
 
-const unavailable = rgwUnavailable();
 const PW = 'replica-Pa55';
 const JSON_V1 = 'application/vnd.pypi.simple.v1+json';
 const ROOT = 's3://pkgs/pypi';
@@ -72,12 +71,8 @@ describe('two replicas on one S3 bucket (real pip and twine, Ceph RGW)', functio
     post(`${url}/`, multipart(twineFields(name, version, filename, bytes), { filename, bytes }), basic('alice', PW));
 
   before(async function () {
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
     work = await tempDir('pypi-lite-s3-replicas-');
-    rgw = await startRgw();
+    rgw = await startRgwOrSkip(this);
     env = rgw.env;
     s3 = rgw.client();
     await rgw.createBucket('pkgs');

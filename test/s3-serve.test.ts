@@ -12,24 +12,13 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { cachedBlobs, StaticUpstream } from './helpers/upstream.js';
-import { rgwUnavailable, startRgw, type Rgw } from './helpers/rgw.js';
-import { BIN, buildProject, describeRun, EXAMPLE, pip, run, spawnServer, tempDir, twine, waitHealthy, type Spawned } from './helpers/server.js';
+import { startRgwOrSkip, type Rgw } from './helpers/rgw.js';
+import { BIN, buildProject, describeRun, EXAMPLE, pip, run, spawnServer, tempDir, tw, waitHealthy, type Spawned } from './helpers/server.js';
 import { basic, eventually, expectRefused, multipart, passwd, post, sha256, twineFields } from './helpers/upload.js';
 import { EXAMPLE_FILES, basename } from './helpers/example.js';
 
-const unavailable = rgwUnavailable();
 const PW = 's3-Pa55-word';
 const JSON_V1 = 'application/vnd.pypi.simple.v1+json';
-
-interface Twined {
-  code: number | null;
-  out: string;
-}
-
-async function tw(args: string[]): Promise<Twined> {
-  const r = await twine(args, { COLUMNS: '400', NO_COLOR: '1' });
-  return { code: r.code, out: `${r.stdout}\n${r.stderr}`.replace(/\s+/g, ' ') };
-}
 
 interface PageFile {
   filename: string;
@@ -68,12 +57,8 @@ describe('serving an S3 root (real pip and twine, Ceph RGW)', function () {
   }
 
   before(async function () {
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
     work = await tempDir('pypi-lite-s3-serve-');
-    rgw = await startRgw();
+    rgw = await startRgwOrSkip(this);
     env = rgw.env;
     s3 = rgw.client();
     await rgw.createBucket('pkgs');

@@ -12,7 +12,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { FsStore } from '../lib/store/fs-store.js';
 import { S3Store } from '../lib/store/s3-store.js';
 import { createS3Client } from '../lib/store/s3-client.js';
-import { rgwUnavailable, startRgw, type Rgw } from './helpers/rgw.js';
+import { startRgwOrSkip, type Rgw } from './helpers/rgw.js';
 import { InvalidKeyError, type PackageStore, type StoreEntry, type StoreEvent } from '../lib/store/types.js';
 
 /** What the suite needs besides the store: a way to change the stored files from outside it (another tool). */
@@ -241,7 +241,6 @@ storeContract('FsStore', async () => {
 /** One engine for every S3 case; each case gets a prefix of its own in one bucket. */
 describe('S3Store (Ceph RGW)', function () {
   this.timeout(120_000);
-  const unavailable = rgwUnavailable();
   let rgw: Rgw;
   let s3: S3Client;
   /** The store's own client, built as the server builds it (from the AWS variables). */
@@ -249,11 +248,7 @@ describe('S3Store (Ceph RGW)', function () {
   const savedEnv = { ...process.env };
   let runs = 0;
   before(async function () {
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    rgw = await startRgw();
+    rgw = await startRgwOrSkip(this);
     s3 = rgw.client();
     await rgw.createBucket('contract');
     Object.assign(process.env, rgw.env);

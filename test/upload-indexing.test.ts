@@ -102,4 +102,43 @@ describe('an uploaded file is indexed once', function () {
     expect(await listed(srv.url, 'again')).to.deep.equal(new Map([[wheel, sha256(second)]]));
     expect(await fsp.readFile(path.join(root, wheel))).to.deep.equal(second);
   });
+
+  it('no temp file is left when the answer arrives: identical re-uploads and remove_pkg with a file', async () => {
+    // The temp file of an upload that was not moved into place (identical bytes, remove_pkg)
+    // is removed before the 200 goes out, not after: a client reading the root right after its
+    // answer (as the multipart fuzz test does) finds nothing.
+    const { srv, root } = await serve();
+    const wheel = 'again-1.0-py3-none-any.whl';
+    const bytes = await pyArchive(work, wheel, { kind: 'wheel', name: 'again', version: '1.0' });
+    const send = (action: string) => post(`${srv.url}/`, multipart(twineFields('again', '1.0', wheel, bytes, { ':action': action }), { filename: wheel, bytes }));
+    expect((await send('file_upload')).status).to.equal(200);
+    const seen: string[][] = [];
+    for (let i = 0; i < 15; i++) {
+      const ans = await send('file_upload');
+      expect(ans.status, `${ans.status} ${ans.statusText}`).to.equal(200);
+      seen.push(await tempUploads(root));
+    }
+    const removed = await send('remove_pkg');
+    expect(removed.status, `${removed.status} ${removed.statusText}`).to.equal(200);
+    seen.push(await tempUploads(root));
+    expect(seen.filter((t) => t.length > 0), 'temp files found right after a 200').to.deep.equal([]);
+  });
+
+  it('a part header busboy refuses (a NUL in the file name), with or without the closing boundary: 400 at once, no temp file', async () => {
+    // Regression (found by the multipart fuzz test): the guard had started writing the file of
+    // a part whose header busboy then refused; a body ending inside that part got no answer at
+    // all, and with its closing boundary the temp file stayed behind.
+    const { srv, root } = await serve();
+    const b = '7-+_y.';
+    const part = (name: string, value: string) => `--${b}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+    const head =
+      part(':action', 'file_upload') + part('protocol_version', '1') + part('name', 'nul') + part('version', '1.0') + part('filetype', 'bdist_wheel') +
+      `--${b}\r\nContent-Disposition: form-data; name="content"; filename="nul\u0000-1.0-py3-none-any.whl"\r\nContent-Type: application/octet-stream\r\n\r\n${'x'.repeat(746)}`;
+    for (const body of [head, `${head}\r\n--${b}--\r\n`]) {
+      const ans = await fetch(`${srv.url}/`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary="${b}"` }, body, signal: AbortSignal.timeout(10_000) });
+      expect(ans.status, `${ans.status} ${ans.statusText}`).to.equal(400);
+      expect(ans.statusText).to.match(/^Malformed multipart\/form-data request/);
+      expect(await tempUploads(root)).to.deep.equal([]);
+    }
+  });
 });

@@ -7,23 +7,11 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { buildProject, pip, spawnServer, tempDir, twine, waitHealthy, type Spawned } from './helpers/server.js';
+import { buildProject, pip, spawnServer, tempDir, tw, waitHealthy, type Spawned } from './helpers/server.js';
 import { basic, multipart, passwd, post, pyArchive, sha256, tempUploads, twineFields } from './helpers/upload.js';
 
 const SIMPLE_JSON = 'application/vnd.pypi.simple.v1+json';
 const PW = 'alice-Pa55-word';
-
-interface Twined {
-  code: number | null;
-  /** stdout + stderr with runs of white space folded to one space (rich wraps long lines). */
-  out: string;
-}
-
-/** twine with a wide console, so that messages are not wrapped in the middle. */
-async function tw(args: string[]): Promise<Twined> {
-  const r = await twine(args, { COLUMNS: '400', NO_COLOR: '1' });
-  return { code: r.code, out: `${r.stdout}\n${r.stderr}`.replace(/\s+/g, ' ') };
-}
 
 function uploadArgs(url: string, files: string[], extra: string[] = []): string[] {
   return ['upload', '--repository-url', url, '--disable-progress-bar', ...extra, ...files];

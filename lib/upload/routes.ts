@@ -117,8 +117,12 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
     new Promise((resolve, reject) => {
       const boundary = boundaryOf(req.headers['content-type']);
       if (boundary !== null) {
-        // The file's bytes go from the guard straight to a temp file (busboy sees the part empty).
-        const guard = new FormGuard(boundary, formLimits, (_name, seen) => deps.uploader.storage.divert(req, seen));
+        // The guard could hand the file's bytes straight to a temp file (FormGuard's `divert`,
+        // busboy then seeing the part empty), but it accepts part headers busboy refuses (a NUL in
+        // the file name): busboy fails on a part whose bytes the guard is already writing, and a
+        // body ending inside it got no answer. Until the two agree on every header, busboy reads
+        // the file (test/upload-indexing.test.ts: "a part header busboy refuses").
+        const guard = new FormGuard(boundary, formLimits);
         // A field over its limit: answer now, while the client may still be sending, once the
         // temp file (if the file came first) is gone. multer's own abort follows unawaited.
         guard.once('error', (err: unknown) => {
@@ -146,6 +150,9 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
     const files = (req.files ?? {}) as Record<string, (Express.Multer.File & Partial<StoredFileInfo>)[]>;
     const content = files.content?.[0];
     const stored = content?.digests ?? null;
+    // Every temp file of this request is gone before the answer goes out (a client that reads
+    // the root right after its 200 finds nothing half-written).
+    let reply: string;
     try {
       const action = field(body, ':action') ?? (typeof req.query[':action'] === 'string' ? req.query[':action'] : null);
       const protocol = field(body, 'protocol_version');
@@ -156,31 +163,31 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
         if (!name || !version) throw httpError('MISSING_FIELD', 'name and version');
         const removed = await deps.uploader.remove(name, version);
         if (!removed.length) throw httpError('FILE_NOT_FOUND', `${name} ${version}`);
-        // A file sent along with remove_pkg is not needed: gone before the answer goes out.
-        if (stored) await deps.uploader.storage.discard(stored.tempPath);
-        res.type('text/plain').send(`Removed ${removed.join(', ')}\n`);
-        return;
+        reply = `Removed ${removed.join(', ')}\n`;
+      } else {
+        if (action !== 'file_upload') throw httpError('UNSUPPORTED_ACTION', action === null ? 'missing' : action.slice(0, 40));
+        if (!name) throw httpError('MISSING_FIELD', 'name');
+        if (!version) throw httpError('MISSING_FIELD', 'version');
+        if (!content || !stored) throw httpError('MISSING_CONTENT');
+        const form: UploadForm = {
+          name,
+          version,
+          filetype: field(body, 'filetype'),
+          filename: content.originalname ?? '',
+          sha256Digest: field(body, 'sha256_digest'),
+          md5Digest: field(body, 'md5_digest'),
+          blake2Digest: field(body, 'blake2_256_digest'),
+        };
+        const outcome = await deps.uploader.accept(form, stored);
+        const storedAs = outcome.file && outcome.file.filename !== form.filename ? ` (replaced ${outcome.file.filename}, kept under that name)` : '';
+        reply = outcome.status === 'identical' ? `${form.filename} was already uploaded with identical content\n` : `OK: ${form.filename}${storedAs}\n`;
       }
-      if (action !== 'file_upload') throw httpError('UNSUPPORTED_ACTION', action === null ? 'missing' : action.slice(0, 40));
-      if (!name) throw httpError('MISSING_FIELD', 'name');
-      if (!version) throw httpError('MISSING_FIELD', 'version');
-      if (!content || !stored) throw httpError('MISSING_CONTENT');
-      const form: UploadForm = {
-        name,
-        version,
-        filetype: field(body, 'filetype'),
-        filename: content.originalname ?? '',
-        sha256Digest: field(body, 'sha256_digest'),
-        md5Digest: field(body, 'md5_digest'),
-        blake2Digest: field(body, 'blake2_256_digest'),
-      };
-      const outcome = await deps.uploader.accept(form, stored);
-      const storedAs = outcome.file && outcome.file.filename !== form.filename ? ` (replaced ${outcome.file.filename}, kept under that name)` : '';
-      res.type('text/plain').send(outcome.status === 'identical' ? `${form.filename} was already uploaded with identical content\n` : `OK: ${form.filename}${storedAs}\n`);
     } finally {
-      // The stored file, and any other temp file of this request (e.g. a diverted part that
-      // busboy did not report as the content file).
+      // The stored file when it was not moved into place (identical, refused, remove_pkg), and
+      // any other temp file of this request (e.g. a diverted part busboy did not report as the
+      // content file).
       await deps.uploader.storage.abandon(req);
     }
+    res.type('text/plain').send(reply);
   };
 }

@@ -155,6 +155,19 @@ async function answers(endpoint: string): Promise<boolean> {
   }
 }
 
+/**
+ * For a suite's before(): the engine, or the suite skipped with the reason printed (the engine
+ * is not installed here; `npm run deps:system` installs it).
+ */
+export async function startRgwOrSkip(ctx: Mocha.Context): Promise<Rgw> {
+  const why = rgwUnavailable();
+  if (why) {
+    console.log(`      skipped: ${why}`);
+    ctx.skip();
+  }
+  return startRgw();
+}
+
 export async function startRgw(opts: { port?: number; timeoutMs?: number } = {}): Promise<Rgw> {
   const why = rgwUnavailable();
   if (why) throw new Error(why);

@@ -148,6 +148,18 @@ export function twine(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunR
   return run('twine', args, { env: cleanEnv({ TWINE_NON_INTERACTIVE: '1', ...env }) });
 }
 
+export interface Twined {
+  code: number | null;
+  /** stdout + stderr with runs of white space folded to one space (rich wraps long lines). */
+  out: string;
+}
+
+/** twine with a wide console, so that messages are not wrapped in the middle. */
+export async function tw(args: string[]): Promise<Twined> {
+  const r = await twine(args, { COLUMNS: '400', NO_COLOR: '1' });
+  return { code: r.code, out: `${r.stdout}\n${r.stderr}`.replace(/\s+/g, ' ') };
+}
+
 export async function tempDir(prefix = 'pypi-lite-test-'): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
 }
