@@ -10,6 +10,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ArchiveErrorCode, ArchiveKind, MetadataSummary } from '../metadata/types.js';
+import { decodeResults, encodeTasks, type ResultBatch } from './hash-messages.js';
 
 export interface HashTask {
   id: number;
@@ -78,9 +79,9 @@ class Queue {
   }
 }
 
-const MAX_BATCH = 64;
+const MAX_BATCH = 256;
 /** A worker gets more work once fewer than this many of its files are unfinished. */
-const LOW_WATER = 16;
+const LOW_WATER = 128;
 
 interface Slot {
   worker: Worker;
@@ -101,6 +102,7 @@ export class HashPool {
   private readonly queuedByPath = new Map<string, Job>();
   private nextId = 1;
   private closed = false;
+  private pumpScheduled = false;
 
   /** Workers that died and were replaced (for logs and tests). */
   restarts = 0;
@@ -117,14 +119,16 @@ export class HashPool {
     const workerData: HashWorkerData = { replacement };
     const worker = new Worker(this.url, { workerData });
     const slot: Slot = { worker, inflight: new Map(), dead: false, isolating: false };
-    worker.on('message', (results: HashResult[]) => {
+    worker.on('message', (batch: ResultBatch) => {
+      const results = decodeResults(batch);
       for (const r of results) {
         const job = slot.inflight.get(r.id);
         slot.inflight.delete(r.id);
         job?.resolve(r);
       }
       if (slot.inflight.size === 0) slot.isolating = false;
-      this.pump();
+      // Later: the resolved callers queue their next files in the microtasks after this.
+      this.pumpSoon();
     });
     // 'error' (an uncaught exception) is followed by 'exit'; either one retires the slot.
     worker.on('error', (err) => this.died(slot, err.message));
@@ -164,11 +168,31 @@ export class HashPool {
   }
 
   run(task: Omit<HashTask, 'id'>, urgent = false): Promise<HashResult> {
-    if (this.closed) return Promise.resolve({ id: 0, ok: false, error: 'pool closed' });
-    return new Promise((resolve) => {
-      const job: Job = { task: { ...task, id: this.nextId++ }, resolve, taken: false, suspect: false };
-      (urgent ? this.urgent : this.normal).push(job);
-      if (!urgent) this.queuedByPath.set(task.path, job);
+    return new Promise((resolve) => this.submit(task, urgent, resolve));
+  }
+
+  /** `run` with a callback (no promise per file: a cold start submits every file). */
+  submit(task: Omit<HashTask, 'id'>, urgent: boolean, done: (r: HashResult) => void): void {
+    if (this.closed) return done({ id: 0, ok: false, error: 'pool closed' });
+    const t: HashTask = { id: this.nextId++, path: task.path };
+    if (task.archive) t.archive = task.archive;
+    if (task.extraDigests) t.extraDigests = true;
+    const job: Job = { task: t, resolve: done, taken: false, suspect: false };
+    (urgent ? this.urgent : this.normal).push(job);
+    if (urgent) return this.pump();
+    this.queuedByPath.set(task.path, job);
+    this.pumpSoon();
+  }
+
+  /**
+   * Pump once callers are done queueing for now (files are queued one at a time: pumping at
+   * each would send most of them one per message, and a message costs more than a small file).
+   */
+  private pumpSoon(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
       this.pump();
     });
   }
@@ -215,7 +239,7 @@ export class HashPool {
       if (this.queuedByPath.get(job.task.path) === job) this.queuedByPath.delete(job.task.path);
       slot.inflight.set(job.task.id, job);
     }
-    slot.worker.postMessage(batch.map((j) => j.task));
+    slot.worker.postMessage(encodeTasks(batch.map((j) => j.task)));
     return true;
   }
 

@@ -27,15 +27,15 @@ export interface HashSchedulerHooks {
 
 interface Queued {
   appeared: boolean;
-  done: Promise<void>;
-  release: () => void;
+  /** Pages waiting for this file's result (made on demand: most files nobody waits for). */
+  waiters: (() => void)[] | null;
 }
 
 export class HashScheduler {
   private readonly pool: HashPool;
   private readonly log: Logger;
-  /** Files handed to the pool, with a promise settled once their result is applied. */
-  private readonly inflight = new Map<DistFile, Promise<void>>();
+  /** Files handed to the pool, until their result is applied. */
+  private readonly inflight = new Map<DistFile, Queued>();
   /** The path each in-flight file was handed to the pool with (to promote it); at most HASH_WINDOW. */
   private readonly paths = new Map<DistFile, string>();
   /** Files waiting for their turn (FIFO in queue from head on). */
@@ -102,9 +102,7 @@ export class HashScheduler {
    */
   schedule(file: DistFile, appeared: boolean): void {
     if (this.pending(file)) return;
-    let release!: () => void;
-    const done = new Promise<void>((resolve) => (release = resolve));
-    this.queued.set(file, { appeared, done, release });
+    this.queued.set(file, { appeared, waiters: null });
     this.queue.push(file);
     this.pump();
   }
@@ -116,7 +114,9 @@ export class HashScheduler {
       const p = this.paths.get(file);
       if (p !== undefined) this.pool.promote(p);
     }
-    return this.inflight.get(file);
+    const q = this.inflight.get(file);
+    if (!q) return undefined;
+    return new Promise((resolve) => (q.waiters ??= []).push(resolve));
   }
 
   /** Resolves when nothing is queued or being hashed. */
@@ -154,30 +154,45 @@ export class HashScheduler {
     // truncated zip or wheel fails to open, but a truncated sdist often still yields its
     // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
     const verifyGzip = q.appeared && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
-    const p = (async () => {
-      const local = await file.store.localFile(file.relPath);
-      try {
-        this.paths.set(file, local.path);
-        let r = await this.pool.run({ path: local.path, archive: archiveKindOf(file.parsed) }, urgent);
-        if (verifyGzip && r.ok && !r.metadataError && this.hooks.isCurrent(file) && !(await gzipComplete(local.path, r.size))) {
-          const cut = corrupt('gzip', 'unexpected end of file');
-          r = { ...r, metadata: null, metadataError: cut.error, metadataErrorCode: cut.code };
-        }
-        this.settle(file, r, q.appeared);
-      } finally {
+    this.inflight.set(file, q);
+    // Callbacks rather than an async function: this runs for every file of a cold start,
+    // and the promises of an async function per file cost the main thread more than the rest.
+    const failed = (err: unknown): void => this.log.error({ err, file: file.relPath }, 'cannot hash a file');
+    const finished = (): void => {
+      this.inflight.delete(file);
+      if (q.waiters) for (const w of q.waiters) w();
+      this.pump();
+      if (this.backlog === 0) for (const w of this.idleWaiters.splice(0)) w();
+    };
+    file.store.localFile(file.relPath).then((local) => {
+      const release = (): void => {
         this.paths.delete(file);
-        await local.release();
-      }
-    })()
-      .catch((err: unknown) => this.log.error({ err, file: file.relPath }, 'cannot hash a file'))
-      .finally(() => {
-        this.inflight.delete(file);
-        q.release();
-        this.pump();
-        if (this.backlog === 0) for (const w of this.idleWaiters.splice(0)) w();
+        local.release().catch(failed).finally(finished);
+      };
+      const settle = (r: HashResult): void => {
+        try {
+          this.settle(file, r, q.appeared);
+        } catch (err) {
+          failed(err);
+        }
+        release();
+      };
+      this.paths.set(file, local.path);
+      this.pool.submit({ path: local.path, archive: archiveKindOf(file.parsed) }, urgent, (r) => {
+        if (!(verifyGzip && r.ok && !r.metadataError && this.hooks.isCurrent(file))) return settle(r);
+        gzipComplete(local.path, r.size).then((complete) => {
+          if (complete) return settle(r);
+          const cut = corrupt('gzip', 'unexpected end of file');
+          settle({ ...r, metadata: null, metadataError: cut.error, metadataErrorCode: cut.code });
+        }, (err: unknown) => {
+          failed(err);
+          release();
+        });
       });
-    this.inflight.set(file, q.done);
-    void p;
+    }, (err: unknown) => {
+      failed(err);
+      finished();
+    });
   }
 
   private settle(file: DistFile, r: HashResult, appeared: boolean): void {
@@ -196,8 +211,7 @@ export class HashScheduler {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const q of this.queued.values()) q.release();
-    this.queued.clear();
+    this.queued.clear(); // (nobody waits for a queued file: urgent() starts it)
     await this.pool.close();
   }
 }
@@ -207,7 +221,7 @@ const HASH_RETRY_MIN_MS = 60_000;
 const HASH_RETRY_MAX_MS = 3_600_000;
 
 /** Files in the hashing pool at once (enough to keep every worker busy). */
-const HASH_WINDOW = 256;
+const HASH_WINDOW = 1024;
 
 /** Above this much output a gzip stream is taken as complete (bounds the work on a bomb). */
 const GZIP_VERIFY_LIMIT = 256 * 1024 ** 2;

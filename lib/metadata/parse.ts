@@ -67,7 +67,7 @@ export function parseMetadata(bytes: Buffer): CoreMetadata {
   if (text.startsWith('\ufeff')) text = text.slice(1);
 
   try {
-    const { raw, body } = splitMessage(text);
+    const { raw, body } = splitMessage(text, true);
     return buildMetadata(raw, body);
   } catch {
     // defensive: the contract is to never throw
@@ -75,7 +75,45 @@ export function parseMetadata(bytes: Buffer): CoreMetadata {
   }
 }
 
-export function sdistMetadataIsStatic(md: CoreMetadata): boolean {
+/** The fields the index keeps (see summary.ts), as `parseMetadata` gives them. */
+export type SummaryFields = Pick<CoreMetadata, 'metadataVersion' | 'name' | 'version' | 'requiresPython' | 'dynamic'>;
+
+/**
+ * `parseMetadata` reduced to the fields the index keeps: the same header split, but neither
+ * the body (often most of the bytes: the long description) nor the other fields are built.
+ * This runs for every file at a cold start. Pure and total, like `parseMetadata`.
+ */
+export function parseSummaryFields(bytes: Buffer): SummaryFields {
+  let text = Buffer.isBuffer(bytes) ? bytes.toString('utf8') : '';
+  if (text.startsWith('\ufeff')) text = text.slice(1);
+  let raw: RawHeader[] = [];
+  try {
+    raw = splitMessage(text, false).raw;
+  } catch {
+    // defensive: the contract is to never throw
+  }
+  const firsts = new Map<string, RawHeader>();
+  const dynamic: RawHeader[] = [];
+  for (const h of raw) {
+    if (h.key === 'dynamic') dynamic.push(h);
+    else if (!firsts.has(h.key)) firsts.set(h.key, h);
+  }
+  const single = (key: string): string | null => {
+    const h = firsts.get(key);
+    if (h === undefined) return null;
+    const v = unfold(h);
+    return v === '' ? null : v;
+  };
+  return {
+    metadataVersion: single('metadata-version'),
+    name: single('name'),
+    version: single('version'),
+    requiresPython: single('requires-python'),
+    dynamic: dynamicFields(dynamic.map(unfold).filter((v) => v !== '')),
+  };
+}
+
+export function sdistMetadataIsStatic(md: Pick<CoreMetadata, 'metadataVersion' | 'dynamic'>): boolean {
   if (!metadataVersionAtLeast(md.metadataVersion, [2, 2])) return false;
   const dynamic = new Set((md.dynamic ?? []).map((d) => d.toLowerCase()));
   return STATIC_REQUIRED.every((field) => !dynamic.has(field));
@@ -83,7 +121,8 @@ export function sdistMetadataIsStatic(md: CoreMetadata): boolean {
 
 // ---------------------------------------------------------------------------
 
-function splitMessage(text: string): { raw: RawHeader[]; body: string | null } {
+/** `withBody`: false when only the headers are wanted (the body is then null). */
+function splitMessage(text: string, withBody: boolean): { raw: RawHeader[]; body: string | null } {
   const raw: RawHeader[] = [];
   const lineBreak = /\r\n|\n|\r/g;
   let current: RawHeader | null = null;
@@ -122,7 +161,7 @@ function splitMessage(text: string): { raw: RawHeader[]; body: string | null } {
     pos = next;
   }
 
-  const body = bodyStart >= 0 && bodyStart <= text.length
+  const body = withBody && bodyStart >= 0 && bodyStart <= text.length
     ? text.slice(bodyStart).replace(/\r\n?/g, '\n')
     : null;
   return { raw, body };
@@ -166,13 +205,7 @@ function buildMetadata(raw: RawHeader[], body: string | null): CoreMetadata {
     projectUrls.set(label, url);
   }
 
-  const dynamic: string[] = [];
-  for (const v of multi('dynamic')) {
-    for (const part of v.split(',')) {
-      const field = part.trim().toLowerCase();
-      if (field !== '' && !dynamic.includes(field)) dynamic.push(field);
-    }
-  }
+  const dynamic = dynamicFields(multi('dynamic'));
 
   const hasBody = body !== null && body.trim() !== '';
 
@@ -204,8 +237,22 @@ function buildMetadata(raw: RawHeader[], body: string | null): CoreMetadata {
   };
 }
 
+/** The lower-cased field names of the `Dynamic:` values, each once, in order. */
+function dynamicFields(values: string[]): string[] {
+  const dynamic: string[] = [];
+  for (const v of values) {
+    for (const part of v.split(',')) {
+      const field = part.trim().toLowerCase();
+      if (field !== '' && !dynamic.includes(field)) dynamic.push(field);
+    }
+  }
+  return dynamic;
+}
+
 /** A one-line field: RFC 822 unfolding, whitespace around the folds collapsed. */
 function unfold(h: RawHeader): string {
+  // (the common case, without the arrays: every file's fields pass here at a cold start)
+  if (h.continuation.length === 0) return h.first.trim();
   return [h.first, ...h.continuation]
     .map((l) => l.trim())
     .filter((l) => l !== '')
