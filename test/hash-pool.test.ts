@@ -104,6 +104,23 @@ describe('hash pool: batches of files (in-process)', function () {
     expect(!notFile.ok && notFile.error).to.equal('not a regular file');
   });
 
+  it('starts workers only for waiting work (none for nothing to hash), retires idle ones and starts them again on demand', async () => {
+    pool = new HashPool(2, undefined, 200);
+    expect(pool.running, 'before any work').to.equal(0);
+    const one = wheel('lazy', '1.0');
+    const p = await put(one);
+    const first = ok(await pool.run({ path: p, archive: 'wheel' }), one.filename);
+    expect(first.sha256).to.equal(sha256(one.data));
+    expect(pool.running, 'one file: one worker').to.equal(1);
+    const deadline = Date.now() + 10_000;
+    while (pool.running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(pool.running, 'after the idle time').to.equal(0);
+    expect(pool.restarts, 'a retired worker is no death').to.equal(0);
+    const again = ok(await pool.run({ path: p, archive: 'wheel' }), one.filename);
+    expect(again.sha256).to.equal(sha256(one.data));
+    expect(again.metadata?.name).to.equal('lazy');
+  });
+
   it('files over the in-memory limit are streamed and still get their metadata, beside small ones', async () => {
     pool = new HashPool(1);
     const files: { path: string; bytes: Buffer; name: string }[] = [];

@@ -395,6 +395,27 @@ describe('FsStore specifics', function () {
     expect(await store.stat('linkdir/secret-1.0.tar.gz')).to.equal(null);
   });
 
+  it('a directory of thousands of files (stat\'ed off the main thread, in slices) lists exactly its regular files, each with its own size, mtime and identity', async function () {
+    this.timeout(60_000);
+    const root = path.join(base, 'root');
+    await fsp.mkdir(path.join(root, 'sub'), { recursive: true });
+    await fsp.writeFile(path.join(base, 'outside-1.0.tar.gz'), 'outside');
+    const names: string[] = [];
+    for (let i = 0; i < 9000; i++) names.push(`p${i}-1.0.tar.gz`);
+    for (let i = 0; i < names.length; i += 500) await Promise.all(names.slice(i, i + 500).map((n, j) => fsp.writeFile(path.join(root, n), 'x'.repeat((i + j) % 97))));
+    await fsp.symlink(path.join(base, 'outside-1.0.tar.gz'), path.join(root, 'link-1.0.tar.gz'));
+    await fsp.mkdir(path.join(root, 'adir-1.0.tar.gz'));
+    await fsp.writeFile(path.join(root, '.hidden-1.0.tar.gz'), 'h');
+    await fsp.writeFile(path.join(root, 'sub', 'q-1.0.tar.gz'), 'q');
+    const listed = await listAll(new FsStore(root, pino({ level: 'silent' })));
+    const expected = [...names, 'sub/q-1.0.tar.gz'].sort();
+    expect(listed.map((e) => e.key)).to.deep.equal(expected);
+    for (const e of listed.filter((_, i) => i % 97 === 0 || i === listed.length - 1)) {
+      const st = await fsp.lstat(path.join(root, e.key));
+      expect(e, e.key).to.deep.equal({ key: e.key, size: st.size, mtimeMs: st.mtimeMs, identity: { dev: st.dev, ino: st.ino, ctimeMs: st.ctimeMs } });
+    }
+  });
+
   it('put-if-absent from a staging file outside the root', async function () {
     const root = path.join(base, 'root');
     await fsp.mkdir(root);

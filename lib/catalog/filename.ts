@@ -70,14 +70,18 @@ function lowerAscii(s: string): string {
   return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 }
 
+/**
+ * DIST_EXTENSIONS at the end of a name. Case-insensitive without the `u` flag folds ASCII
+ * letters only (a non-ASCII character never matches an ASCII one), like lowerAscii.
+ */
+const DIST_EXTENSION_AT_END = /\.(?:tar\.bz2|tar\.gz|tar\.xz|whl|zip|tgz|egg)$/i;
+
 /** The canonical extension `filename` ends with (ASCII case-insensitive), or null. */
 function findExtension(filename: string): string | null {
-  for (const ext of DIST_EXTENSIONS) {
-    if (filename.length >= ext.length && lowerAscii(filename.slice(filename.length - ext.length)) === ext) {
-      return ext;
-    }
-  }
-  return null;
+  // One regex search instead of a slice and lower-casing per extension (a start calls this
+  // for every file, twice).
+  const at = filename.search(DIST_EXTENSION_AT_END);
+  return at === -1 ? null : lowerAscii(filename.slice(at));
 }
 
 export function isDistFilename(filename: string): boolean {

@@ -90,7 +90,17 @@ interface Slot {
   dead: boolean;
   /** Running one suspect alone: gets no other work until it answers. */
   isolating: boolean;
+  /** Retires the worker once it has had nothing to do for IDLE_EXIT_MS. */
+  idleTimer: NodeJS.Timeout | null;
 }
+
+/**
+ * A worker with nothing to do exits after this long. Workers start only when something needs
+ * hashing: a warm start (every digest cached) starts none, and after a cold start or a burst of
+ * new files they go away again. Each one costs ~0.3 s of CPU to start (compiling its modules)
+ * and ~30-40 MB of RSS while it lives; restarting one later costs the first file that much latency.
+ */
+const IDLE_EXIT_MS = 30_000;
 
 export class HashPool {
   private readonly workers: Slot[] = [];
@@ -108,17 +118,48 @@ export class HashPool {
   restarts = 0;
   private readonly url = new URL('./hash-worker.js', import.meta.url);
 
+  /** At most this many workers, started on demand (see IDLE_EXIT_MS). */
+  private readonly size: number;
+
   constructor(
     size = Math.max(1, os.availableParallelism()),
     private readonly onWorkerDied: (reason: string, orphans: number) => void = () => {},
+    private readonly idleExitMs = IDLE_EXIT_MS,
   ) {
-    for (let i = 0; i < size; i++) this.workers.push(this.spawn(false));
+    this.size = Math.max(1, size);
+  }
+
+  /** Workers running now (started on demand, retired when idle). */
+  get running(): number {
+    return this.workers.length;
+  }
+
+  /** Start workers for the waiting work: one per waiting file, up to the pool's size. */
+  private grow(): void {
+    const waiting = this.urgent.length + this.normal.length + this.suspects.length;
+    let idle = 0;
+    for (const w of this.workers) if (w.inflight.size === 0) idle++;
+    for (let want = waiting - idle; want > 0 && this.workers.length < this.size; want--) this.workers.push(this.spawn(false));
+  }
+
+  /** Retire the worker after IDLE_EXIT_MS without work (armed whenever it runs dry). */
+  private idleSoon(slot: Slot): void {
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    slot.idleTimer = setTimeout(() => {
+      slot.idleTimer = null;
+      const i = this.workers.indexOf(slot);
+      if (slot.dead || slot.inflight.size > 0 || i === -1) return;
+      slot.dead = true; // retired: its 'exit' is no death
+      this.workers.splice(i, 1);
+      void slot.worker.terminate();
+    }, this.idleExitMs);
+    slot.idleTimer.unref();
   }
 
   private spawn(replacement: boolean): Slot {
     const workerData: HashWorkerData = { replacement };
     const worker = new Worker(this.url, { workerData });
-    const slot: Slot = { worker, inflight: new Map(), dead: false, isolating: false };
+    const slot: Slot = { worker, inflight: new Map(), dead: false, isolating: false, idleTimer: null };
     worker.on('message', (batch: ResultBatch) => {
       const results = decodeResults(batch);
       for (const r of results) {
@@ -126,7 +167,10 @@ export class HashPool {
         slot.inflight.delete(r.id);
         job?.resolve(r);
       }
-      if (slot.inflight.size === 0) slot.isolating = false;
+      if (slot.inflight.size === 0) {
+        slot.isolating = false;
+        this.idleSoon(slot);
+      }
       // Later: the resolved callers queue their next files in the microtasks after this.
       this.pumpSoon();
     });
@@ -134,6 +178,7 @@ export class HashPool {
     worker.on('error', (err) => this.died(slot, err.message));
     worker.on('exit', (code) => this.died(slot, `exit code ${code}`));
     worker.unref();
+    this.idleSoon(slot);
     return slot;
   }
 
@@ -141,6 +186,7 @@ export class HashPool {
   private died(slot: Slot, reason: string): void {
     if (slot.dead) return;
     slot.dead = true;
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
     const orphans = [...slot.inflight.values()];
     slot.inflight.clear();
     const i = this.workers.indexOf(slot);
@@ -209,6 +255,8 @@ export class HashPool {
   }
 
   private pump(): void {
+    if (this.closed) return;
+    this.grow();
     // A suspect goes alone to an idle worker, which gets nothing else until it answers.
     for (const slot of this.workers) {
       if (!this.suspects.length) break;
@@ -235,6 +283,10 @@ export class HashPool {
 
   private send(slot: Slot, batch: Job[]): boolean {
     if (!batch.length) return false;
+    if (slot.idleTimer) {
+      clearTimeout(slot.idleTimer);
+      slot.idleTimer = null;
+    }
     for (const job of batch) {
       if (this.queuedByPath.get(job.task.path) === job) this.queuedByPath.delete(job.task.path);
       slot.inflight.set(job.task.id, job);
@@ -247,6 +299,7 @@ export class HashPool {
     this.closed = true;
     const pending = [...this.urgent.drain(), ...this.normal.drain(), ...this.suspects.drain()];
     for (const job of pending) job.resolve({ id: job.task.id, ok: false, error: 'pool closed', transient: true });
+    for (const w of this.workers) if (w.idleTimer) clearTimeout(w.idleTimer);
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
 }

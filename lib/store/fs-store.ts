@@ -7,8 +7,10 @@
 import { constants, lstatSync, promises as fsp, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { RootWatcher } from './watcher.js';
+import { NOT_A_FILE, STAT_FAILED, STAT_FIELDS, type StatRequest } from './stat-messages.js';
 import { checkKey, isValidKey, type ByteRange, type ListOptions, type LocalFile, type OpenOptions, type PackageStore, type PutResult, type PutSource, type StoreEntry, type StoreEvent, type StoreObject, type StoreWatch } from './types.js';
 
 function entryOf(key: string, st: Stats): StoreEntry {
@@ -31,6 +33,56 @@ class FsObject implements StoreObject {
 
   async close(): Promise<void> {
     await this.fh.close().catch(() => {});
+  }
+}
+
+/**
+ * A directory with at least this many files is stat'ed by a worker thread (stat-worker.ts), in
+ * slices of STAT_SLICE names, while the main thread indexes the slices already answered: a warm
+ * start over 100,000 files then spends no main-thread time in lstat (~0.7 s). Smaller ones are
+ * stat'ed here (a worker costs a few ms and ~10 MB to start).
+ */
+const OFF_THREAD_MIN = 2048;
+const STAT_SLICE = 4096;
+const STAT_WORKER_URL = new URL('./stat-worker.js', import.meta.url);
+
+/**
+ * lstat the names (of one directory, dirPrefix ending with the separator) in a worker thread:
+ * yields each slice of names with its answer (see stat-messages.ts), in order. Null instead of
+ * an answer when the worker failed: the caller stats that slice itself.
+ */
+async function* statOffThread(dirPrefix: string, names: string[]): AsyncGenerator<{ names: string[]; stats: Float64Array | null }> {
+  const slices: string[][] = [];
+  for (let i = 0; i < names.length; i += STAT_SLICE) slices.push(names.slice(i, i + STAT_SLICE));
+  const answers: Float64Array[] = [];
+  let failed = false;
+  let wake: (() => void) | null = null;
+  // Small heaps: it holds one slice at a time (the default young generation alone would add
+  // ~15 MB to the peak RSS). Out of memory or dead: the caller stats the rest itself.
+  const worker = new Worker(STAT_WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 16 } });
+  const stop = (): void => {
+    failed = true;
+    wake?.();
+  };
+  worker.on('message', (a: Float64Array) => {
+    answers.push(a);
+    wake?.();
+  });
+  worker.on('error', stop);
+  worker.on('exit', stop);
+  try {
+    for (const slice of slices) {
+      const req: StatRequest = { dir: dirPrefix, names: slice.join('\0') };
+      worker.postMessage(req);
+    }
+    for (const slice of slices) {
+      while (!answers.length && !failed) await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+      yield { names: slice, stats: answers.shift() ?? null };
+    }
+  } finally {
+    worker.removeAllListeners('exit');
+    void worker.terminate();
   }
 }
 
@@ -120,6 +172,22 @@ export class FsStore implements PackageStore {
       // file system that costs ~3 us a file, against ~20 us of CPU plus a thread-pool round trip
       // with the promise API (100,000 files: 0.3 s instead of 2-4 s).
       const dirPrefix = dir.endsWith(path.sep) ? dir : dir + path.sep;
+      if (files.length >= OFF_THREAD_MIN) {
+        for await (const { names, stats } of statOffThread(dirPrefix, files)) {
+          if (!stats) {
+            yield* this.statHere(dirPrefix, keyPrefix, names);
+            continue;
+          }
+          const batch: StoreEntry[] = [];
+          for (let i = 0, o = 0; i < names.length; i++, o += STAT_FIELDS) {
+            const size = stats[o];
+            if (size === STAT_FAILED) batch.push(...this.statHere(dirPrefix, keyPrefix, [names[i]]));
+            else if (size !== NOT_A_FILE) batch.push({ key: keyPrefix + names[i], size, mtimeMs: stats[o + 1], identity: { dev: stats[o + 2], ino: stats[o + 3], ctimeMs: stats[o + 4] } });
+          }
+          yield* batch;
+        }
+        continue;
+      }
       for (let i = 0; i < files.length; ) {
         const until = performance.now() + 10;
         const batch: StoreEntry[] = [];
@@ -136,6 +204,20 @@ export class FsStore implements PackageStore {
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }
+  }
+
+  /** lstat the names here (synchronously): the entries of the regular files among them. */
+  private statHere(dirPrefix: string, keyPrefix: string, names: string[]): StoreEntry[] {
+    const out: StoreEntry[] = [];
+    for (const name of names) {
+      try {
+        const st = lstatSync(dirPrefix + name);
+        if (st.isFile()) out.push(entryOf(keyPrefix + name, st));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.warnOnce(`cannot stat ${dirPrefix + name}`, err);
+      }
+    }
+    return out;
   }
 
   async stat(key: string): Promise<StoreEntry | null> {
