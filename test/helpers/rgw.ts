@@ -168,7 +168,21 @@ export async function startRgwOrSkip(ctx: Mocha.Context): Promise<Rgw> {
   return startRgw();
 }
 
+/**
+ * Start an engine; one more try on fresh ports if the first fails (a port of the range taken
+ * between the check and the bind, a daemon that died on a busy machine), saying why.
+ */
 export async function startRgw(opts: { port?: number; timeoutMs?: number } = {}): Promise<Rgw> {
+  try {
+    return await startRgwOnce(opts);
+  } catch (err) {
+    if (opts.port !== undefined) throw err;
+    console.error(`      S3 engine did not start, trying again on other ports: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    return startRgwOnce(opts);
+  }
+}
+
+async function startRgwOnce(opts: { port?: number; timeoutMs?: number }): Promise<Rgw> {
   const why = rgwUnavailable();
   if (why) throw new Error(why);
   const port = opts.port ?? (await freeRange());
