@@ -116,7 +116,8 @@ async function loadWrk(url: string, opts: LoadOptions): Promise<LoadResult> {
     await fsp.writeFile(path.join(dir, 'headers'), Object.entries(opts.headers).map(([k, v]) => `${k}: ${v}\n`).join(''));
     await fsp.writeFile(path.join(dir, 'script.lua'), WRK_SCRIPT);
     const threads = Math.max(1, Math.min(2, opts.connections));
-    const args = ['-t', String(threads), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--timeout', '10s', '-s', path.join(dir, 'script.lua'), url];
+    // wrk takes whole seconds only ("2.5s" makes it exit with nothing on stdout).
+    const args = ['-t', String(threads), '-c', String(opts.connections), '-d', `${Math.max(1, Math.round(opts.seconds))}s`, '--timeout', '10s', '-s', path.join(dir, 'script.lua'), url];
     const stdout = await new Promise<string>((resolve, reject) => {
       execFile('wrk', args, { env: { ...process.env, PYPI_LITE_WRK_DIR: dir }, maxBuffer: 1 << 20 }, (err, out, errOut) => {
         if (err) reject(new Error(`wrk failed: ${err.message}\n${errOut}`));
