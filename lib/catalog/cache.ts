@@ -63,7 +63,8 @@ export type CacheEntry = FileStamp & CacheData;
 
 /**
  * What the indexer needs of a digest cache (one per store). `FileDigestCache` is the local
- * implementation; a store may bring its own (e.g. kept in a bucket): see IndexerOptions.cacheFor.
+ * implementation; what an object store's bucket knows reaches the indexer through
+ * PackageStore.recall/record instead.
  */
 export interface DigestCache {
   /** Read what was persisted (a missing or unusable cache is an empty one). */

@@ -33,11 +33,6 @@ export interface IndexerOptions {
    * changes in --poll mode. Unchanged files cost one lstat each and are never rehashed.
    */
   rescanIntervalMs?: number;
-  /**
-   * The digest cache of a store (e.g. one kept in its bucket); null or absent: the default, a
-   * FileDigestCache in the root (or --cache-dir) written for this store's id.
-   */
-  cacheFor?: (store: PackageStore) => DigestCache | null;
 }
 
 /** The stamp of an indexed file (what the "unchanged" test compares); null: none known. */
@@ -180,7 +175,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       // that of an object store in the local cache directory, never "inside" the bucket.
       const local = path.isAbsolute(store.id);
       const cacheFile = cacheFileFor(store.id, this.opts.cacheDir ?? (local ? null : (this.opts.remoteCacheDir ?? null)));
-      const cache = this.opts.cacheFor?.(store) ?? new FileDigestCache(cacheFile, { scope: store.id, log: this.log.child({ cache: store.id }) });
+      const cache = new FileDigestCache(cacheFile, { scope: store.id, log: this.log.child({ cache: store.id }) });
       await cache.load();
       this.caches.set(store.id, cache);
     }
