@@ -24,6 +24,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { MetadataSummary } from '../metadata/types.js';
+import { KeyIndex } from './key-index.js';
 
 /** What must match between a cache entry (or an indexed file) and the file on disk. */
 export interface FsStamp {
@@ -61,6 +62,14 @@ export interface CacheData {
 
 export type CacheEntry = FileStamp & CacheData;
 
+/** What `fill` copies a cache entry into (an IndexedFile). */
+export interface DigestTarget {
+  setSha256Bytes(src: Uint8Array, at: number): void;
+  setMetadataBytes(src: Uint8Array, shaAt: number, size: number, name: string | null, version: string | null, requiresPython: string | null, servable: boolean): void;
+  metadata: MetadataSummary | null | undefined;
+  metadataError?: string;
+}
+
 /**
  * What the indexer needs of a digest cache (one per store). `FileDigestCache` is the local
  * implementation; what an object store's bucket knows reaches the indexer through
@@ -71,6 +80,11 @@ export interface DigestCache {
   load(): Promise<void>;
   /** The entry for relPath if it still matches the stamp. */
   lookup(relPath: string, stamp: FileStamp): CacheEntry | undefined;
+  /**
+   * The same, copied straight into the indexed file (digests as bytes, no strings made but the
+   * metadata's short ones, through `intern`): true if there was a matching entry.
+   */
+  fill?(relPath: string, stamp: FileStamp, target: DigestTarget, intern: (s: string | null) => string | null): boolean;
   set(relPath: string, entry: CacheEntry): void;
   update(relPath: string, patch: Partial<CacheData>): void;
   delete(relPath: string): void;
@@ -301,6 +315,31 @@ function decodeSet(buf: Buffer, at: number): CacheEntry {
   return entry;
 }
 
+/** Copy the set record at `at` into target (its rel and stamp are skipped). */
+function fillSet(buf: Buffer, at: number, target: DigestTarget, intern: (s: string | null) => string | null): void {
+  const r = new Reader(buf, at + 4, at + 4 + buf.readUInt32LE(at));
+  r.u8();
+  r.skipStr();
+  const flags = r.u8();
+  r.f64();
+  if (flags & F_ETAG) r.skipStr();
+  else r.skip(24);
+  r.need(32);
+  target.setSha256Bytes(buf, r.pos);
+  r.skip(32 + (flags & F_MD5 ? 16 : 0) + (flags & F_BLAKE ? 32 : 0));
+  if (flags & F_MD_NONE) target.metadata = null;
+  else if (flags & F_MD_SOME) {
+    const shaAt = r.pos;
+    r.skip(32);
+    const mdSize = r.f64();
+    const name = intern(r.str());
+    const version = intern(r.str());
+    const requiresPython = intern(r.str());
+    target.setMetadataBytes(buf, shaAt, mdSize, name, version, requiresPython, (flags & F_SERVABLE) !== 0);
+  } else target.metadata = undefined;
+  target.metadataError = flags & F_ERROR ? (r.str() ?? '') : undefined;
+}
+
 /** Does the set record at `at` still describe a file with this stamp? (No allocation.) */
 function stampMatches(buf: Buffer, at: number, stamp: FileStamp): boolean {
   const r = new Reader(buf, at + 4, at + 4 + buf.readUInt32LE(at));
@@ -347,7 +386,7 @@ function header(scope: string): Buffer {
 
 export interface ParsedCache {
   /** Live entries: rel -> offset of the record's frame in buf. */
-  entries: Map<string, number>;
+  index: KeyIndex;
   /** Records read (sets and deletes), to decide when compacting pays. */
   records: number;
   /** Of those, the records after the snapshot (each with its own CRC to check at a load). */
@@ -364,8 +403,8 @@ export interface ParsedCache {
  * corrupt record on).
  */
 export function parseCache(buf: Buffer, scope: string): ParsedCache {
-  const entries = new Map<string, number>();
-  const out: ParsedCache = { entries, records: 0, tail: 0, problem: null, ignored: false };
+  // ~190 bytes a record: room for that many without growing.
+  const out: ParsedCache = { index: new KeyIndex(buf, Math.ceil(buf.length / 190)), records: 0, tail: 0, problem: null, ignored: false };
   if (buf.length < MAGIC.length || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
     const text = buf.subarray(0, 40).toString('latin1');
     out.problem = /^pypi-lite-cache \d+\n/.test(text) ? 'an older format' : 'unknown format';
@@ -412,12 +451,13 @@ function readFrames(buf: Buffer, from: number, to: number, checked: boolean, out
         if (!readFrames(buf, pos + 5, end, false, out)) return false;
       } else {
         const r = new Reader(buf, pos + 5, end);
-        const rel = r.str();
-        if (rel === null || rel === '') throw new RangeError('no key');
+        const keyLen = r.u16();
+        if (keyLen === 0 || keyLen === NULL_STR) throw new RangeError('no key');
+        r.skip(keyLen);
         if (kind === SET) {
           checkSet(r);
-          out.entries.set(rel, pos);
-        } else if (kind === DEL && r.pos === end) out.entries.delete(rel);
+          out.index.add(pos);
+        } else if (kind === DEL && r.pos === end) out.index.removeKeyOf(pos);
         else throw new RangeError('unknown record');
         out.records++;
         if (checked) out.tail++;
@@ -442,17 +482,17 @@ export interface FileDigestCacheOptions {
 }
 
 export class FileDigestCache implements DigestCache {
-  /** rel -> offset of its record in `base`, or its own framed record. */
-  private entries = new Map<string, number | Buffer>();
+  /** The records of the snapshot read or written last (`index` finds them by key). */
   private base: Buffer = Buffer.alloc(0);
+  private index = new KeyIndex(this.base);
+  /** Entries set since: rel -> its own framed record (never also in `index`). */
+  private loose = new Map<string, Buffer>();
   private pending: Buffer[] = [];
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
   private writeFailed = false;
   /** Records in the file (to decide when compacting pays). */
   private fileRecords = 0;
-  /** Entries held as their own Buffer (written since the last snapshot). */
-  private loose = 0;
   /** The file must be rewritten before anything is appended (absent, another format, a torn tail). */
   private mustRewrite = true;
   /** Rewrite at the next flush even if nothing changed (a long tail at load, a failed write). */
@@ -484,14 +524,14 @@ export class FileDigestCache implements DigestCache {
       return;
     }
     this.base = buf;
-    this.entries = parsed.entries;
-    this.loose = 0;
+    this.index = parsed.index;
+    this.loose = new Map();
     this.fileRecords = parsed.records;
     this.mustRewrite = parsed.problem !== null;
-    if (parsed.problem) this.log.warn(`cache ${this.file}: ${parsed.problem}; kept the ${parsed.entries.size} entries before it (it will be rewritten)`);
+    if (parsed.problem) this.log.warn(`cache ${this.file}: ${parsed.problem}; kept the ${parsed.index.size} entries before it (it will be rewritten)`);
     // A long tail (e.g. after a cold start) costs a CRC per record at every load: fold it into
     // the snapshot, in the background.
-    if (parsed.tail > 1000 && parsed.tail > parsed.entries.size / 4) {
+    if (parsed.tail > 1000 && parsed.tail > parsed.index.size / 4) {
       this.mustRewrite = true;
       this.rewriteDue = true;
       this.scheduleFlush();
@@ -502,11 +542,25 @@ export class FileDigestCache implements DigestCache {
     return typeof v === 'number' ? [this.base, v] : [v, 0];
   }
 
+  /** The record of relPath: an offset into `base`, or its own Buffer. */
+  private find(relPath: string): number | Buffer | undefined {
+    return this.loose.get(relPath) ?? this.index.get(relPath);
+  }
+
   lookup(relPath: string, stamp: FileStamp): CacheEntry | undefined {
-    const v = this.entries.get(relPath);
+    const v = this.find(relPath);
     if (v === undefined) return undefined;
     const [buf, at] = this.recordOf(v);
     return stampMatches(buf, at, stamp) ? decodeSet(buf, at) : undefined;
+  }
+
+  fill(relPath: string, stamp: FileStamp, target: DigestTarget, intern: (s: string | null) => string | null): boolean {
+    const v = this.find(relPath);
+    if (v === undefined) return false;
+    const [buf, at] = this.recordOf(v);
+    if (!stampMatches(buf, at, stamp)) return false;
+    fillSet(buf, at, target, intern);
+    return true;
   }
 
   set(relPath: string, entry: CacheEntry): void {
@@ -515,35 +569,37 @@ export class FileDigestCache implements DigestCache {
       this.delete(relPath);
       return;
     }
-    const old = this.entries.get(relPath);
-    if (old === undefined || typeof old === 'number') this.loose++;
-    this.entries.set(relPath, rec);
+    this.index.remove(relPath);
+    this.loose.set(relPath, rec);
     this.append(rec);
   }
 
   update(relPath: string, patch: Partial<CacheData>): void {
-    const v = this.entries.get(relPath);
+    const v = this.find(relPath);
     if (v === undefined) return;
     const [buf, at] = this.recordOf(v);
     this.set(relPath, { ...decodeSet(buf, at), ...patch });
   }
 
   delete(relPath: string): void {
-    const old = this.entries.get(relPath);
-    if (old === undefined) return;
-    if (typeof old !== 'number') this.loose--;
-    this.entries.delete(relPath);
+    if (!this.loose.delete(relPath) && !this.index.remove(relPath)) return;
     const rec = encodeDelete(relPath);
     if (rec) this.append(rec);
     else this.mustRewrite = true;
   }
 
   retain(keep: (relPath: string) => boolean): void {
-    for (const rel of [...this.entries.keys()]) if (!keep(rel)) this.delete(rel);
+    for (const rel of [...this.loose.keys()]) if (!keep(rel)) this.delete(rel);
+    const gone: string[] = [];
+    for (const off of this.index.offsets()) {
+      const rel = this.index.keyAt(off);
+      if (!keep(rel)) gone.push(rel);
+    }
+    for (const rel of gone) this.delete(rel);
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.index.size + this.loose.size;
   }
 
   private append(rec: Buffer): void {
@@ -566,8 +622,9 @@ export class FileDigestCache implements DigestCache {
    * are loose Buffers (one snapshot buffer holds them in less memory): rewrite.
    */
   private get worthCompacting(): boolean {
-    const live = this.entries.size;
-    return this.fileRecords + this.pending.length > 2 * live + 1000 || this.loose > Math.max(4096, live - this.loose);
+    const live = this.size;
+    const loose = this.loose.size;
+    return this.fileRecords + this.pending.length > 2 * live + 1000 || loose > Math.max(4096, live - loose);
   }
 
   /** Append what changed (or rewrite the file when that is due), in order. */
@@ -592,7 +649,7 @@ export class FileDigestCache implements DigestCache {
         // The file on disk may now lack some entries (recomputed after a restart), never hold
         // wrong ones; it is rewritten whole at the next flush.
         this.mustRewrite = true;
-        this.rewriteDue = this.entries.size > 0;
+        this.rewriteDue = this.size > 0;
         if (!this.writeFailed) this.log.warn({ err }, `cannot write cache ${this.file} (digests will be recomputed after a restart)`);
         this.writeFailed = true;
       }
@@ -608,28 +665,27 @@ export class FileDigestCache implements DigestCache {
     this.pending = [];
     const hdr = header(this.scope);
     let total = hdr.length + 4 + 1 + 4;
-    for (const v of this.entries.values()) {
-      const [buf, at] = this.recordOf(v);
-      total += buf.readUInt32LE(at) + 8;
-    }
+    const records: [Buffer, number][] = [];
+    for (const at of this.index.offsets()) records.push([this.base, at]);
+    for (const rec of this.loose.values()) records.push([rec, 0]);
+    for (const [buf, at] of records) total += buf.readUInt32LE(at) + 8;
     const snap = Buffer.allocUnsafeSlow(total);
     let pos = hdr.copy(snap, 0);
     const blockAt = pos;
     snap.writeUInt32LE(total - hdr.length - 8, pos);
     snap[pos + 4] = BLOCK;
     pos += 5;
-    const next = new Map<string, number>();
-    for (const [rel, v] of this.entries) {
-      const [buf, at] = this.recordOf(v);
+    const next = new KeyIndex(snap, records.length);
+    for (const [buf, at] of records) {
       const n = buf.readUInt32LE(at) + 8;
       buf.copy(snap, pos, at, at + n);
-      next.set(rel, pos);
+      next.add(pos);
       pos += n;
     }
     snap.writeUInt32LE(crc32(snap.subarray(blockAt + 4, pos)), pos);
-    this.entries = next;
+    this.index = next;
     this.base = snap;
-    this.loose = 0;
+    this.loose = new Map();
     const tmp = `${this.file}.${process.pid}.${Date.now()}.tmp`;
     try {
       await fsp.writeFile(tmp, snap);

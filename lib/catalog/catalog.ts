@@ -8,6 +8,7 @@ import type { FileIdentity, PackageStore } from '../store/types.js';
 import { distKey, parseFilename, type ParsedFilename } from './filename.js';
 import { normalizeName } from '../core/names.js';
 import { compareVersions } from './version.js';
+import { columns, CTIME, DEV, HAS_IDENTITY, HAS_SHA, INO, MD_KNOWN, MD_SERVABLE, MD_SIZE, MD_SOME, MTIME, SIZE } from './file-columns.js';
 
 export interface Yank {
   reason: string;
@@ -51,30 +52,38 @@ export interface DistFile {
 
 /**
  * The DistFile the indexer keeps for every file: the fields that cost memory are derived on
- * demand (the file name from the key, its parse from the file name), so that 100,000 files cost
- * one object each plus their strings. Only for keys whose last segment parseFilename accepts.
+ * demand (the file name from the key, its parse from the file name) or kept in the shared
+ * typed-array rows of `columns` (size, times, identity, both digests: see file-columns.ts),
+ * so that a file costs one small object plus its key. Only for keys whose last segment
+ * parseFilename accepts.
  */
 export class IndexedFile implements DistFile {
   project: string;
   displayName: string;
   version: string;
-  identity?: FileIdentity;
   etag?: string;
-  sha256: string | null = null;
-  metadata: MetadataSummary | null | undefined = undefined;
   metadataError?: string = undefined;
   yank: Yank | null = null;
+  /** The metadata's Name, Version and Requires-Python (shared strings; when the row says MD_SOME). */
+  private mdName: string | null = null;
+  private mdVersion: string | null = null;
+  private mdRequiresPython: string | null = null;
+  /** This file's row in `columns`. */
+  private readonly row: number;
 
   constructor(
     readonly store: PackageStore,
     readonly relPath: string,
     parsed: ParsedFilename,
-    public size: number,
-    public mtimeMs: number,
+    size: number,
+    mtimeMs: number,
   ) {
     this.project = parsed.project;
     this.displayName = parsed.project;
     this.version = parsed.version;
+    this.row = columns.take();
+    columns.set(this.row, SIZE, size);
+    columns.set(this.row, MTIME, mtimeMs);
   }
 
   get root(): string {
@@ -90,6 +99,136 @@ export class IndexedFile implements DistFile {
     if (!p) throw new Error(`not a distribution file name: ${this.filename}`);
     return p;
   }
+
+  get size(): number {
+    return columns.get(this.row, SIZE);
+  }
+
+  set size(v: number) {
+    columns.set(this.row, SIZE, v);
+  }
+
+  get mtimeMs(): number {
+    return columns.get(this.row, MTIME);
+  }
+
+  set mtimeMs(v: number) {
+    columns.set(this.row, MTIME, v);
+  }
+
+  get identity(): FileIdentity | undefined {
+    const r = this.row;
+    if (!columns.has(r, HAS_IDENTITY)) return undefined;
+    return { dev: columns.get(r, DEV), ino: columns.get(r, INO), ctimeMs: columns.get(r, CTIME) };
+  }
+
+  set identity(id: FileIdentity | undefined) {
+    const r = this.row;
+    columns.mark(r, HAS_IDENTITY, id !== undefined);
+    if (!id) return;
+    columns.set(r, DEV, id.dev);
+    columns.set(r, INO, id.ino);
+    columns.set(r, CTIME, id.ctimeMs);
+  }
+
+  /** The dev/inode/ctime test without making an identity object (null: no identity kept). */
+  sameIdentity(dev: number, ino: number, ctimeMs: number): boolean | null {
+    const r = this.row;
+    if (!columns.has(r, HAS_IDENTITY)) return null;
+    return columns.get(r, DEV) === dev && columns.get(r, INO) === ino && columns.get(r, CTIME) === ctimeMs;
+  }
+
+  get sha256(): string | null {
+    return columns.has(this.row, HAS_SHA) ? columns.hex(this.row, 0) : null;
+  }
+
+  set sha256(hex: string | null) {
+    if (hex !== null && !columns.setHex(this.row, 0, hex)) throw new RangeError(`not a sha256 digest: ${hex}`);
+    columns.mark(this.row, HAS_SHA, hex !== null);
+  }
+
+  get hasSha256(): boolean {
+    return columns.has(this.row, HAS_SHA);
+  }
+
+  /** Copy the sha256 in as 32 bytes (from a cache record: no hex string made). */
+  setSha256Bytes(src: Uint8Array, at: number): void {
+    columns.setBytes(this.row, 0, src, at);
+    columns.mark(this.row, HAS_SHA, true);
+  }
+
+  /** Set the metadata summary from its digest's 32 bytes (a cache record: no hex string made). */
+  setMetadataBytes(src: Uint8Array, shaAt: number, size: number, name: string | null, version: string | null, requiresPython: string | null, servable: boolean): void {
+    const r = this.row;
+    columns.setBytes(r, 1, src, shaAt);
+    columns.mark(r, MD_KNOWN | MD_SOME, true);
+    columns.mark(r, MD_SERVABLE, servable);
+    columns.set(r, MD_SIZE, size);
+    this.mdName = name;
+    this.mdVersion = version;
+    this.mdRequiresPython = requiresPython;
+  }
+
+  get metadata(): MetadataSummary | null | undefined {
+    const r = this.row;
+    if (!columns.has(r, MD_KNOWN)) return undefined;
+    if (!columns.has(r, MD_SOME)) return null;
+    return {
+      sha256: columns.hex(r, 1),
+      size: columns.get(r, MD_SIZE),
+      name: this.mdName,
+      version: this.mdVersion,
+      requiresPython: this.mdRequiresPython,
+      servable: columns.has(r, MD_SERVABLE),
+    };
+  }
+
+  set metadata(md: MetadataSummary | null | undefined) {
+    const r = this.row;
+    if (md && !columns.setHex(r, 1, md.sha256)) throw new RangeError(`not a sha256 digest: ${md.sha256}`);
+    columns.mark(r, MD_KNOWN, md !== undefined);
+    columns.mark(r, MD_SOME, !!md);
+    columns.mark(r, MD_SERVABLE, !!md?.servable);
+    columns.set(r, MD_SIZE, md ? md.size : 0);
+    this.mdName = md ? md.name : null;
+    this.mdVersion = md ? md.version : null;
+    this.mdRequiresPython = md ? md.requiresPython : null;
+  }
+
+  /** Are the digest and the metadata known (without making either)? */
+  get digested(): boolean {
+    return columns.has(this.row, HAS_SHA) && columns.has(this.row, MD_KNOWN);
+  }
+
+  /** Has the metadata been read (a summary, or null for none)? Without making the summary. */
+  get metadataKnown(): boolean {
+    return columns.has(this.row, MD_KNOWN);
+  }
+
+  /** The metadata's Name, if a summary is known (without making the summary). */
+  get metadataName(): string | null {
+    return columns.has(this.row, MD_SOME) ? this.mdName : null;
+  }
+
+  /** The catalog no longer holds this file: its row is reused once nothing else does. */
+  released(): void {
+    columns.releaseWhenUnreachable(this, this.row);
+  }
+}
+
+/** Are the file's digest and metadata known? (An IndexedFile answers without making strings.) */
+export function isDigested(f: DistFile): boolean {
+  return f instanceof IndexedFile ? f.digested : f.sha256 !== null && f.metadata !== undefined;
+}
+
+/** The metadata's Name, if a summary is known. */
+export function metadataNameOf(f: DistFile): string | null {
+  return f instanceof IndexedFile ? f.metadataName : (f.metadata?.name ?? null);
+}
+
+/** Is the file's digest known? */
+export function hasDigest(f: DistFile): boolean {
+  return f instanceof IndexedFile ? f.hasSha256 : f.sha256 !== null;
 }
 
 export interface Project {
@@ -272,6 +411,7 @@ export class Catalog {
 
   private detach(file: DistFile): void {
     this.byRelPath.delete(file.relPath);
+    if (file instanceof IndexedFile) file.released();
     this.fileCount--;
     const p = this.projectsByName.get(file.project);
     if (!p) return;

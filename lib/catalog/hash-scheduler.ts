@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
-import type { DistFile } from './catalog.js';
+import { isDigested, type DistFile } from './catalog.js';
 import { HashPool, type HashResult } from './hash-pool.js';
 import { corrupt } from '../metadata/archive-errors.js';
 import { archiveKindOf } from '../metadata/types.js';
@@ -87,7 +87,7 @@ export class HashScheduler {
    */
   retryIfDue(file: DistFile): void {
     const failed = this.failed.get(file);
-    const unfinished = file.sha256 === null || file.metadata === undefined;
+    const unfinished = !isDigested(file);
     if (failed ? Date.now() >= failed.retryAt : unfinished && !this.pending(file)) this.schedule(file, true);
   }
 

@@ -6,7 +6,7 @@
 
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Catalog, IndexedFile, type DistFile, type Project } from './catalog.js';
+import { Catalog, IndexedFile, isDigested, metadataNameOf, type DistFile, type Project } from './catalog.js';
 import { FileDigestCache, cacheFileFor, sameStamp, type DigestCache, type FileStamp } from './cache.js';
 import { isDistFilename, parseFilename, type ParsedFilename } from './filename.js';
 import { HashScheduler } from './hash-scheduler.js';
@@ -115,6 +115,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   private readonly hashes: HashScheduler;
   private readonly caches = new Map<string, DigestCache>();
   private readonly strings = new Interner();
+  private readonly intern = (s: string | null): string | null => this.strings.get(s);
   private readonly normalizedNames = new Map<string, string>();
   private readonly reconcilers = new Map<string, StoreReconciler>();
   private readonly watches: StoreWatch[] = [];
@@ -252,7 +253,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       const current = this.catalog.project(project.name) ?? project;
       const waits: Promise<void>[] = [];
       for (const f of current.files.values()) {
-        if (f.sha256 !== null && f.metadata !== undefined) continue;
+        if (isDigested(f)) continue;
         const p = this.hashes.urgent(f);
         if (p) waits.push(p);
       }
@@ -301,14 +302,17 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   /** IndexPolicy: index the stored file (`parsed`: parseFilename of its name). */
   add(store: PackageStore, entry: StoreEntry, parsed: ParsedFilename): DistFile | undefined {
     const stamp = entryStamp(entry);
-    // What the store already knows (an object store's in-bucket index: hashed once, by
-    // whichever replica saw the object first) saves reading the object.
-    const cached = (stamp ? this.caches.get(store.id)?.lookup(entry.key, stamp) : undefined) ?? store.recall?.(entry);
     const file = new IndexedFile(store, entry.key, parsed, entry.size, entry.mtimeMs);
     file.version = this.strings.get(file.version);
     file.displayName = provisionalDisplayName(parsed);
     if (entry.identity) file.identity = entry.identity;
     if (entry.etag !== undefined) file.etag = entry.etag;
+    const cache = stamp ? this.caches.get(store.id) : undefined;
+    // The digest cache's record is copied straight into the file's row (no strings made).
+    const filled = stamp !== null && cache?.fill !== undefined && cache.fill(entry.key, stamp, file, this.intern);
+    // What the store already knows (an object store's in-bucket index: hashed once, by
+    // whichever replica saw the object first) saves reading the object.
+    const cached = filled ? undefined : ((stamp && !cache?.fill ? cache?.lookup(entry.key, stamp) : undefined) ?? store.recall?.(entry));
     if (cached) {
       file.sha256 = cached.sha256;
       file.metadata = cached.metadata === undefined ? undefined : this.compactMetadata(cached.metadata);
@@ -322,7 +326,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     file.yank = this.yanks?.lookup(store.id, parsed, file.project, file.version) ?? null;
     this.catalog.upsert(file);
     // A file that appears while we run may still be being written (see HashScheduler).
-    if (file.sha256 === null || file.metadata === undefined) this.hashes.schedule(file, this.loaded);
+    if (!isDigested(file)) this.hashes.schedule(file, this.loaded);
     return file;
   }
 
@@ -412,7 +416,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
    * sdists); when the two disagree, the metadata's Version is taken too (logged once).
    */
   private metadataName(file: DistFile, parsed = file.parsed): string | null {
-    const mdName = file.metadata?.name;
+    const mdName = metadataNameOf(file);
     if (!mdName) return null;
     if (this.normalized(mdName) !== parsed.project) {
       this.warnOnce(`${file.relPath}: file name says project "${parsed.project}" but its metadata says "${mdName}"; using the metadata`);

@@ -7,7 +7,7 @@
 // bytes and so the same ETag.
 
 import { RenderedPage } from '../http/rendered-page.js';
-import { versionsIn, type CatalogView } from '../catalog/catalog.js';
+import { hasDigest, versionsIn, type CatalogView } from '../catalog/catalog.js';
 import type { Indexer } from '../catalog/indexer.js';
 import { compareVersions } from '../catalog/version.js';
 import { listLocal, type ProjectSource, type SourceListing } from './listing.js';
@@ -142,7 +142,7 @@ export class PageCache implements ProjectPages {
     // A file is listed only with its digest: one still being hashed (it appeared while this page
     // waited) shows up on the next render, which its digest triggers. Such a page is not cached.
     const all = this.catalog.filesOf(p);
-    const files = all.filter((f) => f.sha256 !== null);
+    const files = all.filter(hasDigest);
     const data = { name: p.name, displayName: p.displayName, files: files.map(listLocal), versions: versionsIn(files) };
     const lastModified = new Date(p.lastModifiedMs || Date.now()).toUTCString();
     const page = new RenderedPage(format === 'json' ? renderProjectJson(data) : renderProjectHtml(data), lastModified);
@@ -175,7 +175,7 @@ export class PageCache implements ProjectPages {
     const existing = entry[format];
     if (existing) return existing;
     const all = this.catalog.filesOf(p);
-    const local = all.filter((f) => f.sha256 !== null);
+    const local = all.filter(hasDigest);
     const names = new Set(all.map((f) => f.filename));
     const files = [...local.map(listLocal), ...listing.files.filter((f) => !names.has(f.filename))];
     const versions = [...new Set([...versionsIn(local), ...listing.versions])].sort((a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0));

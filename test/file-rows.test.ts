@@ -1,0 +1,138 @@
+// The compact per-file storage behind the catalog: the digest cache's key index (an
+// open-addressing table over record offsets) and the typed-array rows of IndexedFile.
+
+import { expect } from 'chai';
+import { KeyIndex } from '../lib/catalog/key-index.js';
+import { Catalog, IndexedFile } from '../lib/catalog/catalog.js';
+import { columns } from '../lib/catalog/file-columns.js';
+import { parseFilename } from '../lib/catalog/filename.js';
+import type { PackageStore } from '../lib/store/types.js';
+
+/** Records laid out as the cache writes them: u32(len) u8(kind) u16(keyLen) key, then a body byte. */
+function recordsOf(keys: string[]): { buf: Buffer; offsets: number[] } {
+  const parts: Buffer[] = [];
+  const offsets: number[] = [];
+  let at = 0;
+  for (const k of keys) {
+    const key = Buffer.from(k, 'utf8');
+    const rec = Buffer.alloc(4 + 1 + 2 + key.length + 1);
+    rec.writeUInt32LE(rec.length - 4, 0);
+    rec[4] = 1;
+    rec.writeUInt16LE(key.length, 5);
+    key.copy(rec, 7);
+    rec[rec.length - 1] = 0xee;
+    offsets.push(at);
+    parts.push(rec);
+    at += rec.length;
+  }
+  return { buf: Buffer.concat(parts), offsets };
+}
+
+describe('KeyIndex: record keys to offsets without a string per key', function () {
+  it('finds every key after growing many times, and nothing else', function () {
+    const keys = Array.from({ length: 5000 }, (_, i) => `pkg-${i}/demo_${i}-1.0-py3-none-any.whl`);
+    keys.push('ünïcode/ß-1.0.tar.gz', 'a', 'x'.repeat(300));
+    const { buf, offsets } = recordsOf(keys);
+    const index = new KeyIndex(buf);
+    for (const off of offsets) index.add(off);
+    expect(index.size).to.equal(keys.length);
+    keys.forEach((k, i) => expect(index.get(k), k).to.equal(offsets[i]));
+    for (const miss of ['pkg-5000/demo_5000-1.0-py3-none-any.whl', '', 'A', 'pkg-1/demo_1-1.0-py3-none-any.wh', 'x'.repeat(299), 'x'.repeat(70_000)]) {
+      expect(index.get(miss), miss.slice(0, 40)).to.equal(undefined);
+    }
+    expect(index.keyAt(offsets[5000])).to.equal('ünïcode/ß-1.0.tar.gz');
+    expect([...index.offsets()].sort((a, b) => a - b)).to.deep.equal(offsets);
+  });
+
+  it('a later record of the same key replaces the earlier; removed keys are gone and can come back', function () {
+    const { buf, offsets } = recordsOf(['a.whl', 'b.whl', 'a.whl', 'c.whl']);
+    const index = new KeyIndex(buf);
+    for (const off of offsets) index.add(off);
+    expect(index.size).to.equal(3);
+    expect(index.get('a.whl')).to.equal(offsets[2]);
+    expect(index.remove('b.whl')).to.equal(true);
+    expect(index.remove('b.whl')).to.equal(false);
+    expect(index.get('b.whl')).to.equal(undefined);
+    // A key probed past the removed slot is still found (the slot is a tombstone, not empty).
+    expect(index.get('c.whl')).to.equal(offsets[3]);
+    expect(index.removeKeyOf(offsets[0])).to.equal(true);
+    expect(index.get('a.whl')).to.equal(undefined);
+    index.add(offsets[1]);
+    expect(index.get('b.whl')).to.equal(offsets[1]);
+    expect(index.size).to.equal(2);
+  });
+
+  it('many removals and re-adds keep lookups right (tombstones are reclaimed by rehashing)', function () {
+    const keys = Array.from({ length: 2000 }, (_, i) => `k${i}.whl`);
+    const { buf, offsets } = recordsOf(keys);
+    const index = new KeyIndex(buf, 16);
+    for (let round = 0; round < 5; round++) {
+      for (const off of offsets) index.add(off);
+      for (let i = round % 2; i < keys.length; i += 2) expect(index.remove(keys[i])).to.equal(true);
+      keys.forEach((k, i) => expect(index.get(k), `${round} ${k}`).to.equal(i % 2 === round % 2 ? undefined : offsets[i]));
+    }
+    expect(index.size).to.equal(1000);
+  });
+});
+
+describe('IndexedFile rows', function () {
+  const store = { id: '/srv/packages' } as Pick<PackageStore, 'id'> as PackageStore;
+  const make = (name: string): IndexedFile => new IndexedFile(store, name, parseFilename(name)!, 1234, 1_700_000_000_123.5);
+
+  it('keeps size, times, identity, digests and metadata exactly, per file', function () {
+    const a = make('demo-1.0-py3-none-any.whl');
+    const b = make('demo-1.0.tar.gz');
+    expect(a.sha256).to.equal(null);
+    expect(a.metadata).to.equal(undefined);
+    expect(a.identity).to.equal(undefined);
+    a.identity = { dev: 2 ** 40 + 3, ino: 2 ** 50 + 7, ctimeMs: 1_700_000_000_456.25 };
+    a.sha256 = 'ab'.repeat(32);
+    a.metadata = { sha256: 'cd'.repeat(32), size: 99, name: 'Demo', version: '1.0', requiresPython: '>=3.8', servable: true };
+    b.sha256 = '01'.repeat(32);
+    b.metadata = null;
+    expect(a).to.deep.include({ size: 1234, mtimeMs: 1_700_000_000_123.5, sha256: 'ab'.repeat(32) });
+    expect(a.identity).to.deep.equal({ dev: 2 ** 40 + 3, ino: 2 ** 50 + 7, ctimeMs: 1_700_000_000_456.25 });
+    expect(a.sameIdentity(2 ** 40 + 3, 2 ** 50 + 7, 1_700_000_000_456.25)).to.equal(true);
+    expect(a.sameIdentity(2 ** 40 + 3, 2 ** 50 + 8, 1_700_000_000_456.25)).to.equal(false);
+    expect(a.metadata).to.deep.equal({ sha256: 'cd'.repeat(32), size: 99, name: 'Demo', version: '1.0', requiresPython: '>=3.8', servable: true });
+    expect(a.metadataName).to.equal('Demo');
+    expect(a.digested).to.equal(true);
+    expect(b).to.deep.include({ sha256: '01'.repeat(32), metadata: null, metadataName: null, digested: true });
+    a.sha256 = null;
+    a.metadata = undefined;
+    expect(a).to.deep.include({ sha256: null, metadata: undefined, digested: false, metadataKnown: false });
+    expect(b.sha256, 'rows are separate').to.equal('01'.repeat(32));
+  });
+
+  it('refuses a digest that is not 64 hex characters (a bug, never stored)', function () {
+    const a = make('demo-2.0-py3-none-any.whl');
+    a.sha256 = 'ef'.repeat(32);
+    expect(() => (a.sha256 = 'zz'.repeat(32))).to.throw(RangeError);
+    expect(() => (a.sha256 = 'ab')).to.throw(RangeError);
+    expect(a.sha256).to.equal('ef'.repeat(32));
+  });
+
+  it("a file the catalog let go of gives its row back only once it is garbage, and the row's next file starts empty", async function () {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) this.skip();
+    const catalog = new Catalog();
+    const before = columns.rows;
+    let held: IndexedFile | null = make('gone-1.0-py3-none-any.whl');
+    held.sha256 = 'aa'.repeat(32);
+    catalog.upsert(held);
+    catalog.remove(store.id, held.relPath);
+    expect(columns.rows).to.equal(before + 1);
+    gc();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(columns.rows, 'still held: the row stays').to.equal(before + 1);
+    expect(held.sha256).to.equal('aa'.repeat(32));
+    held = null;
+    for (let i = 0; i < 5 && columns.rows !== before; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(columns.rows).to.equal(before);
+    const next = make('next-1.0-py3-none-any.whl');
+    expect(next).to.deep.include({ sha256: null, metadata: undefined, identity: undefined, size: 1234 });
+  });
+});
