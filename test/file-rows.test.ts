@@ -117,16 +117,16 @@ describe('IndexedFile rows', function () {
     if (!gc) this.skip();
     const catalog = new Catalog();
     const before = columns.rows;
-    let held: IndexedFile | null = make('gone-1.0-py3-none-any.whl');
-    held.sha256 = 'aa'.repeat(32);
-    catalog.upsert(held);
-    catalog.remove(store.id, held.relPath);
+    const held = [make('gone-1.0-py3-none-any.whl')];
+    held[0].sha256 = 'aa'.repeat(32);
+    catalog.upsert(held[0]);
+    catalog.remove(store.id, held[0].relPath);
     expect(columns.rows).to.equal(before + 1);
     gc();
     await new Promise((r) => setTimeout(r, 20));
     expect(columns.rows, 'still held: the row stays').to.equal(before + 1);
-    expect(held.sha256).to.equal('aa'.repeat(32));
-    held = null;
+    expect(held[0].sha256).to.equal('aa'.repeat(32));
+    held.pop();
     for (let i = 0; i < 5 && columns.rows !== before; i++) {
       gc();
       await new Promise((r) => setTimeout(r, 20));
