@@ -29,8 +29,8 @@ class EtagStore implements PackageStore {
   private strip(e: StoreEntry | null): StoreEntry | null {
     return e && { key: e.key, size: e.size, mtimeMs: e.mtimeMs, etag: this.etags.get(e.key) ?? '"1"' };
   }
-  async *list(opts?: ListOptions): AsyncIterable<StoreEntry> {
-    for await (const e of this.inner.list(opts)) yield this.strip(e)!;
+  async *list(opts?: ListOptions): AsyncIterable<StoreEntry[]> {
+    for await (const batch of this.inner.list(opts)) yield batch.map((e) => this.strip(e)!);
   }
   async stat(key: string): Promise<StoreEntry | null> {
     return this.strip(await this.inner.stat(key));

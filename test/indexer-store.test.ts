@@ -23,7 +23,7 @@ class RecordingStore implements PackageStore {
   get stagingDir(): string {
     return this.inner.stagingDir;
   }
-  list(opts?: ListOptions): AsyncIterable<StoreEntry> {
+  list(opts?: ListOptions): AsyncIterable<StoreEntry[]> {
     this.calls.push('list');
     return this.inner.list(opts);
   }

@@ -27,7 +27,7 @@ interface Harness {
 
 async function listAll(store: PackageStore, prefix?: string): Promise<StoreEntry[]> {
   const out: StoreEntry[] = [];
-  for await (const e of store.list(prefix === undefined ? {} : { prefix })) out.push(e);
+  for await (const batch of store.list(prefix === undefined ? {} : { prefix })) out.push(...batch);
   return out.sort((a, b) => (a.key < b.key ? -1 : 1));
 }
 
@@ -70,7 +70,7 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
       await h.addExternally('a-1.0.tar.gz', 'aaaa');
       await h.addExternally('README.txt', 'hello');
       const keys: string[] = [];
-      for await (const e of store.list({ accept: (n) => n.endsWith('.tar.gz') })) keys.push(e.key);
+      for await (const batch of store.list({ accept: (n) => n.endsWith('.tar.gz') })) keys.push(...batch.map((e) => e.key));
       expect(keys).to.deep.equal(['a-1.0.tar.gz']);
     });
 

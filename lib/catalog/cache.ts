@@ -88,7 +88,7 @@ export interface DigestCache {
   set(relPath: string, entry: CacheEntry): void;
   update(relPath: string, patch: Partial<CacheData>): void;
   delete(relPath: string): void;
-  /** Forget entries whose files are gone (called once the initial scan is done). */
+  /** Forget entries whose files are gone (called once the initial scan is done; an implementation may keep, without asking, the entries looked up since the load). */
   retain(keep: (relPath: string) => boolean): void;
   /** Persist what changed. */
   flush(): Promise<void>;
@@ -588,10 +588,11 @@ export class FileDigestCache implements DigestCache {
     else this.mustRewrite = true;
   }
 
+  /** Entries asked for since the load (lookup, fill) are kept without asking `keep`: the caller listed them. */
   retain(keep: (relPath: string) => boolean): void {
     for (const rel of [...this.loose.keys()]) if (!keep(rel)) this.delete(rel);
     const gone: string[] = [];
-    for (const off of this.index.offsets()) {
+    for (const off of this.index.offsets(true)) {
       const rel = this.index.keyAt(off);
       if (!keep(rel)) gone.push(rel);
     }

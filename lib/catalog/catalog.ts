@@ -350,7 +350,7 @@ export class Catalog {
     // One copy of the names per project, not per file (same contents).
     file.project = p.name;
     if (file.displayName === p.displayName) file.displayName = p.displayName;
-    if (file.metadata?.name && p.displayName !== file.displayName) {
+    if (metadataNameOf(file) && p.displayName !== file.displayName) {
       p.displayName = file.displayName;
       this.rootGeneration++;
     }

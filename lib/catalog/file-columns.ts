@@ -66,8 +66,14 @@ export class FileColumns {
     this.free.push(row);
   }
 
-  private grow(): void {
-    const next = Math.max(4096, this.capacity * 2);
+  /** Make room for `more` rows beyond those in use (one allocation instead of several doublings). */
+  reserve(more: number): void {
+    const want = this.rows + more;
+    if (want > this.capacity) this.grow(want);
+  }
+
+  private grow(atLeast = 0): void {
+    const next = Math.max(4096, this.capacity * 2, atLeast);
     const f64 = new Float64Array(next * F64_FIELDS);
     f64.set(this.f64);
     const digests = new Uint8Array(next * 64);

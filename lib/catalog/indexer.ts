@@ -6,6 +6,7 @@
 
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { columns } from './file-columns.js';
 import { Catalog, IndexedFile, isDigested, metadataNameOf, type DistFile, type Project } from './catalog.js';
 import { FileDigestCache, cacheFileFor, sameStamp, type DigestCache, type FileStamp } from './cache.js';
 import { isDistFilename, parseFilename, type ParsedFilename } from './filename.js';
@@ -179,6 +180,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       const cache = new FileDigestCache(cacheFile, { scope: store.id, log: this.log.child({ cache: store.id }) });
       await cache.load();
       this.caches.set(store.id, cache);
+      columns.reserve(cache.size);
     }
     if (this.opts.watch) {
       for (const store of this.opts.stores) {

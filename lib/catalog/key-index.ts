@@ -25,6 +25,8 @@ function fnv(buf: Uint8Array, from: number, to: number): number {
 export class KeyIndex {
   /** offset + 1 of a record, EMPTY, or GONE (a deleted slot, kept for probing). */
   private table: Int32Array;
+  /** Per slot: was the key asked for (get) since it was added? */
+  private asked: Uint8Array;
   private mask: number;
   private live = 0;
   private filled = 0;
@@ -36,6 +38,7 @@ export class KeyIndex {
     let cap = 16;
     while (cap < expected * 2) cap *= 2;
     this.table = new Int32Array(cap);
+    this.asked = new Uint8Array(cap);
     this.mask = cap - 1;
   }
 
@@ -79,7 +82,9 @@ export class KeyIndex {
     const n = this.encode(key);
     if (n === null) return undefined;
     const slot = this.probe(scratch, 0, n);
-    return slot === -1 ? undefined : this.table[slot] - 1;
+    if (slot === -1) return undefined;
+    this.asked[slot] = 1;
+    return this.table[slot] - 1;
   }
 
   /** Index the record at `off` (replacing the record of the same key, if any). */
@@ -88,11 +93,13 @@ export class KeyIndex {
     const slot = this.probe(this.buf, off + KEY_AT, off + KEY_AT + n);
     if (slot !== -1) {
       this.table[slot] = off + 1;
+      this.asked[slot] = 0;
       return;
     }
     const free = this.free;
     if (this.table[free] === EMPTY) this.filled++;
     this.table[free] = off + 1;
+    this.asked[free] = 0;
     this.live++;
     if (this.filled * 4 > this.table.length * 3) this.rehash();
   }
@@ -116,10 +123,10 @@ export class KeyIndex {
     return true;
   }
 
-  /** The offsets of every indexed record (in table order). */
-  *offsets(): IterableIterator<number> {
+  /** The offsets of every indexed record (in table order); `unasked`: only of keys never asked for. */
+  *offsets(unasked = false): IterableIterator<number> {
     const t = this.table;
-    for (let i = 0; i < t.length; i++) if (t[i] > 0) yield t[i] - 1;
+    for (let i = 0; i < t.length; i++) if (t[i] > 0 && !(unasked && this.asked[i])) yield t[i] - 1;
   }
 
   /** The key of the record at `off`. */
@@ -129,12 +136,18 @@ export class KeyIndex {
 
   private rehash(): void {
     const old = this.table;
+    const oldAsked = this.asked;
     let cap = 16;
     while (cap < this.live * 4) cap *= 2;
     this.table = new Int32Array(cap);
+    this.asked = new Uint8Array(cap);
     this.mask = cap - 1;
     this.live = 0;
     this.filled = 0;
-    for (let i = 0; i < old.length; i++) if (old[i] > 0) this.add(old[i] - 1);
+    for (let i = 0; i < old.length; i++) {
+      if (old[i] <= 0) continue;
+      this.add(old[i] - 1);
+      if (oldAsked[i]) this.asked[this.probe(this.buf, old[i] - 1 + KEY_AT, old[i] - 1 + KEY_AT + this.buf.readUInt16LE(old[i] - 1 + KEY_LEN_AT))] = 1;
+    }
   }
 }

@@ -44,23 +44,25 @@ export async function scanStore(store: PackageStore, policy: IndexPolicy, log: L
   /** Directories that could not be read (not gone): their files are kept, not dropped. */
   const unreadable: string[] = [];
   const listing = store.list({ ...(prefix ? { prefix } : {}), accept: isDistFilename, unreadable: (dirKey) => unreadable.push(`${dirKey}/`) });
-  for await (const entry of listing) {
-    if (policy.closed) return;
-    const parsed = policy.consider(entry.key);
-    if (!parsed) continue;
-    if (!reconcile) {
-      policy.add(store, entry, parsed);
-      continue;
+  for await (const batch of listing) {
+    for (const entry of batch) {
+      if (policy.closed) return;
+      const parsed = policy.consider(entry.key);
+      if (!parsed) continue;
+      if (!reconcile) {
+        policy.add(store, entry, parsed);
+        continue;
+      }
+      seen.add(entry.key);
+      const existing = catalog.fileAt(entry.key);
+      if (existing && existing.root !== store.id) continue; // an earlier root serves this path
+      if (existing && policy.unchanged(existing, entry)) {
+        policy.seenUnchanged(existing);
+        continue;
+      }
+      const file = policy.add(store, entry, parsed);
+      if (file) log.info({ file: entry.key, project: file.project }, existing ? 'file changed (found by rescan)' : 'file added (found by rescan)');
     }
-    seen.add(entry.key);
-    const existing = catalog.fileAt(entry.key);
-    if (existing && existing.root !== store.id) continue; // an earlier root serves this path
-    if (existing && policy.unchanged(existing, entry)) {
-      policy.seenUnchanged(existing);
-      continue;
-    }
-    const file = policy.add(store, entry, parsed);
-    if (file) log.info({ file: entry.key, project: file.project }, existing ? 'file changed (found by rescan)' : 'file added (found by rescan)');
   }
   if (!reconcile || policy.closed) return;
   for (const f of before) {

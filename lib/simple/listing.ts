@@ -51,13 +51,15 @@ export interface ProjectSource {
 
 /** The listed form of a local file. */
 export function listLocal(f: DistFile): ListedFile {
+  const sha256 = f.sha256;
+  const md = f.metadata;
   return {
     filename: f.filename,
     url: fileUrl(f),
-    hashes: f.sha256 ? { sha256: f.sha256 } : {},
-    requiresPython: f.metadata?.requiresPython || null,
+    hashes: sha256 ? { sha256 } : {},
+    requiresPython: md?.requiresPython || null,
     yanked: f.yank ? f.yank.reason : null,
-    coreMetadataSha256: f.metadata?.servable ? f.metadata.sha256 : null,
+    coreMetadataSha256: md?.servable ? md.sha256 : null,
     size: f.size,
     uploadTime: new Date(f.mtimeMs).toISOString(),
   };

@@ -133,7 +133,7 @@ export class FsStore implements PackageStore {
     else this.log.warn(msg);
   }
 
-  async *list(opts: ListOptions = {}): AsyncIterable<StoreEntry> {
+  async *list(opts: ListOptions = {}): AsyncIterable<StoreEntry[]> {
     const top = opts.prefix ?? '';
     if (top !== '') checkKey(top);
     const stack: string[] = [top];
@@ -175,7 +175,7 @@ export class FsStore implements PackageStore {
       if (files.length >= OFF_THREAD_MIN) {
         for await (const { names, stats } of statOffThread(dirPrefix, files)) {
           if (!stats) {
-            yield* this.statHere(dirPrefix, keyPrefix, names);
+            yield this.statHere(dirPrefix, keyPrefix, names);
             continue;
           }
           const batch: StoreEntry[] = [];
@@ -184,7 +184,7 @@ export class FsStore implements PackageStore {
             if (size === STAT_FAILED) batch.push(...this.statHere(dirPrefix, keyPrefix, [names[i]]));
             else if (size !== NOT_A_FILE) batch.push({ key: keyPrefix + names[i], size, mtimeMs: stats[o + 1], identity: { dev: stats[o + 2], ino: stats[o + 3], ctimeMs: stats[o + 4] } });
           }
-          yield* batch;
+          yield batch;
         }
         continue;
       }
@@ -200,7 +200,7 @@ export class FsStore implements PackageStore {
             if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.warnOnce(`cannot stat ${dirPrefix + name}`, err);
           }
         } while (i < files.length && performance.now() < until);
-        yield* batch;
+        yield batch;
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }

@@ -262,7 +262,7 @@ export class S3Store implements PackageStore {
     return { key, size: size ?? 0, mtimeMs: ms - (ms % 1000), ...(etag ? { etag } : {}) };
   }
 
-  async *list(opts: ListOptions = {}): AsyncIterable<StoreEntry> {
+  async *list(opts: ListOptions = {}): AsyncIterable<StoreEntry[]> {
     const top = opts.prefix ?? '';
     if (top !== '') checkKey(top);
     const listPrefix = this.base + (top === '' ? '' : `${top}/`);
@@ -293,6 +293,7 @@ export class S3Store implements PackageStore {
         if ('failed' in r) throw new Error(`cannot list ${this.id}: ${r.failed.reason}`);
         const page: ListObjectsV2CommandOutput = r.ok;
         let last: string | undefined;
+        const batch: StoreEntry[] = [];
         for (const o of page.Contents ?? []) {
           if (!o.Key) continue;
           last = o.Key;
@@ -303,8 +304,9 @@ export class S3Store implements PackageStore {
           const entry = this.entryOf(key, o.Size, o.LastModified, o.ETag);
           collected?.set(key, entry);
           if (opts.accept && !opts.accept(key.slice(key.lastIndexOf('/') + 1))) continue;
-          yield entry;
+          batch.push(entry);
         }
+        if (batch.length) yield batch;
         if (!page.IsTruncated) break;
         if (last !== undefined && last.startsWith(reserved)) {
           // The page ended inside the reserved prefix: jump over the rest of it unread.
@@ -496,9 +498,9 @@ export class S3Store implements PackageStore {
     const tick = async (): Promise<void> => {
       try {
         const now = new Map<string, StoreEntry>();
-        for await (const e of this.list()) {
+        for await (const batch of this.list()) {
           if (stopped) return;
-          now.set(e.key, e);
+          for (const e of batch) now.set(e.key, e);
         }
         if (stopped) return;
         if (known) {
