@@ -64,8 +64,8 @@ export type CacheEntry = FileStamp & CacheData;
 
 /** What `fill` copies a cache entry into (an IndexedFile). */
 export interface DigestTarget {
-  setSha256Bytes(src: Uint8Array, at: number): void;
-  setMetadataBytes(src: Uint8Array, shaAt: number, size: number, name: string | null, version: string | null, requiresPython: string | null, servable: boolean): void;
+  setSha256Bytes(src: Buffer, at: number): void;
+  setMetadataBytes(src: Buffer, shaAt: number, size: number, name: string | null, version: string | null, requiresPython: string | null, servable: boolean): void;
   metadata: MetadataSummary | null | undefined;
   metadataError?: string;
 }

@@ -152,13 +152,13 @@ export class IndexedFile implements DistFile {
   }
 
   /** Copy the sha256 in as 32 bytes (from a cache record: no hex string made). */
-  setSha256Bytes(src: Uint8Array, at: number): void {
+  setSha256Bytes(src: Buffer, at: number): void {
     columns.setBytes(this.row, 0, src, at);
     columns.mark(this.row, HAS_SHA, true);
   }
 
   /** Set the metadata summary from its digest's 32 bytes (a cache record: no hex string made). */
-  setMetadataBytes(src: Uint8Array, shaAt: number, size: number, name: string | null, version: string | null, requiresPython: string | null, servable: boolean): void {
+  setMetadataBytes(src: Buffer, shaAt: number, size: number, name: string | null, version: string | null, requiresPython: string | null, servable: boolean): void {
     const r = this.row;
     columns.setBytes(r, 1, src, shaAt);
     columns.mark(r, MD_KNOWN | MD_SOME, true);

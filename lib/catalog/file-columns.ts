@@ -118,10 +118,8 @@ export class FileColumns {
   }
 
   /** Copy 32 digest bytes in (from a cache record). */
-  setBytes(row: number, which: 0 | 1, src: Uint8Array, from: number): void {
-    const d = this.digests;
-    const at = row * 64 + which * 32;
-    for (let i = 0; i < 32; i++) d[at + i] = src[from + i];
+  setBytes(row: number, which: 0 | 1, src: Buffer, from: number): void {
+    src.copy(this.digestBuf, row * 64 + which * 32, from, from + 32);
   }
 }
 

@@ -64,7 +64,8 @@ export class KeyIndex {
         if (free === -1) free = i;
       } else {
         const off = v - 1;
-        if (this.buf.readUInt16LE(off + KEY_LEN_AT) === n && this.buf.compare(key, from, to, off + KEY_AT, off + KEY_AT + n) === 0) return i;
+        const b = this.buf;
+        if ((b[off + KEY_LEN_AT] | (b[off + KEY_LEN_AT + 1] << 8)) === n && b.compare(key, from, to, off + KEY_AT, off + KEY_AT + n) === 0) return i;
       }
       i = (i + 1) & this.mask;
     }
