@@ -123,6 +123,9 @@ describe('start-up loads the heavy modules on first use only', function () {
     // The GC pauses of the start (loading, indexing) are in the first answer, under prom-client's name.
     const gcCounts = [...text.matchAll(/^pypi_lite_nodejs_gc_duration_seconds_count\{kind="[a-z]+"\} (\d+)$/gm)].map((m) => Number(m[1]));
     expect(gcCounts.reduce((a, b) => a + b, 0)).to.be.greaterThan(0);
+    // So is the event-loop delay since the start (an empty window would read max 0, mean NaN).
+    expect(Number(/^pypi_lite_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1])).to.be.greaterThan(0);
+    expect(Number(/^pypi_lite_nodejs_eventloop_lag_mean_seconds (\S+)$/m.exec(text)?.[1])).to.be.greaterThan(0);
     expect(text).to.match(/^pypi_lite_process_cpu_seconds_total /m);
     expect(text).to.match(/^pypi_lite_catalog_files \d+$/m);
 

@@ -1,10 +1,11 @@
 // Prometheus metrics (prom-client): requests by route and status, a latency histogram,
 // uploads and uploaded bytes, catalog size and the hashing backlog. Each server gets its own
 // Registry, so tests can build several. Until /metrics is first read everything is counted in
-// plain numbers (and GC pauses by an observer of our own): prom-client and its dependencies
+// plain numbers (GC pauses and the event-loop delay by observers of our own, started with the
+// server as prom-client would have started its own): prom-client and its dependencies
 // (some 90 modules) load on that first read, not at start.
 
-import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
 import type * as PromClient from 'prom-client';
 import type { Histogram, MetricObjectWithValues, MetricValueWithName, Registry } from 'prom-client';
 import type { RequestMetrics } from '../http/observe.js';
@@ -144,6 +145,8 @@ export class Metrics implements MetricsService {
   /** GC pauses by kind since the start (prom-client's nodejs_gc_duration_seconds, counted before it loads). */
   private readonly gc = new Map<string, PlainHistogram>();
   private readonly gcObserver: PerformanceObserver | null = null;
+  /** The event-loop delay since the start, then since the previous /metrics (prom-client's nodejs_eventloop_lag_*_seconds). */
+  private readonly loopDelay: IntervalHistogram | null = null;
   private built: Promise<Registry> | null = null;
 
   constructor(
@@ -163,6 +166,9 @@ export class Metrics implements MetricsService {
         }
       });
       this.gcObserver.observe({ entryTypes: ['gc'] });
+      // prom-client's resolution (eventLoopMonitoringPrecision).
+      this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+      this.loopDelay.enable();
     }
   }
 
@@ -273,6 +279,32 @@ export class Metrics implements MetricsService {
           registers,
         );
       }
+      // Its event-loop delay statistics start now, and the first /metrics would read an empty
+      // histogram; ours has run since the start (same names and help; its own
+      // nodejs_eventloop_lag_seconds, measured at each read, stays).
+      const delay = this.loopDelay;
+      if (delay) {
+        const stats: [string, string, (h: IntervalHistogram) => number][] = [
+          ['min', 'The minimum recorded event loop delay.', (h) => h.min],
+          ['max', 'The maximum recorded event loop delay.', (h) => h.max],
+          ['mean', 'The mean of the recorded event loop delays.', (h) => h.mean],
+          ['stddev', 'The standard deviation of the recorded event loop delays.', (h) => h.stddev],
+          ['p50', 'The 50th percentile of the recorded event loop delays.', (h) => h.percentile(50)],
+          ['p90', 'The 90th percentile of the recorded event loop delays.', (h) => h.percentile(90)],
+          ['p99', 'The 99th percentile of the recorded event loop delays.', (h) => h.percentile(99)],
+        ];
+        const gauges: PromClient.Gauge[] = [];
+        // The first gauge reads them all, then the histogram starts again (as prom-client's does).
+        const read = (): void => {
+          stats.forEach(([, , value], i) => gauges[i].set(value(delay) / 1e9));
+          delay.reset();
+        };
+        stats.forEach(([stat, help], i) => {
+          const name = `${prefix}nodejs_eventloop_lag_${stat}_seconds`;
+          registry.removeSingleMetric(name);
+          gauges.push(new Gauge({ name, help, registers, ...(i === 0 ? { collect: read } : {}) }));
+        });
+      }
     }
     return registry;
   }
@@ -304,8 +336,9 @@ export class Metrics implements MetricsService {
     return (await this.registry()).metrics();
   }
 
-  /** Stops the GC observer (a server's metrics end with it). */
+  /** Stops our observers (a server's metrics end with it). */
   close(): void {
     this.gcObserver?.disconnect();
+    this.loopDelay?.disable();
   }
 }
