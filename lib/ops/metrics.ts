@@ -110,7 +110,6 @@ function plainHistogramClass(prom: typeof PromClient) {
       const values: MetricValueWithName<L | 'le'>[] = [];
       const bounds = this.bounds;
       for (const [value, h] of this.series()) {
-        // Partial<Record<L, string>> is what prom-client's LabelValues<L> is.
         const labels: Partial<Record<L | 'le', string | number>> = {};
         labels[this.label] = value;
         let acc = 0;
