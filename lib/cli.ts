@@ -11,8 +11,7 @@ import { hashPassword } from './auth/hashes.js';
 import { deleteUser, setUser } from './auth/htpasswd-edit.js';
 import { HtpasswdError, isValidUsername, parseHtpasswd } from './auth/htpasswd.js';
 import { UpstreamCacheError } from './upstream/upstream.js';
-import { isS3Url, parseS3Url } from './store/s3-client.js';
-import { StoreStartError } from './store/s3-store.js';
+import { isS3Url, parseS3Url, StoreStartError } from './store/s3-client.js';
 import { editYankFile, normalizeReason } from './catalog/yank.js';
 import { editFile } from './core/edit-file.js';
 

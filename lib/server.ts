@@ -18,8 +18,7 @@ import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
 import { FsStore } from './store/fs-store.js';
 import type { PackageStore } from './store/types.js';
-import { createS3Client, parseS3Url } from './store/s3-client.js';
-import { S3Store } from './store/s3-store.js';
+import type { S3Store } from './store/s3-store.js';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fastPath } from './simple/fast-path.js';
@@ -49,6 +48,8 @@ async function openS3Stores(config: Config, log: Logger): Promise<{ stores: Map<
   const stores = new Map<string, S3Store>();
   const roots = config.roots.filter((r) => r.startsWith('s3://'));
   if (!roots.length) return { stores, close: () => {} };
+  // Loaded here, not at start: the AWS SDK is most of a server's modules, and local roots never use it.
+  const [{ createS3Client, parseS3Url }, { S3Store }] = await Promise.all([import('./store/s3-client.js'), import('./store/s3-store.js')]);
   const client = await createS3Client({ pathStyle: config.s3PathStyle, log });
   const writeClient = await createS3Client({ pathStyle: config.s3PathStyle, maxAttempts: 1, socketTimeoutMs: 120_000, log });
   const close = (): void => {
@@ -113,7 +114,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     : null;
   const upstream =
     config.upstream && config.upstreamCache
-      ? await Upstream.open({ ...config, upstream: config.upstream, upstreamCache: config.upstreamCache }, log.child({ component: 'upstream' }), metrics?.registry ?? null)
+      ? await Upstream.open({ ...config, upstream: config.upstream, upstreamCache: config.upstreamCache }, log.child({ component: 'upstream' }), metrics ? await metrics.registry() : null)
       : null;
   const pages = new PageCache(catalog, indexer, upstream?.pages ?? null, config.upstreamMerge);
   const auth = new AuthGuard({ authenticate: config.authenticate, authenticator: passwords, anonymousUploads: config.anonymousUploads });
@@ -187,6 +188,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await upstream?.close();
       yanks.close();
       passwords?.close();
+      metrics?.close();
       await indexer.close();
       // What the other replicas should learn from us (the feed) is written before we go.
       await Promise.all([...s3.stores.values()].map((st) => st.flush()));

@@ -63,8 +63,8 @@ describe('upstream page parsing', () => {
     for (const body of ['{', '[]', '{"files": 3}', 'null']) expect(() => parseJsonPage(body, base), body).to.throw(PageParseError);
   });
 
-  it('reads PEP 503 HTML with htmlparser2: entities, data-* attributes, <base>, fragments', () => {
-    const page = parseHtmlPage(
+  it('reads PEP 503 HTML with htmlparser2: entities, data-* attributes, <base>, fragments', async () => {
+    const page = await parseHtmlPage(
       `<html><head><base href="https://mirror.example/pkgs/"></head><body>
       <A HREF="demo-1.0.tar.gz#sha256=${A}" data-requires-python="&gt;=3.9" data-yanked="" data-dist-info-metadata="sha256=${B}">demo-1.0.tar.gz</A>
       <a href="sub/demo-1.1.tar.gz#md5=${'c'.repeat(32)}" data-core-metadata="true">demo-1.1.tar.gz</a>

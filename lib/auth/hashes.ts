@@ -3,7 +3,6 @@
 // a dummy entry that costs what a real one does (so unknown users take as long as known ones).
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import bcrypt from 'bcryptjs';
 import { bcryptCompare } from './bcrypt-pool.js';
 import { APR1_RE, APR1_SALT_RE, type HashKind, type HtpasswdEntry } from './htpasswd.js';
 
@@ -112,6 +111,8 @@ export async function hashPassword(password: string, rounds = 10): Promise<strin
   if (password.length > MAX_PASSWORD_LENGTH) {
     throw new RangeError(`password longer than ${MAX_PASSWORD_LENGTH} characters`);
   }
+  // bcryptjs loads here (`pypi-lite passwd`), not with the server: it verifies in its worker.
+  const { default: bcrypt } = await import('bcryptjs');
   const hash = await bcrypt.hash(password, rounds);
   return hash.replace(/^\$2[ab]\$/, '$2y$');
 }

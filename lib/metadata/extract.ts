@@ -21,7 +21,7 @@ import yauzl from 'yauzl';
 import { archiveError, corrupt, oneLine } from './archive-errors.js';
 import { Job, resolveLimits } from './job.js';
 import { TarSelection, ZipSelection } from './selection.js';
-import { extractFromTarGz } from './tar-reader.js';
+import type { extractFromTarGz } from './tar-reader.js';
 import { extractTarGzSync } from './tar-sync.js';
 import type { ArchiveKind, ExtractLimits, ExtractResult } from './types.js';
 import { extractFromZip, type ZipOpener } from './zip-reader.js';
@@ -118,6 +118,14 @@ function unsupported(kind: ArchiveKind): ExtractResult {
   }
 }
 
+/**
+ * The streaming tar reader (tar-stream and its streams), loaded with the first .tar.gz that is
+ * not read in memory: wheels and the in-memory path never need it. (The one piece of module
+ * state here: a memoized import.)
+ */
+let tarReader: Promise<typeof extractFromTarGz> | null = null;
+const loadTarReader = (): Promise<typeof extractFromTarGz> => (tarReader ??= import('./tar-reader.js').then((m) => m.extractFromTarGz));
+
 function run(kind: ArchiveKind, partial: Partial<ExtractLimits> | undefined, source: Source): Promise<ExtractResult> {
   try {
     const limits = resolveLimits(partial);
@@ -134,15 +142,19 @@ function run(kind: ArchiveKind, partial: Partial<ExtractLimits> | undefined, sou
         return job.promise;
       }
       case 'tar.gz':
-      case 'tgz': {
-        const job = new Job(limits.timeoutMs);
-        try {
-          extractFromTarGz(source.openStream, limits, job);
-        } catch (err) {
-          job.fail(corrupt('tar', oneLine(err)));
-        }
-        return job.promise;
-      }
+      case 'tgz':
+        return loadTarReader().then(
+          (extractFromTarGz) => {
+            const job = new Job(limits.timeoutMs);
+            try {
+              extractFromTarGz(source.openStream, limits, job);
+            } catch (err) {
+              job.fail(corrupt('tar', oneLine(err)));
+            }
+            return job.promise;
+          },
+          (err: unknown) => archiveError('INTERNAL', oneLine(err)),
+        );
       default:
         return Promise.resolve(unsupported(kind));
     }

@@ -6,7 +6,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import { inspect } from 'node:util';
-import { S3Client } from '@aws-sdk/client-s3';
+// Types only: the SDK (some 200 modules) loads when the first S3 client is built, so a server
+// with local roots never pays for it.
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 
 /** Where an S3 root lives. */
@@ -20,6 +22,9 @@ export interface S3Location {
 
 /** Bucket names S3 accepts (3-63 of lowercase letters, digits, '.', '-'; also '_' and uppercase for older stores). */
 const BUCKET = /^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$/;
+
+/** The store cannot be used at start (unreachable, no bucket, no access): one line for the user. */
+export class StoreStartError extends Error {}
 
 /** Is this root argument an S3 URL (as opposed to a directory)? */
 export function isS3Url(root: string): boolean {
@@ -72,6 +77,7 @@ export async function createS3Client(opts: S3ClientOptions): Promise<S3Client> {
   // The SDK prints a multi-line notice on Node 20 about its releases after January 2027; this
   // program pins its SDK and supports Node 20, so the notice would only bury the start-up lines.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { S3Client: Client } = await import('@aws-sdk/client-s3');
   // Never throws (the SDK calls it in the middle of requests); formats only when debug is on.
   const sdkLog = (...content: unknown[]): void => {
     if (!opts.log?.isLevelEnabled('debug')) return;
@@ -79,7 +85,7 @@ export async function createS3Client(opts: S3ClientOptions): Promise<S3Client> {
   };
   const logger = { trace: sdkLog, debug: sdkLog, info: sdkLog, warn: sdkLog, error: sdkLog };
   const build = (region?: string): S3Client =>
-    new S3Client({
+    new Client({
       ...(region ? { region } : {}),
       forcePathStyle: opts.pathStyle,
       requestChecksumCalculation: 'WHEN_REQUIRED',

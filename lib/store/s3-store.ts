@@ -29,7 +29,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Logger } from 'pino';
 import { httpError } from '../core/errors.js';
-import type { S3Location } from './s3-client.js';
+import { StoreStartError, type S3Location } from './s3-client.js';
 import { S3Claims } from './s3-claims.js';
 import { S3Feed } from './s3-feed.js';
 import { S3TextObject } from './s3-text.js';
@@ -51,8 +51,7 @@ export interface StoreHealth {
   since?: string;
 }
 
-/** The store cannot be used at start (unreachable, no bucket, no access): one line for the user. */
-export class StoreStartError extends Error {}
+export { StoreStartError };
 
 export interface S3StoreOptions {
   location: S3Location;

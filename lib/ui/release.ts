@@ -10,7 +10,7 @@ import type { CoreMetadata } from '../metadata/parse.js';
 import type { MetadataSource } from '../metadata/reader.js';
 import { info } from '../pypi-json/build.js';
 import { Lru } from './lru.js';
-import { renderReadme } from './readme.js';
+import type { renderReadme } from './readme.js';
 
 type Info = Awaited<ReturnType<typeof info>>;
 
@@ -32,7 +32,14 @@ export interface ReleaseDetailsDeps {
   metadata: MetadataSource<DistFile>;
 }
 
-function toDetails(i: Info): ReleaseDetails {
+/**
+ * The README renderer, loaded with the first release page (markdown-it, sanitize-html and
+ * postcss are some 90 modules that most server processes never need).
+ */
+let readmeRenderer: Promise<typeof renderReadme> | null = null;
+const loadReadmeRenderer = (): Promise<typeof renderReadme> => (readmeRenderer ??= import('./readme.js').then((m) => m.renderReadme));
+
+function toDetails(i: Info, render: typeof renderReadme): ReleaseDetails {
   const urls: [string, string][] = Object.entries(i.project_urls ?? {});
   if (i.home_page && !urls.some(([, u]) => u === i.home_page)) urls.unshift(['Homepage', i.home_page]);
   return {
@@ -50,7 +57,7 @@ function toDetails(i: Info): ReleaseDetails {
     requiresDist: i.requires_dist ?? [],
     classifiers: i.classifiers,
     keywords: i.keywords,
-    readmeHtml: renderReadme(i.description, i.description_content_type),
+    readmeHtml: render(i.description, i.description_content_type),
   };
 }
 
@@ -88,7 +95,7 @@ export class ReleaseDetailsCache {
     let p = this.pending.get(key);
     if (!p) {
       const ctx = { files, versions: [version], releaseOf: (v: string) => v, baseUrl: '', projectName, indexer: this.deps.indexer, metadata: this.deps.metadata };
-      p = info(ctx, version, files).then(toDetails);
+      p = Promise.all([info(ctx, version, files), loadReadmeRenderer()]).then(([i, render]) => toDetails(i, render));
       this.pending.set(key, p);
       p.then(
         (details) => {

@@ -4,8 +4,8 @@
 // body streams to a temp file through multer; every failure is a 4xx whose reason phrase
 // carries the message.
 
-import type { Request, Response } from 'express';
-import multer from 'multer';
+import type { Request, RequestHandler, Response } from 'express';
+import type multer from 'multer';
 import type { Writable } from 'node:stream';
 import type { Config } from '../core/config.js';
 import { HttpError, httpError } from '../core/errors.js';
@@ -19,6 +19,10 @@ export type Uploader = UploadService;
 const FORM_OVERHEAD = 8 * 1024 * 1024;
 
 type Body = Record<string, unknown>;
+
+/** multer (and busboy under it), loaded with the first upload: most server processes never take one. */
+let multerModule: typeof multer | null = null;
+const loadMulter = async (): Promise<typeof multer> => (multerModule ??= (await import('multer')).default);
 
 /** The first string value of a form field ('' and 'UNKNOWN' count as absent). */
 export function field(body: Body, key: string): string | null {
@@ -38,7 +42,7 @@ export function fieldList(body: Body, key: string): string[] {
 
 function multerToHttp(err: unknown, limit: number): HttpError {
   if (err instanceof HttpError) return err;
-  if (err instanceof multer.MulterError) {
+  if (multerModule && err instanceof multerModule.MulterError) {
     switch (err.code) {
       case 'LIMIT_FILE_SIZE':
         return httpError('PAYLOAD_TOO_LARGE', `limit is ${limit} bytes`);
@@ -108,12 +112,15 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
       req.pipe(guard).pipe(busboy);
     },
   };
-  const parser = multer(options).fields([
-    { name: 'content', maxCount: 1 },
-    { name: 'gpg_signature', maxCount: 1 },
-  ]);
+  let loadedParser: RequestHandler | null = null;
+  const loadParser = async (): Promise<RequestHandler> =>
+    (loadedParser ??= (await loadMulter())(options).fields([
+      { name: 'content', maxCount: 1 },
+      { name: 'gpg_signature', maxCount: 1 },
+    ]));
 
-  const parse = (req: Request, res: Response): Promise<void> =>
+  const parse = async (req: Request, res: Response): Promise<void> => parseWith(await loadParser(), req, res);
+  const parseWith = (parser: RequestHandler, req: Request, res: Response): Promise<void> =>
     new Promise((resolve, reject) => {
       const boundary = boundaryOf(req.headers['content-type']);
       if (boundary !== null) {

@@ -169,7 +169,7 @@ export class UpstreamPages implements ProjectSource {
       let page: UpstreamPage;
       try {
         if (ans.contentType === 'application/vnd.pypi.simple.v1+json' || ans.contentType === 'application/json') page = parseJsonPage(ans.body.toString('utf8'), ans.url);
-        else if (ans.contentType === 'text/html' || ans.contentType === 'application/vnd.pypi.simple.v1+html') page = parseHtmlPage(ans.body.toString('utf8'), ans.url);
+        else if (ans.contentType === 'text/html' || ans.contentType === 'application/vnd.pypi.simple.v1+html') page = await parseHtmlPage(ans.body.toString('utf8'), ans.url);
         else throw new UpstreamError('bad', `${url} answered with Content-Type "${ans.contentType}", not a Simple API page`);
       } catch (err) {
         if (err instanceof PageParseError) throw new UpstreamError('bad', `${url}: ${err.message}`);
@@ -294,7 +294,7 @@ export class UpstreamPages implements ProjectSource {
     try {
       const ans = await fetchPage(`${this.opts.url}${name}/`, { timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxPageBytes ?? PAGE_MAX, auth: this.opts.auth });
       if (ans.status !== 'ok' || this.shadowing.has(name)) return;
-      const page = ans.contentType.includes('json') ? parseJsonPage(ans.body.toString('utf8'), ans.url) : parseHtmlPage(ans.body.toString('utf8'), ans.url);
+      const page = ans.contentType.includes('json') ? parseJsonPage(ans.body.toString('utf8'), ans.url) : await parseHtmlPage(ans.body.toString('utf8'), ans.url);
       if (page.files.length === 0) return;
       this.shadowing.add(name);
       this.metrics?.shadowed();

@@ -2,7 +2,7 @@
 // Whatever the upstream sends, the result is a list of well-formed entries: a file whose name,
 // URL or digest is unusable is left out, and odd attribute values are dropped, never thrown.
 
-import { Parser } from 'htmlparser2';
+import type { Parser as HtmlParser } from 'htmlparser2';
 import { parseFilename } from '../catalog/filename.js';
 import { compareVersions } from '../catalog/version.js';
 import type { ListedFile } from '../simple/listing.js';
@@ -146,8 +146,13 @@ export function parseJsonPage(body: string, pageUrl: string): UpstreamPage {
   return finish(parsed, versions);
 }
 
+/** htmlparser2, loaded on the first HTML page (a server without --upstream never needs it). */
+let htmlParser: Promise<typeof HtmlParser> | null = null;
+const loadHtmlParser = (): Promise<typeof HtmlParser> => (htmlParser ??= import('htmlparser2').then((m) => m.Parser));
+
 /** PEP 503 HTML: every <a href> is a file; data-* attributes as in PEP 503/592/658/714. */
-export function parseHtmlPage(body: string, pageUrl: string): UpstreamPage {
+export async function parseHtmlPage(body: string, pageUrl: string): Promise<UpstreamPage> {
+  const Parser = await loadHtmlParser();
   let base = pageUrl;
   const files: (UpstreamFile | null)[] = [];
   const parser = new Parser(

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../core/config.js';
 import { FileCache } from './files.js';
-import { UpstreamMetrics } from './metrics.js';
+import type { UpstreamMetrics } from './metrics.js';
 import { UpstreamPages } from './pages.js';
 
 /** The upstream cache directory cannot be used (the CLI reports it as a usage error). */
@@ -43,7 +43,8 @@ export class Upstream implements UpstreamService {
     // /health, error messages or the cache's directory name.
     const { url, auth } = splitCredentials(config.upstream);
     let files: FileCache | null = null;
-    const metrics = registry ? new UpstreamMetrics(registry, () => files?.bytes ?? 0) : null;
+    // prom-client loads with the metrics (lib/ops/metrics.ts), not at start.
+    const metrics: UpstreamMetrics | null = registry ? new (await import('./metrics.js')).UpstreamMetrics(registry, () => files?.bytes ?? 0) : null;
     const pages = new UpstreamPages(
       { url, auth, dir: config.upstreamCache, ttlMs: config.upstreamTtl * 1000, timeoutMs: config.upstreamTimeout * 1000 },
       log,
