@@ -10,6 +10,15 @@ describe('content negotiation (PEP 691)', () => {
       expect(negotiate(PIP)).to.equal(JSON_V1);
     });
 
+    it('answers each header of clients that take turns, the same header asked twice in a row included', () => {
+      // The last header's answer is kept apart from the memo: it must never answer another header.
+      const seq: [string | undefined, string | null][] = [
+        [PIP, JSON_V1], [PIP, JSON_V1], ['text/html', TEXT_HTML], ['image/png', null], ['image/png', null],
+        [PIP, JSON_V1], [undefined, TEXT_HTML], [HTML_V1, HTML_V1], ['', TEXT_HTML], [PIP, JSON_V1], ['image/png', null], ['', TEXT_HTML],
+      ];
+      for (const [accept, want] of seq) expect(negotiate(accept), String(accept)).to.equal(want);
+    });
+
     it("gives uv's Accept header the JSON API", () => {
       expect(negotiate(UV)).to.equal(JSON_V1);
     });

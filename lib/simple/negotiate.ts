@@ -62,15 +62,25 @@ function qualityOf(media: string, ranges: Range[]): number {
 }
 
 const memo = new Map<string, SimpleType | null>();
+/**
+ * The last header asked about and its answer: a client sends the same Accept on every request,
+ * and comparing a fresh header string with it costs less than hashing it for the memo.
+ */
+let lastHeader = '';
+let lastChoice: SimpleType | null = null;
 
 /**
  * Pick the representation for an Accept header (undefined/empty = any). Returns null when
  * nothing we offer is acceptable (the caller answers 406).
  */
 export function negotiate(accept: string | undefined): SimpleType | null {
+  if (accept === lastHeader && accept !== '') return lastChoice;
   const header = accept === undefined || accept.trim() === '' ? '*/*' : accept;
   const hit = memo.get(header);
-  if (hit !== undefined) return hit;
+  if (hit !== undefined) {
+    if (accept !== undefined) remember(accept, hit);
+    return hit;
+  }
   const ranges = parseAccept(header);
   let chosen: SimpleType | null = null;
   let bestQ = 0;
@@ -85,7 +95,13 @@ export function negotiate(accept: string | undefined): SimpleType | null {
   if (ranges.length === 0) chosen = TEXT_HTML; // unparseable header: be lenient, like */*
   if (memo.size > 1000) memo.clear();
   memo.set(header, chosen);
+  if (accept !== undefined) remember(accept, chosen);
   return chosen;
+}
+
+function remember(accept: string, choice: SimpleType | null): void {
+  lastHeader = accept;
+  lastChoice = choice;
 }
 
 /** `?format=` overrides Accept (PyPI's behaviour); its value is parsed like an Accept header. */

@@ -79,9 +79,10 @@ export function resolveSimple(deps: SimpleDeps, req: IncomingMessage, pathname: 
   } catch {
     return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
   }
-  // The common case, a normalized name, is its own normalization.
-  const name = CANONICAL_NAME.test(raw) ? raw : normalizeName(raw);
-  if (!isNormalizedName(name)) return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
+  // The common case, a normalized name, is its own normalization (and needs no second test).
+  const canonical = CANONICAL_NAME.test(raw);
+  const name = canonical ? raw : normalizeName(raw);
+  if (!canonical && !isNormalizedName(name)) return { kind: 'error', code: 'PROJECT_NOT_FOUND' };
   if (name !== raw || slash === -1) {
     return { kind: 'redirect', status: 301, to: location(deps.base, `/simple/${name}/`, searchOf(req.url)) };
   }
