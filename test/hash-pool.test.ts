@@ -6,13 +6,13 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { crc32 } from '../bench/zip.js';
 import { sdist, wheel, wheelParts, type Dist } from '../bench/dists.js';
 import { Worker } from 'node:worker_threads';
-import { decodeResults, encodeResults, encodeTasks, type ResultBatch } from '../lib/catalog/hash-messages.js';
+import { decodeResults, encodeResults, encodeTasks, WORKER_NICE, type ResultBatch } from '../lib/catalog/hash-messages.js';
 import { HashPool, type HashResult } from '../lib/catalog/hash-pool.js';
 import { parseMetadata, sdistMetadataIsStatic } from '../lib/metadata/parse.js';
 import { summarizeMetadata } from '../lib/metadata/summary.js';
@@ -119,6 +119,31 @@ describe('hash pool: batches of files (in-process)', function () {
     const again = ok(await pool.run({ path: p, archive: 'wheel' }), one.filename);
     expect(again.sha256).to.equal(sha256(one.data));
     expect(again.metadata?.name).to.equal('lazy');
+  });
+
+  it('hashing threads run at a lower priority than the main thread, which serves requests and applies results (Linux)', async function () {
+    const niceOf = (tid: string): number | null => {
+      try {
+        // the fields after the command name: state is the 1st, nice the 17th
+        return Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
+      } catch {
+        return null; // a thread that just ended
+      }
+    };
+    if (process.platform !== 'linux') this.skip();
+    const tasks = (): Set<string> => new Set(readdirSync('/proc/self/task'));
+    const before = tasks();
+    pool = new HashPool(2);
+    const one = wheel('nice', '1.0');
+    const p = await put(one);
+    await Promise.all([pool.run({ path: p, archive: 'wheel' }), pool.run({ path: p, archive: 'wheel' })]);
+    expect(pool.running).to.equal(2);
+    const started = [...tasks()].filter((t) => !before.has(t)).map(niceOf).filter((n) => n !== null);
+    const mainNice = niceOf(String(process.pid));
+    expect(mainNice).to.not.equal(null);
+    // each worker thread (and only they: a worker's own helper threads keep theirs) is niced
+    expect(started.filter((n) => n === Math.min(19, Math.max(mainNice ?? 0, WORKER_NICE))), `nice values of the new threads: ${started.join(', ')}`).to.have.length(2);
+    expect(WORKER_NICE).to.be.greaterThan(0);
   });
 
   it('files over the in-memory limit are streamed and still get their metadata, beside small ones', async () => {

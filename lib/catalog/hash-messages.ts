@@ -5,6 +5,9 @@
 import type { ArchiveErrorCode, ArchiveKind } from '../metadata/types.js';
 import type { HashResult, HashTask } from './hash-pool.js';
 
+/** The nice value a hashing worker gives its own thread (see hash-worker.ts). */
+export const WORKER_NICE = 10;
+
 /** A batch of tasks as the worker receives it. */
 export interface TaskBatch {
   ids: Float64Array;

@@ -167,7 +167,14 @@ export class HashScheduler {
     file.store.localFile(file.relPath, file.etag ? { etag: file.etag } : {}).then((local) => {
       const release = (): void => {
         this.paths.delete(file);
-        local.release().catch(failed).finally(finished);
+        // (then with two callbacks: catch + finally cost three more promises per file)
+        local.release().then(finished, (err: unknown) => {
+          try {
+            failed(err);
+          } finally {
+            finished();
+          }
+        });
       };
       const settle = (r: HashResult): void => {
         try {

@@ -11,15 +11,16 @@
 
 import { Digester } from '../core/digests.js';
 import { hash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, read, readSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, openSync, read, readlinkSync, readSync, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
+import os from 'node:os';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { extractMetadata, extractMetadataFromBuffer, extractMetadataSync } from '../metadata/extract.js';
 import type { ArchiveKind, ExtractResult } from '../metadata/types.js';
 import { summarizeMetadata } from '../metadata/summary.js';
 import type { HashResult, HashTask, HashWorkerData } from './hash-pool.js';
-import { decodeTasks, encodeResults, type TaskBatch } from './hash-messages.js';
+import { decodeTasks, encodeResults, WORKER_NICE, type TaskBatch } from './hash-messages.js';
 
 // Test hook (the crash tests): PYPI_LITE_TEST_WORKER_EXIT=<file name>[,<file name>...] makes a
 // worker exit when it starts reading one of those files; with an `once:` prefix only the first
@@ -28,6 +29,24 @@ const crashHook = process.env.PYPI_LITE_TEST_WORKER_EXIT ?? '';
 const crashOnce = crashHook.startsWith('once:');
 const crashOn = new Set((crashOnce ? crashHook.slice('once:'.length) : crashHook).split(',').filter(Boolean));
 const isReplacement = (workerData as HashWorkerData | null)?.replacement === true;
+
+/**
+ * Hashing is background work: the main thread (requests, and at a cold start applying every
+ * result: catalog, cache) is the critical path, and with a worker per core the three threads
+ * shared two cores equally. So a worker lowers its own thread's priority (Linux: setpriority on
+ * a thread id changes that thread only; nice 10 gives the main thread ~90% of a contended core).
+ * An idle main thread leaves the workers every core. Best effort: elsewhere, or when refused,
+ * the worker runs at the process's priority.
+ */
+function lowerPriority(): void {
+  try {
+    const tid = Number(path.basename(readlinkSync('/proc/thread-self')));
+    if (Number.isInteger(tid) && tid > 0 && tid !== process.pid) os.setPriority(tid, Math.min(19, Math.max(os.getPriority(tid), WORKER_NICE)));
+  } catch {
+    /* not Linux, or not allowed: keep the process's priority */
+  }
+}
+lowerPriority();
 
 function crashIfAsked(task: HashTask): void {
   if (crashOn.size && crashOn.has(path.basename(task.path)) && !(crashOnce && isReplacement)) process.exit(70);
