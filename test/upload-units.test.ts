@@ -3,12 +3,17 @@
 // however they are cut into chunks.
 
 import { expect } from 'chai';
+import { createRequire } from 'node:module';
 import { Readable, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { distKey, parseFilename } from '../lib/catalog/filename.js';
 import { versionKey } from '../lib/catalog/version.js';
 import { FormGuard, boundaryOf, type FormLimits } from '../lib/upload/form-guard.js';
 import { multipart } from './helpers/upload.js';
+
+/** busboy (multer's parser; it ships no types): a multipart body in, 'field', 'file', 'error' and 'close' out. */
+type BusboyFactory = (cfg: { headers: Record<string, string>; preservePath?: boolean; limits?: Record<string, number> }) => Writable;
+const Busboy = createRequire(import.meta.url)('busboy') as BusboyFactory;
 
 function key(filename: string): string {
   const parsed = parseFilename(filename);
@@ -244,6 +249,96 @@ describe('FormGuard', () => {
       const r = await feed(body, boundary, size);
       expect(r, `chunks of ${size}`).to.have.property('out');
       if ('out' in r) expect(r.out.toString('latin1'), `chunks of ${size}`).to.equal(body.toString('latin1'));
+    }
+  });
+
+  /**
+   * What busboy reports of `body` fed in chunks of `size` bytes: fields, files (name, file name,
+   * bytes, or "incomplete") and its error. With `guarded`, through a FormGuard whose content file
+   * is claimed the way the storage engine claims it (the body then comes from the guard's sink).
+   */
+  async function busboyView(body: Buffer, boundary: string, size: number, guarded: boolean): Promise<{ events: string[]; diverted: number }> {
+    const bb = Busboy({ headers: { 'content-type': `multipart/form-data; boundary="${boundary}"` }, preservePath: true, limits: { files: 2, parts: 8 } });
+    const events: string[] = [];
+    const files: Promise<string>[] = [];
+    let diverted = 0;
+    const guard = guarded ? new FormGuard(boundary, { fieldSize: 1 << 20, perField: {}, totalFieldBytes: 1 << 20 }, bb) : null;
+    bb.on('field', (name: string, value: string) => events.push(`field ${name}=${value}`));
+    bb.on('file', (name: string, stream: Readable, info: { filename?: string }) => {
+      const at = events.push('') - 1;
+      const seen: Buffer[] = [];
+      stream.on('data', (c: Buffer) => seen.push(c));
+      const streamed = finished(stream).then(
+        () => Buffer.concat(seen),
+        () => null,
+      );
+      let content: Promise<Buffer | null> = streamed;
+      if (guard && name === 'content' && guard.claimable()) {
+        const got: Buffer[] = [];
+        const sink = new Writable({
+          write(c: Buffer, _enc, cb) {
+            got.push(c);
+            cb();
+          },
+        });
+        const echoed = guard.claim(sink);
+        diverted++;
+        content = Promise.all([streamed, finished(sink).then(() => true, () => false)]).then(([s, ok]) => {
+          expect(s === null || s.length === echoed, 'busboy got the echoed bytes only').to.equal(true);
+          return s !== null && ok ? Buffer.concat(got) : null;
+        });
+      }
+      files.push(content.then((c) => (events[at] = `file ${name} ${JSON.stringify(info.filename)} ${c === null ? 'incomplete' : c.toString('latin1')}`)));
+    });
+    const done = new Promise<void>((resolve) => {
+      bb.once('error', (err: Error) => {
+        events.push(`error ${err.message}`);
+        guard?.destroy();
+        resolve();
+      });
+      bb.once('close', () => resolve());
+    });
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < body.length; i += size) chunks.push(body.subarray(i, i + size));
+    const source = Readable.from(chunks, { objectMode: false });
+    if (guard) source.pipe(guard);
+    else source.pipe(bb);
+    await done;
+    await Promise.all(files);
+    return { events, diverted };
+  }
+
+  it('with busboy itself behind it, busboy reports every body exactly as without the guard: the file it diverts is the one busboy took', async () => {
+    const b = 'q-b0undary';
+    const part = (head: string, value: string) => `--${b}\r\n${head}\r\n\r\n${value}\r\n`;
+    const field = (name: string, value: string) => part(`Content-Disposition: form-data; name="${name}"`, value);
+    const file = (disposition: string, value: string, type = 'application/octet-stream') => part(`Content-Disposition: form-data; ${disposition}\r\nContent-Type: ${type}`, value);
+    const bytes = `PK${'z'.repeat(3000)}\r\n--q-b0undar\r\n${'y'.repeat(100)}`;
+    const end = `--${b}--\r\n`;
+    const cases: [string, string, number][] = [
+      ['a plain upload', field('name', 'demo') + file('name="content"; filename="demo-1.0.tar.gz"', bytes) + end, 1],
+      ['the file first', file('name="content"; filename="demo-1.0.tar.gz"', bytes) + field('name', 'demo') + end, 1],
+      ['an empty file', file('name="content"; filename="demo-1.0.tar.gz"', '') + end, 0],
+      ['a file that starts like a boundary', file('name="content"; filename="x.whl"', `\r\n--q-b0undar${bytes}`) + end, 1],
+      ['a NUL in the file name (busboy refuses the header)', field('name', 'demo') + file('name="content"; filename="nul\u0000.whl"', bytes) + end, 0],
+      ['the same, cut inside the part', field('name', 'demo') + file('name="content"; filename="nul\u0000.whl"', bytes), 0],
+      ['a body cut inside the file', field('name', 'demo') + file('name="content"; filename="a.whl"', bytes), 1],
+      ['a file after the closing boundary', field('name', 'demo') + end + file('name="content"; filename="a.whl"', bytes), 0],
+      ['octet-stream without a file name', file('name="content"', bytes), 1],
+      ['filename* only', file("name=\"content\"; filename*=UTF-8''caf%C3%A9.whl", bytes), 1],
+      ['a header line without a colon', field('name', 'demo') + part('Content-Disposition: form-data; name="content"; filename="a.whl"\r\nbogus', bytes) + end, 0],
+      ['two content files', file('name="content"; filename="a.whl"', bytes) + file('name="content"; filename="b.whl"', 'second') + end, 1],
+      ['a third file past the files limit', file('name="gpg_signature"; filename="a.asc"', 'sig') + file('name="x"; filename="x.bin"', 'x') + file('name="content"; filename="a.whl"', bytes) + end, 0],
+      ['more parts than the limit allows', Array.from({ length: 8 }, (_, i) => field(`f${i}`, 'v')).join('') + file('name="content"; filename="a.whl"', bytes) + end, 0],
+    ];
+    for (const [what, text, expectDiverted] of cases) {
+      const body = Buffer.from(text, 'latin1');
+      const plain = await busboyView(body, b, 1 << 20, false);
+      for (const size of [1, 7, 64, 1000, 1 << 20]) {
+        const viaGuard = await busboyView(body, b, size, true);
+        expect(viaGuard.events, `${what}, chunks of ${size}`).to.deep.equal(plain.events);
+        expect(viaGuard.diverted, `${what}, chunks of ${size}: diverted`).to.equal(expectDiverted);
+      }
     }
   });
 

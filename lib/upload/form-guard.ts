@@ -181,10 +181,10 @@ export class FormGuard extends Writable implements FileDiverter {
   override _final(cb: (err?: Error | null) => void): void {
     this.next(EMPTY, true, (err) => {
       if (err) return cb(err);
-      // A body that ends inside the diverted file: the file is incomplete (busboy reports the
-      // form's end as an error).
+      // A body that ends inside the diverted file: the file is incomplete. busboy reports the
+      // form's end as an error (the sink fails quietly, not failing the guard).
       if (this.state.kind === 'divert') {
-        this.state.sink.destroy(new Error('the upload was cut short'));
+        this.state.sink.destroy();
         this.state = { kind: 'file' };
       }
       this.target.end();
