@@ -181,8 +181,7 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
       }
     } finally {
       // The stored file when it was not moved into place (identical, refused, remove_pkg), and
-      // any other temp file of this request (e.g. a diverted part busboy did not report as the
-      // content file).
+      // any other temp file of this request.
       await deps.uploader.storage.abandon(req);
     }
     res.type('text/plain').send(reply);
