@@ -3,12 +3,17 @@
 // however they are cut into chunks.
 
 import { expect } from 'chai';
+import { createRequire } from 'node:module';
 import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { distKey, parseFilename } from '../lib/catalog/filename.js';
 import { versionKey } from '../lib/catalog/version.js';
 import { FormGuard, boundaryOf, type FormLimits } from '../lib/upload/form-guard.js';
 import { multipart } from './helpers/upload.js';
+
+/** busboy (multer's parser; it ships no types): a multipart body in, 'field', 'file', 'error' and 'close' out. */
+type BusboyFactory = (cfg: { headers: Record<string, string>; preservePath?: boolean; limits?: Record<string, number> }) => Writable;
+const Busboy = createRequire(import.meta.url)('busboy') as BusboyFactory;
 
 function key(filename: string): string {
   const parsed = parseFilename(filename);
@@ -72,17 +77,15 @@ describe('FormGuard', () => {
     const chunks: Buffer[] = [];
     for (let i = 0; i < body.length; i += size) chunks.push(body.subarray(i, i + size));
     const out: Buffer[] = [];
+    const target = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        out.push(chunk);
+        cb();
+      },
+    });
     try {
-      await pipeline(
-        Readable.from(chunks, { objectMode: false }),
-        new FormGuard(boundary, limits),
-        new Writable({
-          write(chunk: Buffer, _enc, cb) {
-            out.push(chunk);
-            cb();
-          },
-        }),
-      );
+      await pipeline(Readable.from(chunks, { objectMode: false }), new FormGuard(boundary, limits, target));
+      await finished(target);
       return { out: Buffer.concat(out) };
     } catch (err) {
       return { error: err instanceof Error ? err.message : String(err) };
@@ -137,7 +140,47 @@ describe('FormGuard', () => {
     for (const size of SIZES) expect(await feed(body, boundary, size), `chunks of ${size}`).to.have.property('out');
   });
 
-  it('diverts the body of the first "content" file, however the body is cut: busboy gets that part empty', async () => {
+  /**
+   * Feed `input` in chunks of `size` bytes to a guard whose target claims the content file
+   * when `claims` says so (as the storage engine does when busboy reports it).
+   */
+  async function divert(input: Buffer, boundary: string, size: number, claims: boolean) {
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < input.length; i += size) chunks.push(input.subarray(i, i + size));
+    const out: Buffer[] = [];
+    const diverted: Buffer[] = [];
+    let asked = 0;
+    let echoed = 0;
+    const sink = new Writable({
+      highWaterMark: 7, // backpressure on every write
+      write(chunk: Buffer, _enc, cb) {
+        diverted.push(Buffer.from(chunk));
+        setImmediate(cb);
+      },
+    });
+    const sinkDone = finished(sink).then(
+      () => 'finished',
+      () => 'destroyed',
+    );
+    const target = new Writable({
+      highWaterMark: 5,
+      write(chunk: Buffer, _enc, cb) {
+        out.push(Buffer.from(chunk));
+        if (guard.claimable()) {
+          asked++;
+          if (claims) echoed = guard.claim(sink);
+        }
+        setImmediate(cb); // a target that takes its time: the guard waits for it
+      },
+    });
+    const guard = new FormGuard(boundary, limits, target);
+    await pipeline(Readable.from(chunks, { objectMode: false }), guard);
+    await finished(target);
+    if (!claims) sink.destroy();
+    return { out: Buffer.concat(out).toString('latin1'), diverted: Buffer.concat(diverted).toString('latin1'), asked, echoed, sink: await sinkDone };
+  }
+
+  it('diverts the body of the first "content" file its target claims, however the body is cut: the target gets that part empty', async () => {
     const boundary = 'b0undary';
     const fileBytes = Buffer.from(`--b0undar\r\n--b0undarx ${'f'.repeat(5000)} \r\n-b0undary\r\n`);
     const fields: [string, string][] = [
@@ -157,44 +200,45 @@ describe('FormGuard', () => {
       [withMore, withMoreEmptied],
     ]) {
       for (const size of SIZES) {
-        const diverted: Buffer[] = [];
-        const seenAtFile: string[][] = [];
-        const chunks: Buffer[] = [];
-        for (let i = 0; i < input.length; i += size) chunks.push(input.subarray(i, i + size));
-        const out: Buffer[] = [];
-        let ended = false;
-        let finished!: () => void;
-        const sinkDone = new Promise<void>((resolve) => (finished = resolve));
-        await pipeline(
-          Readable.from(chunks, { objectMode: false }),
-          new FormGuard(boundary, limits, (name, seen) => {
-            seenAtFile.push([name, ...seen]);
-            return new Writable({
-              highWaterMark: 7, // backpressure on every write
-              write(chunk: Buffer, _enc, cb) {
-                diverted.push(Buffer.from(chunk));
-                setImmediate(cb);
-              },
-              final(cb) {
-                ended = true;
-                cb();
-                finished();
-              },
-            });
-          }),
-          new Writable({
-            write(chunk: Buffer, _enc, cb) {
-              out.push(chunk);
-              cb();
-            },
-          }),
-        );
-        await sinkDone; // the sink's last writes may finish after the guard's
-        expect(Buffer.concat(out).toString('latin1'), `chunks of ${size}`).to.equal(expected.toString('latin1'));
-        expect(Buffer.concat(diverted).toString("latin1"), `chunks of ${size}`).to.equal(fileBytes.toString("latin1"));
-        expect(ended, `chunks of ${size}`).to.equal(true);
-        expect(seenAtFile, `chunks of ${size}`).to.deep.equal([['content', 'md5_digest', 'name']]);
+        const r = await divert(input, boundary, size, true);
+        // busboy gets the first bytes of the file along with its header, up to the first byte
+        // its search need not hold back as the possible start of a boundary: here 21 (the file
+        // starts "--b0undar\r\n--b0undarx"), no more.
+        expect(r.echoed, `chunks of ${size}`).to.equal(21);
+        const headerEnd = expected.indexOf('\r\n\r\n', expected.indexOf('filename="demo-1.0.tar.gz"')) + 4;
+        const withEcho = Buffer.concat([expected.subarray(0, headerEnd), fileBytes.subarray(0, r.echoed), expected.subarray(headerEnd)]);
+        expect(r.out, `chunks of ${size}`).to.equal(withEcho.toString('latin1'));
+        expect(r.diverted, `chunks of ${size}`).to.equal(fileBytes.toString('latin1'));
+        expect(r.sink, `chunks of ${size}`).to.equal('finished');
+        expect(r.asked, `chunks of ${size}`).to.equal(1);
       }
+    }
+  });
+
+  it('a content file its target does not claim (busboy refused or skipped the part) goes to the target byte for byte, and so does every later one', async () => {
+    const boundary = 'b0undary';
+    const fileBytes = Buffer.from(`--b0undar\r\n${'f'.repeat(3000)}\r\n`);
+    const again = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="content"; filename="b.tar.gz"\r\n\r\nmore\r\n`);
+    const body = multipart([['name', 'demo']], { filename: 'demo-1.0.tar.gz', bytes: fileBytes }, { boundary }).body;
+    const tailEnd = body.length - `--${boundary}--\r\n`.length;
+    const input = Buffer.concat([body.subarray(0, tailEnd), again, body.subarray(tailEnd)]);
+    for (const size of SIZES) {
+      const r = await divert(input, boundary, size, false);
+      expect(r.out, `chunks of ${size}`).to.equal(input.toString('latin1'));
+      expect(r.diverted, `chunks of ${size}`).to.equal('');
+      expect(r.asked, `chunks of ${size}`).to.equal(2);
+    }
+  });
+
+  it('a body that ends inside the diverted file: the sink is destroyed, not ended (the file is incomplete)', async () => {
+    const boundary = 'b0undary';
+    const body = multipart([['name', 'demo']], { filename: 'demo-1.0.tar.gz', bytes: Buffer.from('f'.repeat(3000)) }, { boundary }).body;
+    const cut = body.subarray(0, body.length - 1000);
+    for (const size of SIZES) {
+      const r = await divert(cut, boundary, size, true);
+      expect(r.sink, `chunks of ${size}`).to.equal('destroyed');
+      expect(r.echoed, `chunks of ${size}`).to.equal(1);
+      expect(r.out, `chunks of ${size}`).to.equal(cut.subarray(0, cut.indexOf('ffff') + 1).toString('latin1'));
     }
   });
 
@@ -205,6 +249,96 @@ describe('FormGuard', () => {
       const r = await feed(body, boundary, size);
       expect(r, `chunks of ${size}`).to.have.property('out');
       if ('out' in r) expect(r.out.toString('latin1'), `chunks of ${size}`).to.equal(body.toString('latin1'));
+    }
+  });
+
+  /**
+   * What busboy reports of `body` fed in chunks of `size` bytes: fields, files (name, file name,
+   * bytes, or "incomplete") and its error. With `guarded`, through a FormGuard whose content file
+   * is claimed the way the storage engine claims it (the body then comes from the guard's sink).
+   */
+  async function busboyView(body: Buffer, boundary: string, size: number, guarded: boolean): Promise<{ events: string[]; diverted: number }> {
+    const bb = Busboy({ headers: { 'content-type': `multipart/form-data; boundary="${boundary}"` }, preservePath: true, limits: { files: 2, parts: 8 } });
+    const events: string[] = [];
+    const files: Promise<string>[] = [];
+    let diverted = 0;
+    const guard = guarded ? new FormGuard(boundary, { fieldSize: 1 << 20, perField: {}, totalFieldBytes: 1 << 20 }, bb) : null;
+    bb.on('field', (name: string, value: string) => events.push(`field ${name}=${value}`));
+    bb.on('file', (name: string, stream: Readable, info: { filename?: string }) => {
+      const at = events.push('') - 1;
+      const seen: Buffer[] = [];
+      stream.on('data', (c: Buffer) => seen.push(c));
+      const streamed = finished(stream).then(
+        () => Buffer.concat(seen),
+        () => null,
+      );
+      let content: Promise<Buffer | null> = streamed;
+      if (guard && name === 'content' && guard.claimable()) {
+        const got: Buffer[] = [];
+        const sink = new Writable({
+          write(c: Buffer, _enc, cb) {
+            got.push(c);
+            cb();
+          },
+        });
+        const echoed = guard.claim(sink);
+        diverted++;
+        content = Promise.all([streamed, finished(sink).then(() => true, () => false)]).then(([s, ok]) => {
+          expect(s === null || s.length === echoed, 'busboy got the echoed bytes only').to.equal(true);
+          return s !== null && ok ? Buffer.concat(got) : null;
+        });
+      }
+      files.push(content.then((c) => (events[at] = `file ${name} ${JSON.stringify(info.filename)} ${c === null ? 'incomplete' : c.toString('latin1')}`)));
+    });
+    const done = new Promise<void>((resolve) => {
+      bb.once('error', (err: Error) => {
+        events.push(`error ${err.message}`);
+        guard?.destroy();
+        resolve();
+      });
+      bb.once('close', () => resolve());
+    });
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < body.length; i += size) chunks.push(body.subarray(i, i + size));
+    const source = Readable.from(chunks, { objectMode: false });
+    if (guard) source.pipe(guard);
+    else source.pipe(bb);
+    await done;
+    await Promise.all(files);
+    return { events, diverted };
+  }
+
+  it('with busboy itself behind it, busboy reports every body exactly as without the guard: the file it diverts is the one busboy took', async () => {
+    const b = 'q-b0undary';
+    const part = (head: string, value: string) => `--${b}\r\n${head}\r\n\r\n${value}\r\n`;
+    const field = (name: string, value: string) => part(`Content-Disposition: form-data; name="${name}"`, value);
+    const file = (disposition: string, value: string, type = 'application/octet-stream') => part(`Content-Disposition: form-data; ${disposition}\r\nContent-Type: ${type}`, value);
+    const bytes = `PK${'z'.repeat(3000)}\r\n--q-b0undar\r\n${'y'.repeat(100)}`;
+    const end = `--${b}--\r\n`;
+    const cases: [string, string, number][] = [
+      ['a plain upload', field('name', 'demo') + file('name="content"; filename="demo-1.0.tar.gz"', bytes) + end, 1],
+      ['the file first', file('name="content"; filename="demo-1.0.tar.gz"', bytes) + field('name', 'demo') + end, 1],
+      ['an empty file', file('name="content"; filename="demo-1.0.tar.gz"', '') + end, 0],
+      ['a file that starts like a boundary', file('name="content"; filename="x.whl"', `\r\n--q-b0undar${bytes}`) + end, 1],
+      ['a NUL in the file name (busboy refuses the header)', field('name', 'demo') + file('name="content"; filename="nul\u0000.whl"', bytes) + end, 0],
+      ['the same, cut inside the part', field('name', 'demo') + file('name="content"; filename="nul\u0000.whl"', bytes), 0],
+      ['a body cut inside the file', field('name', 'demo') + file('name="content"; filename="a.whl"', bytes), 1],
+      ['a file after the closing boundary', field('name', 'demo') + end + file('name="content"; filename="a.whl"', bytes), 0],
+      ['octet-stream without a file name', file('name="content"', bytes), 1],
+      ['filename* only', file("name=\"content\"; filename*=UTF-8''caf%C3%A9.whl", bytes), 1],
+      ['a header line without a colon', field('name', 'demo') + part('Content-Disposition: form-data; name="content"; filename="a.whl"\r\nbogus', bytes) + end, 0],
+      ['two content files', file('name="content"; filename="a.whl"', bytes) + file('name="content"; filename="b.whl"', 'second') + end, 1],
+      ['a third file past the files limit', file('name="gpg_signature"; filename="a.asc"', 'sig') + file('name="x"; filename="x.bin"', 'x') + file('name="content"; filename="a.whl"', bytes) + end, 0],
+      ['more parts than the limit allows', Array.from({ length: 8 }, (_, i) => field(`f${i}`, 'v')).join('') + file('name="content"; filename="a.whl"', bytes) + end, 0],
+    ];
+    for (const [what, text, expectDiverted] of cases) {
+      const body = Buffer.from(text, 'latin1');
+      const plain = await busboyView(body, b, 1 << 20, false);
+      for (const size of [1, 7, 64, 1000, 1 << 20]) {
+        const viaGuard = await busboyView(body, b, size, true);
+        expect(viaGuard.events, `${what}, chunks of ${size}`).to.deep.equal(plain.events);
+        expect(viaGuard.diverted, `${what}, chunks of ${size}: diverted`).to.equal(expectDiverted);
+      }
     }
   });
 

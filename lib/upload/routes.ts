@@ -65,8 +65,9 @@ function multerToHttp(err: unknown, limit: number): HttpError {
 
 export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
   const formLimits = UPLOAD_FORM_LIMITS;
-  /** The guard of each request being parsed, for multer's streamHandler to put in the pipe. */
+  /** The guard of each request being parsed (made by multer's streamHandler), and how a failed guard is answered. */
   const guards = new WeakMap<Request, FormGuard>();
+  const failures = new WeakMap<Request, (err: unknown) => void>();
   const options: multer.Options & { streamHandler: (req: Request, busboy: Writable) => void } = {
     storage: deps.uploader.storage,
     // busboy would otherwise cut "../evil-1.0.tar.gz" or "a\b.whl" down to its last segment and
@@ -85,16 +86,22 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
     },
     // multer >= 2.5 feeds busboy through this: request -> FormGuard -> busboy.
     streamHandler: (req, busboy) => {
-      const guard = guards.get(req);
-      if (!guard) {
-        req.pipe(busboy);
+      const boundary = boundaryOf(req.headers['content-type']);
+      if (boundary === null) {
+        req.pipe(busboy); // busboy refuses it
         return;
       }
-      guard.once('error', (err: Error) => busboy.destroy(err));
+      const guard = new FormGuard(boundary, formLimits, busboy);
+      guards.set(req, guard);
+      // The content file busboy reports while the guard holds its part is written by the guard.
+      deps.uploader.storage.divertFrom(req, guard);
+      guard.once('error', (err: Error) => {
+        busboy.destroy(err);
+        failures.get(req)?.(err);
+      });
       // Stop feeding a busboy that has finished or failed (multer then drains the request).
       const stop = () => {
         req.unpipe(guard);
-        guard.unpipe(busboy);
         // A file it was still writing is incomplete: its temp file goes (see abandon).
         guard.destroy();
       };
@@ -109,7 +116,7 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
         const err = parsed.over(name, bytes) ?? parsed.add(bytes);
         if (err) guard.reject(err);
       });
-      req.pipe(guard).pipe(busboy);
+      req.pipe(guard);
     },
   };
   let loadedParser: RequestHandler | null = null;
@@ -122,21 +129,11 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
   const parse = async (req: Request, res: Response): Promise<void> => parseWith(await loadParser(), req, res);
   const parseWith = (parser: RequestHandler, req: Request, res: Response): Promise<void> =>
     new Promise((resolve, reject) => {
-      const boundary = boundaryOf(req.headers['content-type']);
-      if (boundary !== null) {
-        // The guard could hand the file's bytes straight to a temp file (FormGuard's `divert`,
-        // busboy then seeing the part empty), but it accepts part headers busboy refuses (a NUL in
-        // the file name): busboy fails on a part whose bytes the guard is already writing, and a
-        // body ending inside it got no answer. Until the two agree on every header, busboy reads
-        // the file (test/upload-indexing.test.ts: "a part header busboy refuses").
-        const guard = new FormGuard(boundary, formLimits);
-        // A field over its limit: answer now, while the client may still be sending, once the
-        // temp file (if the file came first) is gone. multer's own abort follows unawaited.
-        guard.once('error', (err: unknown) => {
-          void deps.uploader.storage.abandon(req).then(() => reject(multerToHttp(err, config.maxUploadSize)));
-        });
-        guards.set(req, guard);
-      }
+      // A field over its limit: answer now, while the client may still be sending, once the
+      // temp file (if the file came first) is gone. multer's own abort follows unawaited.
+      failures.set(req, (err: unknown) => {
+        void deps.uploader.storage.abandon(req).then(() => reject(multerToHttp(err, config.maxUploadSize)));
+      });
       parser(req, res, (err?: unknown) => {
         if (!err) return resolve();
         // multer removed the files it knew of; a file the guard was diverting goes too.
@@ -191,8 +188,7 @@ export function uploadRoutes(config: Config, deps: { uploader: Uploader }) {
       }
     } finally {
       // The stored file when it was not moved into place (identical, refused, remove_pkg), and
-      // any other temp file of this request (e.g. a diverted part busboy did not report as the
-      // content file).
+      // any other temp file of this request.
       await deps.uploader.storage.abandon(req);
     }
     res.type('text/plain').send(reply);

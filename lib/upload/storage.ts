@@ -11,6 +11,7 @@ import type { Request } from 'express';
 import type multer from 'multer';
 import { Digester } from '../core/digests.js';
 import { httpError } from '../core/errors.js';
+import type { FileDiverter } from './form-guard.js';
 
 export const TEMP_PREFIX = '.pypi-lite-upload-';
 
@@ -190,13 +191,6 @@ function announced(body: unknown, key: string): boolean {
   return typeof body === 'object' && body !== null && key in body;
 }
 
-interface Diversion {
-  sink: TempFileSink;
-  /** Settles once the file is complete (its digests) or has failed (and is closed). */
-  done: Promise<StoredUpload>;
-  claimed: boolean;
-}
-
 export class TempFileStorage implements multer.StorageEngine {
   /** Temp files currently being written, removed on shutdown. */
   readonly live = new Set<string>();
@@ -204,8 +198,8 @@ export class TempFileStorage implements multer.StorageEngine {
   private readonly writing = new Map<string, Promise<void>>();
   /** Temp files by request, for `abandon`. */
   private readonly byRequest = new WeakMap<Request, Set<string>>();
-  /** The file the FormGuard is writing for a request (see `divert`), until multer reports it. */
-  private readonly diversions = new WeakMap<Request, Diversion>();
+  /** What may take a request's content file off busboy's hands (its FormGuard, see `divertFrom`). */
+  private readonly diverters = new WeakMap<Request, FileDiverter>();
 
   constructor(
     private readonly dir: string,
@@ -224,13 +218,18 @@ export class TempFileStorage implements multer.StorageEngine {
   }
 
   /**
-   * The FormGuard's `divert` for a request: the body of its `content` file goes straight into a
-   * temp file (hashed on the way), and busboy sees that part empty. `_handleFile` then claims
-   * the result. md5 and blake2b-256 are computed when the form sent their fields before the file.
+   * Let the request's FormGuard write its content file: when busboy reports that file while the
+   * guard holds the part (see FormGuard.claim), its body goes from the guard straight into a
+   * temp file (hashed on the way) and busboy sees the part empty.
    */
-  divert(req: Request, seen: ReadonlySet<string>): Writable {
+  divertFrom(req: Request, diverter: FileDiverter): void {
+    this.diverters.set(req, diverter);
+  }
+
+  /** A temp file the FormGuard writes; `done` settles once it is complete or failed and removed. */
+  private diversion(req: Request): { sink: TempFileSink; done: Promise<StoredUpload> } {
     const { tempPath, writeDone } = this.track(req);
-    const sink = new TempFileSink(tempPath, { md5: seen.has('md5_digest'), blake2b256: seen.has('blake2_256_digest') }, this.maxBytes);
+    const sink = new TempFileSink(tempPath, { md5: announced(req.body, 'md5_digest'), blake2b256: announced(req.body, 'blake2_256_digest') }, this.maxBytes);
     const done = new Promise<StoredUpload>((resolve, reject) => {
       sink.once('finish', () => resolve(sink.result()));
       sink.once('close', () => reject(sink.errored ?? new Error('the upload was cut short')));
@@ -248,9 +247,8 @@ export class TempFileStorage implements multer.StorageEngine {
       },
     );
     const result = settled.then(() => done);
-    result.catch(() => {}); // unclaimed: abandon() cleans up
-    this.diversions.set(req, { sink, done: result, claimed: false });
-    return sink;
+    result.catch(() => {}); // multer may have given up on the file: abandon() cleans up
+    return { sink, done: result };
   }
 
   _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
@@ -260,17 +258,19 @@ export class TempFileStorage implements multer.StorageEngine {
       file.stream.on('end', () => cb(null, { size: 0 }));
       return;
     }
-    const diverted = this.diversions.get(req);
-    if (diverted && !diverted.claimed) {
-      diverted.claimed = true;
-      // busboy saw the part with an empty body: the bytes went to the diverted file.
+    const diverter = this.diverters.get(req);
+    if (diverter?.claimable()) {
+      // busboy reports this part while parsing its header: the guard writes its body.
+      const diverted = this.diversion(req);
+      // The first few bytes reach busboy too (the guard writes them into the file itself).
+      const echoed = diverter.claim(diverted.sink);
       file.path = diverted.sink.tempPath;
-      let stray = 0;
-      file.stream.on('data', (chunk: Buffer) => (stray += chunk.length));
+      let seen = 0;
+      file.stream.on('data', (chunk: Buffer) => (seen += chunk.length));
       file.stream.once('end', () => {
         void diverted.done.then(
           (digests) => {
-            if (stray > 0) return cb(new Error('the file part was read twice'));
+            if (seen !== echoed) return cb(new Error('the file part was read twice'));
             const info: Partial<StoredFileInfo> = { path: digests.tempPath, size: digests.size, digests };
             cb(null, info);
           },
