@@ -35,7 +35,7 @@ describe('PageCache: rendered pages bounded by bytes', function () {
   it('keeps the pages within the budget and renders a dropped page again to the same bytes and ETag', async () => {
     const probe = new PageCache(indexer.catalog, indexer);
     const one = (await probe.project('proj-0', 'html'))!;
-    const budget = 6 * (one.body.length * 1.25 + 512); // about six projects' HTML pages
+    const budget = 6 * (one.body.length + 512); // about six projects' HTML pages
     const pages = new PageCache(indexer.catalog, indexer, null, new Set(), budget);
     const first = (await pages.project('proj-0', 'html'))!;
     expect(pages.cached('proj-0', 'html'), 'rendered pages are cached').to.equal(first);
@@ -50,10 +50,27 @@ describe('PageCache: rendered pages bounded by bytes', function () {
     expect(again.body.equals(first.body)).to.equal(true);
   });
 
+  it("counts a page's gzip copy only once a client asked for it (pip does not): as many uncompressed pages fit as their bytes allow", async () => {
+    const probe = new PageCache(indexer.catalog, indexer);
+    const one = (await probe.project('proj-0', 'json'))!;
+    const budget = 10 * (one.body.length + 512) + 100; // ten pages, not eight
+    const pages = new PageCache(indexer.catalog, indexer, null, new Set(), budget);
+    for (let p = 0; p < 10; p++) await pages.project(`proj-${p}`, 'json');
+    for (let p = 0; p < 10; p++) expect(pages.cached(`proj-${p}`, 'json'), `proj-${p}`).to.not.equal(undefined);
+    const before = pages.cachedBytes;
+    const gz = pages.cached('proj-9', 'json')!.gzip;
+    expect(pages.cachedBytes, 'the gzip copy is counted once made').to.be.at.most(budget);
+    expect(pages.cachedBytes).to.be.greaterThan(budget - (one.body.length + 512) - 1);
+    expect(pages.cached('proj-9', 'json'), 'the page just compressed stays').to.not.equal(undefined);
+    expect(before + gz.length).to.be.greaterThan(budget);
+    // Pages served since the last sweep stay: the budget holds by dropping another.
+    expect([...Array(10).keys()].filter((p) => pages.cached(`proj-${p}`, 'json') === undefined)).to.have.length(1);
+  });
+
   it('a page served since the last sweep survives it; unserved ones go first', async () => {
     const probe = new PageCache(indexer.catalog, indexer);
     const one = (await probe.project('proj-0', 'json'))!;
-    const budget = 4.5 * (one.body.length * 1.25 + 512);
+    const budget = 4.5 * (one.body.length + 512);
     const pages = new PageCache(indexer.catalog, indexer, null, new Set(), budget);
     await pages.project('proj-0', 'json');
     for (let p = 1; p < 20; p++) {

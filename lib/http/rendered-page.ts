@@ -16,6 +16,8 @@ export interface HeaderVariant {
 
 export class RenderedPage {
   private gz: Buffer | null = null;
+  /** Told the gzip copy's size when it is made (a cache that counts the bytes its pages hold). */
+  onCompressed: ((bytes: number) => void) | null = null;
   readonly etag: string;
   readonly gzipEtag: string;
 
@@ -60,7 +62,10 @@ export class RenderedPage {
 
   /** The gzip-compressed body, compressed on first use. */
   get gzip(): Buffer {
-    if (!this.gz) this.gz = gzipSync(this.body, { level: 6 });
+    if (!this.gz) {
+      this.gz = gzipSync(this.body, { level: 6 });
+      this.onCompressed?.(this.gz.length);
+    }
     return this.gz;
   }
 }

@@ -35,8 +35,8 @@ interface ProjectEntry {
   used: boolean;
 }
 
-/** What a cached page costs: its body, a gzip copy (about a quarter) and the headers. */
-const pageCost = (page: RenderedPage): number => Math.ceil(page.body.length * 1.25) + 512;
+/** What a cached page costs when rendered: its body and its headers (its gzip copy is counted once made). */
+const pageCost = (page: RenderedPage): number => page.body.length + 512;
 
 export const DEFAULT_PAGE_BUDGET = 48 * 1024 * 1024;
 
@@ -151,6 +151,14 @@ export class PageCache implements ProjectPages {
       const cost = pageCost(page);
       entry.bytes += cost;
       this.pageBytes += cost;
+      const held = entry;
+      // Most clients (pip) never ask for gzip: its copy counts only once a client does.
+      page.onCompressed = (gz) => {
+        if (this.projectPages.get(name) !== held) return;
+        held.bytes += gz;
+        this.pageBytes += gz;
+        this.evict(name);
+      };
       this.evict(name);
     }
     return page;
