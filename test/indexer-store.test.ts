@@ -128,4 +128,20 @@ describe('indexer over a PackageStore (in-process, no change feed)', function ()
     await indexer.whenIdle();
     expect(indexer.catalog.fileAt(a.filename)?.sha256).to.equal(other.sha256);
   });
+
+  it("what a store recalls is checked: a digest that is not one is not taken, the file is read for its own", async function () {
+    const root = path.join(base, 'root');
+    await fsp.mkdir(root);
+    const a = buildWheel('recall-demo', '1.0');
+    await fsp.writeFile(path.join(root, a.filename), Buffer.concat(a.parts));
+    const store = new RecordingStore(new FsStore(root, pino({ level: 'silent' })));
+    // A bucket's index (S3 roots) is data another process wrote: here, garbage where a digest goes.
+    Object.assign(store, { recall: () => ({ sha256: 'not-a-digest'.padEnd(64, '!'), metadata: null }) });
+    indexer = new Indexer({ stores: [store], cacheDir: null, workers: 1, watch: false }, pino({ level: 'silent' }));
+    await indexer.start();
+    await indexer.whenIdle();
+    expect(indexer.catalog.fileAt(a.filename)?.sha256).to.equal(a.sha256);
+    expect(store.calls).to.include(`localFile ${a.filename}`);
+  });
 });
+

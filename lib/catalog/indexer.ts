@@ -315,7 +315,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     // What the store already knows (an object store's in-bucket index: hashed once, by
     // whichever replica saw the object first) saves reading the object.
     const cached = filled ? undefined : ((stamp && !cache?.fill ? cache?.lookup(entry.key, stamp) : undefined) ?? store.recall?.(entry));
-    if (cached) {
+    // (What a bucket's index says is checked: a digest that is not one is not taken, the object is read.)
+    if (cached && SHA256_HEX.test(cached.sha256) && (!cached.metadata || SHA256_HEX.test(cached.metadata.sha256))) {
       file.sha256 = cached.sha256;
       file.metadata = cached.metadata === undefined ? undefined : this.compactMetadata(cached.metadata);
       if (cached.metadataError) file.metadataError = cached.metadataError;
@@ -478,6 +479,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
 function cacheStamp(st: FileStamp): FileStamp {
   return st.etag !== undefined ? { size: st.size, etag: st.etag } : { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs };
 }
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /** A truncated archive modified less than this long ago is taken as still being written. */
 const SETTLE_FOR_TRUNCATED_MS = 2000;
