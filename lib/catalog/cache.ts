@@ -530,11 +530,11 @@ export class FileDigestCache implements DigestCache {
     this.mustRewrite = parsed.problem !== null;
     if (parsed.problem) this.log.warn(`cache ${this.file}: ${parsed.problem}; kept the ${parsed.index.size} entries before it (it will be rewritten)`);
     // A long tail (e.g. after a cold start) costs a CRC per record at every load: fold it into
-    // the snapshot, in the background.
+    // the snapshot at the next flush (the indexer flushes once its first scan is done: a rewrite
+    // during the scan would hold two snapshots while the scan's garbage is at its peak).
     if (parsed.tail > 1000 && parsed.tail > parsed.index.size / 4) {
       this.mustRewrite = true;
       this.rewriteDue = true;
-      this.scheduleFlush();
     }
   }
 
@@ -665,24 +665,30 @@ export class FileDigestCache implements DigestCache {
   private async compact(): Promise<void> {
     this.pending = [];
     const hdr = header(this.scope);
+    // Two passes over the records (their size, then their bytes) rather than a list of them: a
+    // million records would be a million small arrays.
     let total = hdr.length + 4 + 1 + 4;
-    const records: [Buffer, number][] = [];
-    for (const at of this.index.offsets()) records.push([this.base, at]);
-    for (const rec of this.loose.values()) records.push([rec, 0]);
-    for (const [buf, at] of records) total += buf.readUInt32LE(at) + 8;
+    let count = this.loose.size;
+    for (const at of this.index.offsets()) {
+      total += this.base.readUInt32LE(at) + 8;
+      count++;
+    }
+    for (const rec of this.loose.values()) total += rec.readUInt32LE(0) + 8;
     const snap = Buffer.allocUnsafeSlow(total);
     let pos = hdr.copy(snap, 0);
     const blockAt = pos;
     snap.writeUInt32LE(total - hdr.length - 8, pos);
     snap[pos + 4] = BLOCK;
     pos += 5;
-    const next = new KeyIndex(snap, records.length);
-    for (const [buf, at] of records) {
+    const next = new KeyIndex(snap, count);
+    const copy = (buf: Buffer, at: number): void => {
       const n = buf.readUInt32LE(at) + 8;
       buf.copy(snap, pos, at, at + n);
       next.add(pos);
       pos += n;
-    }
+    };
+    for (const at of this.index.offsets()) copy(this.base, at);
+    for (const rec of this.loose.values()) copy(rec, 0);
     snap.writeUInt32LE(crc32(snap.subarray(blockAt + 4, pos)), pos);
     this.index = next;
     this.base = snap;

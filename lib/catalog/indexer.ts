@@ -195,6 +195,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     for (const store of this.opts.stores) await scanStore(store, this, this.log);
     // Entries of files that are gone would otherwise stay in the journal forever.
     for (const [root, cache] of this.caches) cache.retain((rel) => this.catalog.fileAt(rel)?.root === root);
+    // (A long tail read at the load is folded into the snapshot now, not during the scan.)
+    for (const cache of this.caches.values()) void cache.flush();
     this.loaded = true;
     this.log.info({ ...this.catalog.size, hashing: this.backlog }, 'catalog loaded');
     const every = this.opts.rescanIntervalMs ?? 0;
