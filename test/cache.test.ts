@@ -231,6 +231,31 @@ describe('digest cache', function () {
     expect(c.lookup('f1499.whl', stamp(1509))?.sha256).to.equal(SHA);
   });
 
+  it('settle() folds the tail a burst of changes appended (a cold start) into the snapshot, so the next start reads one snapshot', async function () {
+    const file = path.join(dir, 'c');
+    const a = new FileDigestCache(file, { scope: ROOT, delayMs: 10 });
+    await a.load();
+    a.set('first.whl', entry(1));
+    await a.flush();
+    for (let i = 0; i < 1500; i++) a.set(`f${i}.whl`, entry(i + 10));
+    await a.flush();
+    expect(parseCache(await fsp.readFile(file), ROOT)).to.include({ records: 1501, tail: 1500, problem: null });
+    a.settle();
+    await new Promise((r) => setTimeout(r, 50));
+    await a.flush();
+    expect(parseCache(await fsp.readFile(file), ROOT)).to.include({ records: 1501, tail: 0, problem: null });
+    // A short tail is left alone (appending is cheaper than a rewrite).
+    a.set('late.whl', entry(2));
+    await a.flush();
+    a.settle();
+    await a.flush();
+    expect(parseCache(await fsp.readFile(file), ROOT)).to.include({ records: 1502, tail: 1, problem: null });
+    const b = new FileDigestCache(file, { scope: ROOT });
+    await b.load();
+    expect(b.size).to.equal(1502);
+    expect(b.lookup('f1499.whl', stamp(1509))?.sha256).to.equal(SHA);
+  });
+
   it('appends a record per change and compacts a file that is mostly superseded records', async function () {
     const file = path.join(dir, 'c');
     const c = new FileDigestCache(file, { scope: ROOT });

@@ -92,6 +92,8 @@ export interface DigestCache {
   retain(keep: (relPath: string) => boolean): void;
   /** Persist what changed. */
   flush(): Promise<void>;
+  /** A burst of changes is over (a cold start hashed everything): fold a long tail into the snapshot now rather than at the next start. */
+  settle?(): void;
   readonly size: number;
 }
 
@@ -493,6 +495,8 @@ export class FileDigestCache implements DigestCache {
   private writeFailed = false;
   /** Records in the file (to decide when compacting pays). */
   private fileRecords = 0;
+  /** Of those, the records appended after the snapshot (each costs a CRC check at a load). */
+  private tailRecords = 0;
   /** The file must be rewritten before anything is appended (absent, another format, a torn tail). */
   private mustRewrite = true;
   /** Rewrite at the next flush even if nothing changed (a long tail at load, a failed write). */
@@ -527,15 +531,24 @@ export class FileDigestCache implements DigestCache {
     this.index = parsed.index;
     this.loose = new Map();
     this.fileRecords = parsed.records;
+    this.tailRecords = parsed.tail;
     this.mustRewrite = parsed.problem !== null;
     if (parsed.problem) this.log.warn(`cache ${this.file}: ${parsed.problem}; kept the ${parsed.index.size} entries before it (it will be rewritten)`);
-    // A long tail (e.g. after a cold start) costs a CRC per record at every load: fold it into
-    // the snapshot at the next flush (the indexer flushes once its first scan is done: a rewrite
-    // during the scan would hold two snapshots while the scan's garbage is at its peak).
-    if (parsed.tail > 1000 && parsed.tail > parsed.index.size / 4) {
-      this.mustRewrite = true;
-      this.rewriteDue = true;
-    }
+    // A long tail (e.g. a cold start that ended before settle()) costs a CRC per record at every
+    // load: fold it into the snapshot at the next flush (the indexer flushes once its first scan
+    // is done: a rewrite during the scan would hold two snapshots while the scan's garbage peaks).
+    this.foldLongTail();
+  }
+
+  private foldLongTail(): boolean {
+    if (this.tailRecords + this.pending.length <= 1000 || this.tailRecords + this.pending.length <= this.size / 4) return false;
+    this.mustRewrite = true;
+    this.rewriteDue = true;
+    return true;
+  }
+
+  settle(): void {
+    if (this.foldLongTail()) this.scheduleFlush();
   }
 
   private recordOf(v: number | Buffer): [Buffer, number] {
@@ -644,6 +657,7 @@ export class FileDigestCache implements DigestCache {
           this.pending = [];
           await fsp.appendFile(this.file, recs.length === 1 ? recs[0] : Buffer.concat(recs));
           this.fileRecords += recs.length;
+          this.tailRecords += recs.length;
         }
         this.writeFailed = false;
       } catch (err) {
@@ -702,6 +716,7 @@ export class FileDigestCache implements DigestCache {
       throw err;
     }
     this.fileRecords = next.size;
+    this.tailRecords = 0;
     this.mustRewrite = false;
     this.rewriteDue = false;
   }

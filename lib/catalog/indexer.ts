@@ -195,8 +195,12 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     for (const store of this.opts.stores) await scanStore(store, this, this.log);
     // Entries of files that are gone would otherwise stay in the journal forever.
     for (const [root, cache] of this.caches) cache.retain((rel) => this.catalog.fileAt(rel)?.root === root);
-    // (A long tail read at the load is folded into the snapshot now, not during the scan.)
+    // (A long tail read at the load is folded into the snapshot now, not during the scan; the
+    // tail a cold start writes, once every file is hashed: not at the next start.)
     for (const cache of this.caches.values()) void cache.flush();
+    void this.whenIdle().then(() => {
+      if (!this.closed) for (const cache of this.caches.values()) cache.settle?.();
+    });
     this.loaded = true;
     this.log.info({ ...this.catalog.size, hashing: this.backlog }, 'catalog loaded');
     const every = this.opts.rescanIntervalMs ?? 0;
