@@ -131,13 +131,6 @@ export class IndexedFile implements DistFile {
     columns.set(r, CTIME, id.ctimeMs);
   }
 
-  /** The dev/inode/ctime test without making an identity object (null: no identity kept). */
-  sameIdentity(dev: number, ino: number, ctimeMs: number): boolean | null {
-    const r = this.row;
-    if (!columns.has(r, HAS_IDENTITY)) return null;
-    return columns.get(r, DEV) === dev && columns.get(r, INO) === ino && columns.get(r, CTIME) === ctimeMs;
-  }
-
   get sha256(): string | null {
     return columns.has(this.row, HAS_SHA) ? columns.hex(this.row, 0) : null;
   }
@@ -159,8 +152,13 @@ export class IndexedFile implements DistFile {
 
   /** Set the metadata summary from its digest's 32 bytes (a cache record: no hex string made). */
   setMetadataBytes(src: Buffer, shaAt: number, size: number, name: string | null, version: string | null, requiresPython: string | null, servable: boolean): void {
+    columns.setBytes(this.row, 1, src, shaAt);
+    this.keepMetadata(size, name, version, requiresPython, servable);
+  }
+
+  /** A summary's flags, size and strings (its digest is already in the row). */
+  private keepMetadata(size: number, name: string | null, version: string | null, requiresPython: string | null, servable: boolean): void {
     const r = this.row;
-    columns.setBytes(r, 1, src, shaAt);
     columns.mark(r, MD_KNOWN | MD_SOME, true);
     columns.mark(r, MD_SERVABLE, servable);
     columns.set(r, MD_SIZE, size);
@@ -185,24 +183,21 @@ export class IndexedFile implements DistFile {
 
   set metadata(md: MetadataSummary | null | undefined) {
     const r = this.row;
-    if (md && !columns.setHex(r, 1, md.sha256)) throw new RangeError(`not a sha256 digest: ${md.sha256}`);
-    columns.mark(r, MD_KNOWN, md !== undefined);
-    columns.mark(r, MD_SOME, !!md);
-    columns.mark(r, MD_SERVABLE, !!md?.servable);
-    columns.set(r, MD_SIZE, md ? md.size : 0);
-    this.mdName = md ? md.name : null;
-    this.mdVersion = md ? md.version : null;
-    this.mdRequiresPython = md ? md.requiresPython : null;
+    if (md) {
+      if (!columns.setHex(r, 1, md.sha256)) throw new RangeError(`not a sha256 digest: ${md.sha256}`);
+      this.keepMetadata(md.size, md.name, md.version, md.requiresPython, md.servable);
+      return;
+    }
+    // null: read, no usable metadata; undefined: not read yet.
+    columns.mark(r, MD_KNOWN, md === null);
+    columns.mark(r, MD_SOME | MD_SERVABLE, false);
+    columns.set(r, MD_SIZE, 0);
+    this.mdName = this.mdVersion = this.mdRequiresPython = null;
   }
 
   /** Are the digest and the metadata known (without making either)? */
   get digested(): boolean {
     return columns.has(this.row, HAS_SHA) && columns.has(this.row, MD_KNOWN);
-  }
-
-  /** Has the metadata been read (a summary, or null for none)? Without making the summary. */
-  get metadataKnown(): boolean {
-    return columns.has(this.row, MD_KNOWN);
   }
 
   /** The metadata's Name, if a summary is known (without making the summary). */
