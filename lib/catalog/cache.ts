@@ -84,7 +84,7 @@ export interface DigestCache {
    * The same, copied straight into the indexed file (digests as bytes, no strings made but the
    * metadata's short ones, through `intern`): true if there was a matching entry.
    */
-  fill?(relPath: string, stamp: FileStamp, target: DigestTarget, intern: (s: string | null) => string | null): boolean;
+  fill(relPath: string, stamp: FileStamp, target: DigestTarget, intern: (s: string | null) => string | null): boolean;
   set(relPath: string, entry: CacheEntry): void;
   update(relPath: string, patch: Partial<CacheData>): void;
   delete(relPath: string): void;
@@ -93,7 +93,7 @@ export interface DigestCache {
   /** Persist what changed. */
   flush(): Promise<void>;
   /** A burst of changes is over (a cold start hashed everything): fold a long tail into the snapshot now rather than at the next start. */
-  settle?(): void;
+  settle(): void;
   readonly size: number;
 }
 

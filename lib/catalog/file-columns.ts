@@ -26,7 +26,12 @@ export const INO = 3;
 export const CTIME = 4;
 export const MD_SIZE = 5;
 
-const HEX64 = /^[0-9a-fA-F]{64}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** A sha256 as every digest here is written: 64 lowercase hex digits. */
+export function isSha256Hex(s: string): boolean {
+  return SHA256_HEX.test(s);
+}
 
 export class FileColumns {
   private capacity = 0;
@@ -110,9 +115,9 @@ export class FileColumns {
     return this.digestBuf.toString('hex', at, at + 32);
   }
 
-  /** Store a 64-char hex digest; false if it is not one (nothing stored then). */
+  /** Store a sha256 given in hex; false if it is not one (nothing stored then). */
   setHex(row: number, which: 0 | 1, hex: string): boolean {
-    if (!HEX64.test(hex)) return false;
+    if (!isSha256Hex(hex)) return false;
     this.digestBuf.write(hex, row * 64 + which * 32, 32, 'hex');
     return true;
   }

@@ -6,7 +6,7 @@
 
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { columns } from './file-columns.js';
+import { columns, isSha256Hex } from './file-columns.js';
 import { Catalog, IndexedFile, isDigested, metadataNameOf, type DistFile, type Project } from './catalog.js';
 import { FileDigestCache, cacheFileFor, sameStamp, type DigestCache, type FileStamp } from './cache.js';
 import { isDistFilename, parseFilename, type ParsedFilename } from './filename.js';
@@ -199,7 +199,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     // tail a cold start writes, once every file is hashed: not at the next start.)
     for (const cache of this.caches.values()) void cache.flush();
     void this.whenIdle().then(() => {
-      if (!this.closed) for (const cache of this.caches.values()) cache.settle?.();
+      if (!this.closed) for (const cache of this.caches.values()) cache.settle();
     });
     this.loaded = true;
     this.log.info({ ...this.catalog.size, hashing: this.backlog }, 'catalog loaded');
@@ -317,12 +317,12 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     if (entry.etag !== undefined) file.etag = entry.etag;
     const cache = stamp ? this.caches.get(store.id) : undefined;
     // The digest cache's record is copied straight into the file's row (no strings made).
-    const filled = stamp !== null && cache?.fill !== undefined && cache.fill(entry.key, stamp, file, this.intern);
+    const filled = stamp !== null && cache !== undefined && cache.fill(entry.key, stamp, file, this.intern);
     // What the store already knows (an object store's in-bucket index: hashed once, by
     // whichever replica saw the object first) saves reading the object.
-    const cached = filled ? undefined : ((stamp && !cache?.fill ? cache?.lookup(entry.key, stamp) : undefined) ?? store.recall?.(entry));
+    const cached = filled ? undefined : store.recall?.(entry);
     // (What a bucket's index says is checked: a digest that is not one is not taken, the object is read.)
-    if (cached && SHA256_HEX.test(cached.sha256) && (!cached.metadata || SHA256_HEX.test(cached.metadata.sha256))) {
+    if (cached && isSha256Hex(cached.sha256) && (!cached.metadata || isSha256Hex(cached.metadata.sha256))) {
       file.sha256 = cached.sha256;
       file.metadata = cached.metadata === undefined ? undefined : this.compactMetadata(cached.metadata);
       if (cached.metadataError) file.metadataError = cached.metadataError;
@@ -485,8 +485,6 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
 function cacheStamp(st: FileStamp): FileStamp {
   return st.etag !== undefined ? { size: st.size, etag: st.etag } : { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs };
 }
-
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /** A truncated archive modified less than this long ago is taken as still being written. */
 const SETTLE_FOR_TRUNCATED_MS = 2000;
