@@ -211,15 +211,21 @@ describe('digest cache', function () {
     }
   });
 
-  it('folds a long tail (e.g. after a cold start) into the snapshot after a load', async function () {
-    const file = path.join(dir, 'c');
-    const a = new FileDigestCache(file, { scope: ROOT });
+  /** A cache file of one snapshot record and a tail of 1,500 appended ones; the cache that wrote it. */
+  async function withLongTail(file: string, delayMs?: number): Promise<FileDigestCache> {
+    const a = new FileDigestCache(file, { scope: ROOT, ...(delayMs === undefined ? {} : { delayMs }) });
     await a.load();
     a.set('first.whl', entry(1));
     await a.flush();
     for (let i = 0; i < 1500; i++) a.set(`f${i}.whl`, entry(i + 10));
     await a.flush();
     expect(parseCache(await fsp.readFile(file), ROOT)).to.include({ records: 1501, tail: 1500, problem: null });
+    return a;
+  }
+
+  it('folds a long tail (e.g. after a cold start) into the snapshot after a load', async function () {
+    const file = path.join(dir, 'c');
+    await withLongTail(file);
     const b = new FileDigestCache(file, { scope: ROOT, delayMs: 10 });
     await b.load();
     await new Promise((r) => setTimeout(r, 50));
@@ -233,13 +239,7 @@ describe('digest cache', function () {
 
   it('settle() folds the tail a burst of changes appended (a cold start) into the snapshot, so the next start reads one snapshot', async function () {
     const file = path.join(dir, 'c');
-    const a = new FileDigestCache(file, { scope: ROOT, delayMs: 10 });
-    await a.load();
-    a.set('first.whl', entry(1));
-    await a.flush();
-    for (let i = 0; i < 1500; i++) a.set(`f${i}.whl`, entry(i + 10));
-    await a.flush();
-    expect(parseCache(await fsp.readFile(file), ROOT)).to.include({ records: 1501, tail: 1500, problem: null });
+    const a = await withLongTail(file, 10);
     a.settle();
     await new Promise((r) => setTimeout(r, 50));
     await a.flush();
