@@ -414,6 +414,10 @@ describe('FsStore specifics', function () {
       const st = await fsp.lstat(path.join(root, e.key));
       expect(e, e.key).to.deep.equal({ key: e.key, size: st.size, mtimeMs: st.mtimeMs, identity: { dev: st.dev, ino: st.ino, ctimeMs: st.ctimeMs } });
     }
+    // What the caller does not accept is left out there too, in the large directory and below it.
+    const some: string[] = [];
+    for await (const batch of new FsStore(root, pino({ level: 'silent' })).list({ accept: (n) => n.startsWith('p7') || n.startsWith('q') })) some.push(...batch.map((e) => e.key));
+    expect(some.sort()).to.deep.equal(expected.filter((k) => k.startsWith('p7') || k.startsWith('sub/q')));
   });
 
   it('put-if-absent from a staging file outside the root', async function () {

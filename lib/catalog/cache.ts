@@ -475,6 +475,29 @@ function readFrames(buf: Buffer, from: number, to: number, checked: boolean, out
 
 const SILENT = pino({ level: 'silent' });
 
+/**
+ * A whole file in one buffer, read with as few read calls as the kernel allows (one, for a file
+ * in the page cache). fsp.readFile reads 512 KiB per thread-pool round trip: 76 ms against 5 ms
+ * for an 18 MB cache (100,000 files), ten times that at a million.
+ */
+async function readWhole(file: string): Promise<Buffer> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const buf = Buffer.allocUnsafeSlow(size);
+    let got = 0;
+    while (got < size) {
+      const { bytesRead } = await fh.read(buf, got, size - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    // (A file cut short meanwhile: what was read is parsed, its torn end dropped as at any load.)
+    return got < size ? buf.subarray(0, got) : buf;
+  } finally {
+    await fh.close();
+  }
+}
+
 export interface FileDigestCacheOptions {
   /** What the cache is for (the store's id): a file written for another root is not trusted. */
   scope?: string;
@@ -517,7 +540,7 @@ export class FileDigestCache implements DigestCache {
   async load(): Promise<void> {
     let buf: Buffer;
     try {
-      buf = await fsp.readFile(this.file);
+      buf = await readWhole(this.file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, `cannot read cache ${this.file}`);
       return;

@@ -172,16 +172,18 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   }
 
   async start(): Promise<void> {
-    for (const store of this.opts.stores) {
-      // By default the cache of a store lives in its root (or --cache-dir), keyed by its id;
-      // that of an object store in the local cache directory, never "inside" the bucket.
-      const local = path.isAbsolute(store.id);
-      const cacheFile = cacheFileFor(store.id, this.opts.cacheDir ?? (local ? null : (this.opts.remoteCacheDir ?? null)));
-      const cache = new FileDigestCache(cacheFile, { scope: store.id, log: this.log.child({ cache: store.id }) });
-      await cache.load();
-      this.caches.set(store.id, cache);
-      columns.reserve(cache.size);
-    }
+    const loadCaches = async (): Promise<void> => {
+      for (const store of this.opts.stores) {
+        // By default the cache of a store lives in its root (or --cache-dir), keyed by its id;
+        // that of an object store in the local cache directory, never "inside" the bucket.
+        const local = path.isAbsolute(store.id);
+        const cacheFile = cacheFileFor(store.id, this.opts.cacheDir ?? (local ? null : (this.opts.remoteCacheDir ?? null)));
+        const cache = new FileDigestCache(cacheFile, { scope: store.id, log: this.log.child({ cache: store.id }) });
+        await cache.load();
+        this.caches.set(store.id, cache);
+        columns.reserve(cache.size);
+      }
+    };
     if (this.opts.watch) {
       for (const store of this.opts.stores) {
         const reconciler = this.reconcilers.get(store.id)!;
@@ -192,7 +194,13 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
         void w.ready.then(() => this.log.debug({ root: store.id }, 'watcher ready'));
       }
     }
-    for (const store of this.opts.stores) await scanStore(store, this, this.log);
+    // The first store's listing starts before the caches are read (its worker reads and stats
+    // the directory meanwhile); nothing is indexed before they are.
+    const [first, ...rest] = this.opts.stores;
+    const cachesLoaded = loadCaches();
+    if (first) await scanStore(first, this, this.log, { after: cachesLoaded });
+    await cachesLoaded;
+    for (const store of rest) await scanStore(store, this, this.log);
     // Entries of files that are gone would otherwise stay in the journal forever.
     for (const [root, cache] of this.caches) cache.retain((rel) => this.catalog.fileAt(rel)?.root === root);
     // (A long tail read at the load is folded into the snapshot now, not during the scan; the

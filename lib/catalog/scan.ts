@@ -31,6 +31,11 @@ export interface ScanOptions {
   prefix?: string;
   /** A rescan: skip unchanged files, drop what is gone (else: the initial scan, add everything). */
   reconcile?: boolean;
+  /**
+   * Index nothing before this resolves (e.g. the digest caches are loaded); the listing starts
+   * at once (a worker reads and stats the store meanwhile).
+   */
+  after?: Promise<void>;
 }
 
 export async function scanStore(store: PackageStore, policy: IndexPolicy, log: Logger, opts: ScanOptions = {}): Promise<void> {
@@ -43,10 +48,10 @@ export async function scanStore(store: PackageStore, policy: IndexPolicy, log: L
   const seen = new Set<string>();
   /** Directories that could not be read (not gone): their files are kept, not dropped. */
   const unreadable: string[] = [];
-  const listing = store.list({ ...(prefix ? { prefix } : {}), accept: isDistFilename, unreadable: (dirKey) => unreadable.push(`${dirKey}/`) });
-  for await (const batch of listing) {
+  /** Index one batch of the listing; false once the policy is closed. */
+  const indexBatch = (batch: StoreEntry[]): boolean => {
     for (const entry of batch) {
-      if (policy.closed) return;
+      if (policy.closed) return false;
       const parsed = policy.consider(entry.key);
       if (!parsed) continue;
       if (!reconcile) {
@@ -63,6 +68,17 @@ export async function scanStore(store: PackageStore, policy: IndexPolicy, log: L
       const file = policy.add(store, entry, parsed);
       if (file) log.info({ file: entry.key, project: file.project }, existing ? 'file changed (found by rescan)' : 'file added (found by rescan)');
     }
+    return true;
+  };
+  const listing = store.list({ ...(prefix ? { prefix } : {}), accept: isDistFilename, unreadable: (dirKey) => unreadable.push(`${dirKey}/`) })[Symbol.asyncIterator]();
+  try {
+    // The listing starts now; what it finds is indexed once `after` allows.
+    const first = listing.next();
+    first.catch(() => {}); // (awaited below: not an unhandled rejection while we wait)
+    if (opts.after) await opts.after;
+    for (let step = await first; !step.done; step = await listing.next()) if (!indexBatch(step.value)) return;
+  } finally {
+    await listing.return?.();
   }
   if (!reconcile || policy.closed) return;
   for (const f of before) {

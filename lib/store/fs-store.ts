@@ -4,13 +4,13 @@
 // skips them, open() uses O_NOFOLLOW and compares device and inode with what was indexed, and
 // stat() and the watcher refuse a file whose directory is reached through a link.
 
-import { constants, lstatSync, promises as fsp, type Dir, type Stats } from 'node:fs';
+import { constants, lstatSync, promises as fsp, type Dir, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { RootWatcher } from './watcher.js';
-import { NOT_A_FILE, STAT_FAILED, STAT_FIELDS, type StatRequest } from './stat-messages.js';
+import { ACK, NOT_A_FILE, skippedName, STAT_FAILED, STAT_FIELDS, type ListRequest, type ListSlice } from './stat-messages.js';
 import { checkKey, isValidKey, type ByteRange, type ListOptions, type LocalFile, type OpenOptions, type PackageStore, type PutResult, type PutSource, type StoreEntry, type StoreEvent, type StoreObject, type StoreWatch } from './types.js';
 
 function entryOf(key: string, st: Stats): StoreEntry {
@@ -37,51 +37,53 @@ class FsObject implements StoreObject {
 }
 
 /**
- * A directory with at least this many files is stat'ed by a worker thread (stat-worker.ts), in
- * slices of STAT_SLICE names, while the main thread reads the next slice and indexes the slices
- * already answered: a warm start over 100,000 files then spends no main-thread time in lstat
- * (~0.7 s). Smaller ones are stat'ed here (a worker costs a few ms and ~10 MB to start).
+ * A directory with at least this many entries is listed by a worker thread (stat-worker.ts): it
+ * reads the directory and lstats the files, STAT_SLICE files a message, at most LIST_WINDOW
+ * messages ahead of the main thread, which only indexes what it receives: a warm start over
+ * 100,000 files then spends no main-thread time reading the directory or in lstat (~0.8 s).
+ * Smaller ones are listed here (a worker costs a few ms and ~10 MB to start).
  */
 const OFF_THREAD_MIN = 2048;
 const STAT_SLICE = 4096;
+const LIST_WINDOW = 8;
 const STAT_WORKER_URL = new URL('./stat-worker.js', import.meta.url);
 
 /**
- * lstat names (of one directory, dirPrefix ending with the separator) in a worker thread, one
- * slice at a time: next() answers the slices in the order they were sent (see
- * stat-messages.ts), or null when the worker failed (the caller stats that slice itself).
+ * A worker listing one directory (dirPrefix ends with the separator): next() answers its
+ * slices in order, or null when the worker failed (the caller lists the directory itself).
  */
-class StatThread {
-  private readonly answers: Float64Array[] = [];
+class ListThread {
+  private readonly slices: ListSlice[] = [];
   private failed = false;
   private wake: (() => void) | null = null;
   private readonly worker: Worker;
 
-  constructor(private readonly dirPrefix: string) {
-    // Small heaps: it holds a slice or two at a time (the default young generation alone would
-    // add ~15 MB to the peak RSS). Out of memory or dead: the caller stats the rest itself.
+  constructor(dirPrefix: string) {
+    // Small heaps: it holds a few slices at a time (the default young generation alone would
+    // add ~15 MB to the peak RSS). Out of memory or dead: the caller lists the directory itself.
     this.worker = new Worker(STAT_WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 16 } });
     const stop = (): void => {
       this.failed = true;
       this.wake?.();
     };
-    this.worker.on('message', (a: Float64Array) => {
-      this.answers.push(a);
+    this.worker.on('message', (s: ListSlice) => {
+      this.slices.push(s);
       this.wake?.();
     });
     this.worker.on('error', stop);
     this.worker.on('exit', stop);
-  }
-
-  send(names: string[]): void {
-    const req: StatRequest = { dir: this.dirPrefix, names: names.join('\0') };
+    const req: ListRequest = { dir: dirPrefix, slice: STAT_SLICE, window: LIST_WINDOW };
     this.worker.postMessage(req);
   }
 
-  async next(): Promise<Float64Array | null> {
-    while (!this.answers.length && !this.failed) await new Promise<void>((resolve) => (this.wake = resolve));
+  /** The next slice (then the worker may read one more), or null: the worker failed. */
+  async next(): Promise<ListSlice | null> {
+    while (!this.slices.length && !this.failed) await new Promise<void>((resolve) => (this.wake = resolve));
     this.wake = null;
-    return this.answers.shift() ?? null;
+    const s = this.slices.shift();
+    if (!s) return null;
+    this.worker.postMessage(ACK);
+    return s;
   }
 
   close(): void {
@@ -90,8 +92,21 @@ class StatThread {
   }
 }
 
-/** Characters no key segment may hold (see isValidKey). */
-const BAD_NAME = /[\\\u0000-\u001f\u007f]/;
+/** A directory entry a listing looks at. */
+interface Named {
+  name: string;
+  kind: 'dir' | 'file' | 'link';
+}
+
+/** The directory a listing is in, and where it puts the subdirectories it finds. */
+interface DirListing {
+  dirKey: string;
+  dir: string;
+  keyPrefix: string;
+  /** dir with a trailing separator. */
+  dirPrefix: string;
+  stack: string[];
+}
 
 const NO_RELEASE = (): Promise<void> => Promise.resolve();
 
@@ -153,85 +168,138 @@ export class FsStore implements PackageStore {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'ENOENT' || code === 'ENOTDIR') return;
         }
-        this.warnOnce(`cannot read directory ${dir}`, err);
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') opts.unreadable?.(dirKey);
+        this.cannotRead(dirKey, dir, err, opts);
         continue;
       }
       // A directory found by a listing (a rescan) has a watch too: one missed by the watcher,
       // or one that could not be watched before the inotify limit was raised.
       this.watcher?.ensureWatched(dir);
-      const keyPrefix = dirKey === '' ? '' : `${dirKey}/`;
-      const dirPrefix = dir.endsWith(path.sep) ? dir : dir + path.sep;
-      // The directory is read a slice at a time (never a million entries in one array: a
-      // readdir of 1,000,000 names peaked 166 MB higher and took 3x as long), and each slice is
-      // stat'ed while the next one is read.
+      const dirDone = { dirKey, dir, keyPrefix: dirKey === '' ? '' : `${dirKey}/`, dirPrefix: dir.endsWith(path.sep) ? dir : dir + path.sep, stack };
+      // The first entries tell a small directory (listed here) from a large one (by a worker).
+      const first: Dirent[] = [];
       let done = false;
-      const readSlice = (): string[] => {
-        const files: string[] = [];
-        try {
-          while (files.length < STAT_SLICE) {
-            const e = handle.readSync();
-            if (e === null) {
-              done = true;
-              break;
-            }
-            // Dotfiles are the stores' own; a name no key can hold could not be served either.
-            if (e.name.startsWith('.') || BAD_NAME.test(e.name)) continue;
-            // Symbolic links are never followed: a link could lead outside the root.
-            if (e.isDirectory()) stack.push(keyPrefix + e.name);
-            else if (e.isFile()) {
-              if (!opts.accept || opts.accept(e.name)) files.push(e.name);
-            } else if (e.isSymbolicLink() && (!opts.accept || opts.accept(e.name))) this.warnOnce(`skipping symbolic link ${path.join(dir, e.name)} (links are not followed)`);
-          }
-        } catch (err) {
-          done = true;
-          this.warnOnce(`cannot read directory ${dir}`, err);
-          opts.unreadable?.(dirKey);
-        }
-        return files;
-      };
-      let stat: StatThread | null = null;
       try {
-        let files = readSlice();
-        if (done && files.length < OFF_THREAD_MIN) {
-          // A small directory: stat'ed here, in slices of ~10 ms between which the event loop runs
-          // (synchronous lstat costs ~3 us a file on a local file system, against ~20 us of CPU
-          // plus a thread-pool round trip with the promise API).
-          for (let i = 0; i < files.length; ) {
-            const until = performance.now() + 10;
-            const batch: StoreEntry[] = [];
-            do batch.push(...this.statHere(dirPrefix, keyPrefix, [files[i++]]));
-            while (i < files.length && performance.now() < until);
-            yield batch;
-            await new Promise<void>((resolve) => setImmediate(resolve));
+        while (first.length < OFF_THREAD_MIN) {
+          const e = handle.readSync();
+          if (e === null) {
+            done = true;
+            break;
           }
-          continue;
+          first.push(e);
         }
-        stat = new StatThread(dirPrefix);
-        const sent: string[][] = [];
-        for (;;) {
-          if (files.length) {
-            stat.send(files);
-            sent.push(files);
-          }
-          // One slice in flight while the next is read; then take the oldest answer.
-          if (sent.length > (done ? 0 : 1)) yield this.entriesOf(dirPrefix, keyPrefix, sent.shift()!, await stat.next());
-          if (done && !sent.length) break;
-          files = done ? [] : readSlice();
-        }
-      } finally {
-        stat?.close();
-        await handle.close().catch(() => {});
+      } catch (err) {
+        done = true;
+        this.cannotRead(dirKey, dir, err, opts, true);
       }
+      if (done) {
+        await handle.close().catch(() => {});
+        yield* this.listHere(dirDone, first, null, opts);
+        continue;
+      }
+      // Large: the worker lists it from its start (nothing read here has been used).
+      await handle.close().catch(() => {});
+      yield* this.listOffThread(dirDone, opts);
     }
   }
 
-  /** The entries of the regular files among names, from the stat thread's answer (null: stat them here). */
-  private entriesOf(dirPrefix: string, keyPrefix: string, names: string[], stats: Float64Array | null): StoreEntry[] {
-    if (!stats) return this.statHere(dirPrefix, keyPrefix, names);
+  private cannotRead(dirKey: string, dir: string, err: unknown, opts: ListOptions, reading = false): void {
+    this.warnOnce(`cannot read directory ${dir}`, err);
+    const code = (err as NodeJS.ErrnoException).code;
+    // Gone is no trouble (its files are dropped); anything else keeps what was listed before.
+    if (reading || (code !== 'ENOENT' && code !== 'ENOTDIR')) opts.unreadable?.(dirKey);
+  }
+
+  /** Sort a directory's entries: subdirectories to list, files (the names), links (skipped). */
+  private sortEntries(d: DirListing, names: Named[], opts: ListOptions): string[] {
+    const files: string[] = [];
+    for (const { name, kind } of names) {
+      if (kind === 'dir') d.stack.push(d.keyPrefix + name);
+      else if (opts.accept && !opts.accept(name)) continue;
+      else if (kind === 'file') files.push(name);
+      // Symbolic links are never followed: a link could lead outside the root.
+      else this.warnOnce(`skipping symbolic link ${path.join(d.dir, name)} (links are not followed)`);
+    }
+    return files;
+  }
+
+  /**
+   * List a directory here: `first` its entries read so far, then (from `handle`, if given) the
+   * rest. The files are stat'ed here, in batches of ~10 ms between which the event loop runs
+   * (synchronous lstat costs ~3 us a file on a local file system, against ~20 us of CPU plus a
+   * thread-pool round trip with the promise API).
+   */
+  private async *listHere(d: DirListing, first: Dirent[], handle: Dir | null, opts: ListOptions): AsyncIterable<StoreEntry[]> {
+    let entries = first;
+    for (;;) {
+      const named: Named[] = [];
+      for (const e of entries) {
+        const kind = skippedName(e.name) ? null : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : e.isSymbolicLink() ? 'link' : null;
+        if (kind) named.push({ name: e.name, kind });
+      }
+      const files = this.sortEntries(d, named, opts);
+      for (let i = 0; i < files.length; ) {
+        const until = performance.now() + 10;
+        const batch: StoreEntry[] = [];
+        do batch.push(...this.statHere(d.dirPrefix, d.keyPrefix, [files[i++]]));
+        while (i < files.length && performance.now() < until);
+        yield batch;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      if (!handle) return;
+      entries = [];
+      try {
+        while (entries.length < STAT_SLICE) {
+          const e = handle.readSync();
+          if (e === null) break;
+          entries.push(e);
+        }
+      } catch (err) {
+        this.cannotRead(d.dirKey, d.dir, err, opts, true);
+      }
+      if (entries.length < STAT_SLICE) handle = null;
+    }
+  }
+
+  /** List a large directory through a worker (see ListThread). */
+  private async *listOffThread(d: DirListing, opts: ListOptions): AsyncIterable<StoreEntry[]> {
+    const thread = new ListThread(d.dirPrefix);
+    try {
+      for (;;) {
+        const s = await thread.next();
+        if (s === null) {
+          // The worker failed: list the directory here. Files listed already may be listed
+          // again (a file listed twice is indexed once).
+          thread.close();
+          const handle = await fsp.opendir(d.dir, { bufferSize: 1024 }).catch((err: unknown) => {
+            this.cannotRead(d.dirKey, d.dir, err, opts);
+            return null;
+          });
+          if (handle) {
+            try {
+              yield* this.listHere(d, [], handle, opts);
+            } finally {
+              await handle.close().catch(() => {});
+            }
+          }
+          return;
+        }
+        const names = s.files === '' ? [] : s.files.split('\0');
+        this.sortEntries(d, [...s.dirs.map((name): Named => ({ name, kind: 'dir' })), ...s.links.map((name): Named => ({ name, kind: 'link' }))], opts);
+        const batch = this.entriesOf(d.dirPrefix, d.keyPrefix, names, s.stats, opts.accept);
+        if (batch.length) yield batch;
+        if (s.error) this.cannotRead(d.dirKey, d.dir, Object.assign(new Error(s.error.message), s.error.code ? { code: s.error.code } : {}), opts, s.error.code !== 'ENOENT' && s.error.code !== 'ENOTDIR');
+        if (s.done) return;
+      }
+    } finally {
+      thread.close();
+    }
+  }
+
+  /** The entries of the regular files among names (that `accept` takes), from the worker's numbers. */
+  private entriesOf(dirPrefix: string, keyPrefix: string, names: string[], stats: Float64Array, accept: ListOptions['accept']): StoreEntry[] {
     const batch: StoreEntry[] = [];
     for (let i = 0, o = 0; i < names.length; i++, o += STAT_FIELDS) {
+      if (accept && !accept(names[i])) continue;
       const size = stats[o];
       if (size === STAT_FAILED) batch.push(...this.statHere(dirPrefix, keyPrefix, [names[i]]));
       else if (size !== NOT_A_FILE) batch.push({ key: keyPrefix + names[i], size, mtimeMs: stats[o + 1], identity: { dev: stats[o + 2], ino: stats[o + 3], ctimeMs: stats[o + 4] } });

@@ -1,9 +1,29 @@
-// What FsStore.list and its stat worker (stat-worker.ts) send each other.
+// What FsStore.list and its listing worker (stat-worker.ts) send each other.
 
-/** One slice of a directory: dir ends with the path separator, names are joined by '\0'. */
-export interface StatRequest {
+/** List one directory (dir ends with the path separator) from its start. */
+export interface ListRequest {
   dir: string;
-  names: string;
+  /** Regular files per slice. */
+  slice: number;
+  /** Slices sent and not yet taken (ACK) before the worker waits: bounds what is held. */
+  window: number;
+}
+
+/** The main thread took one slice (the worker may read another). */
+export const ACK = 'ack';
+
+/** One slice of the directory, in its order; the last one says done. */
+export interface ListSlice {
+  /** Names of the regular files, joined by '\0' ('' for none). */
+  files: string;
+  /** STAT_FIELDS numbers per file: size, mtimeMs, dev, ino, ctimeMs (size NOT_A_FILE / STAT_FAILED). */
+  stats: Float64Array<ArrayBuffer>;
+  /** Names of the subdirectories, and of the symbolic links (never followed), in this slice. */
+  dirs: string[];
+  links: string[];
+  done: boolean;
+  /** Reading the directory failed here (the slices before stand). */
+  error?: { code?: string; message: string };
 }
 
 /** Numbers per name in the answer: size, mtimeMs, dev, ino, ctimeMs. */
@@ -12,3 +32,11 @@ export const STAT_FIELDS = 5;
 export const NOT_A_FILE = -1;
 /** The size of a name whose lstat failed otherwise (the caller stats it again for the error). */
 export const STAT_FAILED = -2;
+
+/** Characters no key segment may hold (see isValidKey): such names are never listed. */
+export const BAD_NAME = /[\\\u0000-\u001f\u007f]/;
+
+/** Names a listing skips: dotfiles are the stores' own; a name no key can hold could not be served. */
+export function skippedName(name: string): boolean {
+  return name.startsWith('.') || BAD_NAME.test(name);
+}
