@@ -165,7 +165,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   // Serve while the catalog loads: /health says 503 until then.
   const loaded = indexer.start();
-  loaded.catch(() => {});
+  loaded.then(() => uploader.sweepLeftovers(), () => {}).catch(() => {});
   await listening;
 
   const addr = server.address() as AddressInfo;

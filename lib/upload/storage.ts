@@ -347,19 +347,25 @@ export class TempFileStorage implements multer.StorageEngine {
 /** Remove temp files a crashed process left behind in a root. */
 export async function sweepTempFiles(dir: string): Promise<number> {
   let removed = 0;
-  let names: string[];
+  // Read a slice at a time: the root may hold a million files (one array of their names was
+  // ~60 MB at the start of such a server).
+  let names: AsyncIterable<{ name: string }>;
   try {
-    names = await fsp.readdir(dir);
+    names = await fsp.opendir(dir, { bufferSize: 1024 });
   } catch {
     return 0;
   }
-  for (const name of names) {
-    if (!name.startsWith(TEMP_PREFIX)) continue;
-    // Keep the temp files of another live process sharing this root.
-    const pid = Number(name.slice(TEMP_PREFIX.length).split('-')[0]);
-    if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) continue;
-    await fsp.rm(path.join(dir, name), { force: true }).catch(() => {});
-    removed++;
+  try {
+    for await (const { name } of names) {
+      if (!name.startsWith(TEMP_PREFIX)) continue;
+      // Keep the temp files of another live process sharing this root.
+      const pid = Number(name.slice(TEMP_PREFIX.length).split('-')[0]);
+      if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) continue;
+      await fsp.rm(path.join(dir, name), { force: true }).catch(() => {});
+      removed++;
+    }
+  } catch {
+    // The directory went away or cannot be read further: nothing more to sweep.
   }
   return removed;
 }

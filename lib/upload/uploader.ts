@@ -96,7 +96,16 @@ export class FileUploader implements UploadService {
   ) {
     this.store = deps.store;
     this.storage = new TempFileStorage(this.store.stagingDir, config.maxUploadSize);
-    void sweepTempFiles(this.store.stagingDir).then((n) => n && deps.log.warn({ removed: n }, 'removed temp files left by an interrupted upload'));
+  }
+
+  /**
+   * Remove the temp files an interrupted upload left (a crash). The server calls this once the
+   * catalog is loaded: it reads the whole staging directory (a root of a million files), which
+   * would slow the start-up it does not belong to.
+   */
+  async sweepLeftovers(): Promise<void> {
+    const n = await sweepTempFiles(this.store.stagingDir);
+    if (n) this.deps.log.warn({ removed: n }, 'removed temp files left by an interrupted upload');
   }
 
   /** Validate the stored temp file and move it into place. Always consumes the temp file. */
