@@ -3,7 +3,7 @@
 
 import { expect } from 'chai';
 import { KeyIndex } from '../lib/catalog/key-index.js';
-import { Catalog, IndexedFile } from '../lib/catalog/catalog.js';
+import { Catalog, IndexedFile, type DistFile } from '../lib/catalog/catalog.js';
 import { columns } from '../lib/catalog/file-columns.js';
 import { parseFilename } from '../lib/catalog/filename.js';
 import type { PackageStore } from '../lib/store/types.js';
@@ -153,5 +153,54 @@ describe('IndexedFile rows', function () {
     expect(columns.rows).to.equal(before);
     const next = make('next-1.0-py3-none-any.whl');
     expect(next).to.deep.include({ sha256: null, metadata: undefined, identity: undefined, size: 1234 });
+  });
+});
+
+describe("a project's files (ProjectFiles)", function () {
+  const store = { id: '/srv/packages' } as Pick<PackageStore, 'id'> as PackageStore;
+  const make = (name: string): IndexedFile => new IndexedFile(store, name, parseFilename(name)!, 1, 1);
+  const names = (c: Catalog, project: string): string[] => [...(c.project(project)?.files.values() ?? [])].map((f) => f.relPath);
+
+  it('keeps the order files were added in through removals, re-adds and compaction, and counts them', function () {
+    const c = new Catalog();
+    const all = Array.from({ length: 41 }, (_, i) => `demo-1.${i}-py3-none-any.whl`);
+    for (const n of all) c.upsert(make(n));
+    // Every other file goes (the list compacts once half of it is empty), then one comes back.
+    for (let i = 0; i < all.length; i += 2) c.remove(store.id, all[i]);
+    const left = all.filter((_, i) => i % 2 === 1);
+    expect(names(c, 'demo')).to.deep.equal(left);
+    expect(c.project('demo')!.files.size).to.equal(20);
+    c.upsert(make(all[0]));
+    // A file replaced under its key moves to the end, as it did in a Map by key.
+    c.upsert(make(left[0]));
+    expect(names(c, 'demo')).to.deep.equal([...left.slice(1), all[0], left[0]]);
+    expect(c.size.files).to.equal(21);
+    for (const n of names(c, 'demo')) c.remove(store.id, n);
+    expect(c.project('demo')).to.equal(undefined);
+  });
+
+  it('a file regrouped by its metadata leaves its old project and is found in the new one; removing it from the old one is a no-op', function () {
+    const c = new Catalog();
+    const a = make('foo_bar-1.0-py3-none-any.whl');
+    const b = make('foo_bar-2.0-py3-none-any.whl');
+    c.upsert(a);
+    c.upsert(b);
+    c.regroup(a, 'Other.Name');
+    expect(names(c, 'foo-bar')).to.deep.equal([b.relPath]);
+    expect(names(c, 'other-name')).to.deep.equal([a.relPath]);
+    expect(c.project('foo-bar')!.files.delete(a)).to.equal(false);
+    expect(c.fileAt(a.relPath)).to.equal(a);
+  });
+
+  it('holds plain DistFile objects too (removal without an IndexedFile slot)', function () {
+    const c = new Catalog();
+    const plain = (n: string): DistFile => {
+      const parsed = parseFilename(n)!;
+      return { root: store.id, relPath: n, store, filename: n, parsed, project: parsed.project, displayName: parsed.project, version: parsed.version, size: 1, mtimeMs: 1, sha256: null, metadata: undefined, yank: null };
+    };
+    const files = ['p-1.0.tar.gz', 'p-2.0.tar.gz', 'p-3.0.tar.gz'].map(plain);
+    for (const f of files) c.upsert(f);
+    c.remove(store.id, 'p-2.0.tar.gz');
+    expect(names(c, 'p')).to.deep.equal(['p-1.0.tar.gz', 'p-3.0.tar.gz']);
   });
 });

@@ -70,6 +70,8 @@ export class IndexedFile implements DistFile {
   private mdRequiresPython: string | null = null;
   /** This file's row in `columns`. */
   private readonly row: number;
+  /** Where the file is in its project's ProjectFiles (-1: in none). */
+  projectSlot = -1;
 
   constructor(
     readonly store: PackageStore,
@@ -226,11 +228,73 @@ export function hasDigest(f: DistFile): boolean {
   return f instanceof IndexedFile ? f.hasSha256 : f.sha256 !== null;
 }
 
+/** Where a DistFile that is no IndexedFile (tests) is in its project's list. */
+const otherSlots = new WeakMap<DistFile, number>();
+
+function slotOf(f: DistFile): number {
+  return f instanceof IndexedFile ? f.projectSlot : (otherSlots.get(f) ?? -1);
+}
+
+function setSlot(f: DistFile, slot: number): void {
+  if (f instanceof IndexedFile) f.projectSlot = slot;
+  else otherSlots.set(f, slot);
+}
+
+/**
+ * The files of one project, in the order they were added. An array, not a Map by key: at a
+ * million files a Map per project cost 1.8 s of a warm start (the table of a random project
+ * for every file listed), an array 0.7 s. A file knows its position, so a removal is O(1):
+ * the slot is emptied, and the array compacted once half of it is empty.
+ */
+export class ProjectFiles implements Iterable<DistFile> {
+  private items: (DistFile | undefined)[] = [];
+  private live = 0;
+
+  get size(): number {
+    return this.live;
+  }
+
+  add(f: DistFile): void {
+    setSlot(f, this.items.length);
+    this.items.push(f);
+    this.live++;
+  }
+
+  /** Take the file out (false: it is not in this list). */
+  delete(f: DistFile): boolean {
+    const i = slotOf(f);
+    if (i < 0 || this.items[i] !== f) return false;
+    this.items[i] = undefined;
+    setSlot(f, -1);
+    this.live--;
+    if (this.items.length > 16 && this.live < this.items.length / 2) this.compact();
+    return true;
+  }
+
+  *values(): IterableIterator<DistFile> {
+    for (const f of this.items) if (f !== undefined) yield f;
+  }
+
+  [Symbol.iterator](): IterableIterator<DistFile> {
+    return this.values();
+  }
+
+  private compact(): void {
+    const next: DistFile[] = [];
+    for (const f of this.items) {
+      if (f === undefined) continue;
+      setSlot(f, next.length);
+      next.push(f);
+    }
+    this.items = next;
+  }
+}
+
 export interface Project {
   name: string;
   displayName: string;
-  /** Files keyed by relPath. */
-  files: Map<string, DistFile>;
+  /** The project's files (the catalog's fileAt finds one by its key). */
+  files: ProjectFiles;
   /** Bumped on every change to the project, used for page ETags/caches. */
   generation: number;
   /** Newest mtime among files (for Last-Modified of pages). */
@@ -337,11 +401,11 @@ export class Catalog {
     this.fileCount++;
     let p = this.projectsByName.get(file.project);
     if (!p) {
-      p = { name: file.project, displayName: file.displayName, files: new Map(), generation: 0, lastModifiedMs: 0 };
+      p = { name: file.project, displayName: file.displayName, files: new ProjectFiles(), generation: 0, lastModifiedMs: 0 };
       this.projectsByName.set(file.project, p);
       this.rootGeneration++;
     }
-    p.files.set(file.relPath, file);
+    p.files.add(file);
     // One copy of the names per project, not per file (same contents).
     file.project = p.name;
     if (file.displayName === p.displayName) file.displayName = p.displayName;
@@ -378,8 +442,9 @@ export class Catalog {
 
   /** Mark a project changed after a file's hash, metadata or yank state was filled in. */
   changed(file: DistFile): void {
-    const p = this.projectsByName.get(file.project);
-    if (p && p.files.get(file.relPath) === file) this.touch(p);
+    // (A file the catalog serves at its key is in its project's list.)
+    const p = this.byRelPath.get(file.relPath) === file ? this.projectsByName.get(file.project) : undefined;
+    if (p) this.touch(p);
   }
 
   /** Move a file to the project named by its metadata (metadata wins over the filename). */
@@ -410,7 +475,7 @@ export class Catalog {
     this.fileCount--;
     const p = this.projectsByName.get(file.project);
     if (!p) return;
-    p.files.delete(file.relPath);
+    p.files.delete(file);
     if (p.files.size === 0) {
       this.projectsByName.delete(file.project);
       this.rootGeneration++;
