@@ -447,9 +447,8 @@ export class Catalog {
     if (p) this.touch(p);
   }
 
-  /** Move a file to the project named by its metadata (metadata wins over the filename). */
-  regroup(file: DistFile, displayName: string): void {
-    const project = normalizeName(displayName);
+  /** Move a file to the project named by its metadata (metadata wins over the filename); project: normalizeName(displayName), if the caller has it. */
+  regroup(file: DistFile, displayName: string, project = normalizeName(displayName)): void {
     if (project === file.project) {
       if (file.displayName !== displayName) {
         file.displayName = displayName;

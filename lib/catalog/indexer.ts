@@ -399,7 +399,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     }
     this.filesHashed++;
     file.sha256 = r.sha256;
-    file.metadata = r.metadata ? this.compactMetadata(r.metadata) : null;
+    const metadata = r.metadata ? this.compactMetadata(r.metadata) : null;
+    file.metadata = metadata;
     file.metadataError = r.metadataError;
     if (r.metadataError) this.warnOnce(`no metadata for ${file.relPath}: ${r.metadataError}`);
     // An object (ETag) is cached under its ETag: the worker read a copy whose inode means nothing.
@@ -407,18 +408,20 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     this.caches.get(file.root)?.set(file.relPath, {
       ...stamp,
       sha256: r.sha256,
-      metadata: file.metadata,
+      metadata,
       ...(r.metadataError ? { metadataError: r.metadataError } : {}),
     });
     if (file.etag !== undefined) {
       // Shared with the other replicas (an object store's in-bucket index): they need not read it.
-      file.store.record?.({ key: file.relPath, size: file.size, mtimeMs: file.mtimeMs, etag: file.etag }, { sha256: r.sha256, metadata: file.metadata, ...(r.metadataError ? { metadataError: r.metadataError } : {}) });
+      file.store.record?.({ key: file.relPath, size: file.size, mtimeMs: file.mtimeMs, etag: file.etag }, { sha256: r.sha256, metadata, ...(r.metadataError ? { metadataError: r.metadataError } : {}) });
     }
-    const mdName = this.metadataName(file);
-    if (mdName) this.catalog.regroup(file, mdName);
+    // (An IndexedFile parses its name on each read of `parsed`: once here.)
+    const parsed = file.parsed;
+    const mdName = this.metadataName(file, parsed);
+    if (mdName) this.catalog.regroup(file, mdName, this.normalized(mdName));
     // The digest and metadata are new either way: the project's pages must be re-rendered.
     this.catalog.changed(file);
-    file.yank = this.yanks?.lookup(file.root, file.parsed, file.project, file.version) ?? null;
+    file.yank = this.yanks?.lookup(file.root, parsed, file.project, file.version) ?? null;
   }
 
   /** normalizeName of a metadata Name (the same few thousand names, once per file at a start). */
