@@ -420,6 +420,30 @@ describe('FsStore specifics', function () {
     expect(some.sort()).to.deep.equal(expected.filter((k) => k.startsWith('p7') || k.startsWith('sub/q')));
   });
 
+  for (const exitAfter of ['0', '1']) {
+    it(`a large directory is still listed whole when its listing worker dies (after ${exitAfter} slice${exitAfter === '1' ? '' : 's'}): the main thread lists it`, async function () {
+      this.timeout(60_000);
+      const root = path.join(base, 'root');
+      await fsp.mkdir(path.join(root, 'sub'), { recursive: true });
+      const names: string[] = [];
+      for (let i = 0; i < 6000; i++) names.push(`w${i}-1.0.tar.gz`);
+      for (let i = 0; i < names.length; i += 500) await Promise.all(names.slice(i, i + 500).map((n) => fsp.writeFile(path.join(root, n), n)));
+      await fsp.writeFile(path.join(root, 'sub', 'q-1.0.tar.gz'), 'q');
+      process.env.PYPI_LITE_TEST_LIST_WORKER_EXIT = exitAfter;
+      let listed: StoreEntry[];
+      try {
+        listed = await listAll(new FsStore(root, pino({ level: 'silent' })));
+      } finally {
+        delete process.env.PYPI_LITE_TEST_LIST_WORKER_EXIT;
+      }
+      // (Files the worker sent before it died may come twice: the index takes a file once.)
+      const keys = [...new Set(listed.map((e) => e.key))].sort();
+      expect(keys).to.deep.equal([...names, 'sub/q-1.0.tar.gz'].sort());
+      const one = listed.find((e) => e.key === 'w77-1.0.tar.gz')!;
+      expect(one.size).to.equal(Buffer.byteLength('w77-1.0.tar.gz'));
+    });
+  }
+
   it('put-if-absent from a staging file outside the root', async function () {
     const root = path.join(base, 'root');
     await fsp.mkdir(root);

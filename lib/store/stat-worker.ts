@@ -9,6 +9,13 @@ import { lstatSync, opendirSync, type Dir } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { ACK, NOT_A_FILE, skippedName, STAT_FAILED, STAT_FIELDS, type ListRequest, type ListSlice } from './stat-messages.js';
 
+/**
+ * Test hook: PYPI_LITE_TEST_LIST_WORKER_EXIT=<n> makes the worker exit after sending n slices,
+ * as an out-of-memory worker would (the listing then falls back to the main thread). Unset in
+ * normal use.
+ */
+const TEST_EXIT_AFTER = process.env.PYPI_LITE_TEST_LIST_WORKER_EXIT ? Number(process.env.PYPI_LITE_TEST_LIST_WORKER_EXIT) : Infinity;
+
 let taken = 0;
 let wake: (() => void) | null = null;
 
@@ -38,6 +45,7 @@ function send(s: ListSlice): void {
 }
 
 async function list(req: ListRequest): Promise<void> {
+  if (TEST_EXIT_AFTER === 0) process.exit(1);
   let handle: Dir;
   try {
     handle = opendirSync(req.dir, { bufferSize: 1024 });
@@ -72,6 +80,7 @@ async function list(req: ListRequest): Promise<void> {
       }
       send({ files: files.join('\0'), stats: statAll(req.dir, files), dirs, links, done, ...(error ? { error } : {}) });
       if (done) return;
+      if (sent >= TEST_EXIT_AFTER) process.exit(1);
       while (sent - taken >= req.window) await new Promise<void>((resolve) => (wake = resolve));
     }
   } finally {
