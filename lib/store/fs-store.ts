@@ -174,7 +174,7 @@ export class FsStore implements PackageStore {
       // A directory found by a listing (a rescan) has a watch too: one missed by the watcher,
       // or one that could not be watched before the inotify limit was raised.
       this.watcher?.ensureWatched(dir);
-      const dirDone = { dirKey, dir, keyPrefix: dirKey === '' ? '' : `${dirKey}/`, dirPrefix: dir.endsWith(path.sep) ? dir : dir + path.sep, stack };
+      const where: DirListing = { dirKey, dir, keyPrefix: dirKey === '' ? '' : `${dirKey}/`, dirPrefix: dir.endsWith(path.sep) ? dir : dir + path.sep, stack };
       // The first entries tell a small directory (listed here) from a large one (by a worker).
       const first: Dirent[] = [];
       let done = false;
@@ -193,12 +193,12 @@ export class FsStore implements PackageStore {
       }
       if (done) {
         await handle.close().catch(() => {});
-        yield* this.listHere(dirDone, first, null, opts);
+        yield* this.listHere(where, first, null, opts);
         continue;
       }
       // Large: the worker lists it from its start (nothing read here has been used).
       await handle.close().catch(() => {});
-      yield* this.listOffThread(dirDone, opts);
+      yield* this.listOffThread(where, opts);
     }
   }
 
