@@ -38,8 +38,11 @@ export class HashScheduler {
   private readonly inflight = new Map<DistFile, Queued>();
   /** The path each in-flight file was handed to the pool with (to promote it); at most HASH_WINDOW. */
   private readonly paths = new Map<DistFile, string>();
-  /** Files waiting for their turn (FIFO in queue from head on). */
-  private readonly queued = new Map<DistFile, Queued>();
+  /**
+   * Files waiting for their turn (FIFO in queue from head on), with their `appeared` flag: no
+   * object per file (a cold start queues every file: a million of them at 1M).
+   */
+  private readonly queued = new Map<DistFile, boolean>();
   private queue: DistFile[] = [];
   private head = 0;
   /**
@@ -102,7 +105,7 @@ export class HashScheduler {
    */
   schedule(file: DistFile, appeared: boolean): void {
     if (this.pending(file)) return;
-    this.queued.set(file, { appeared, waiters: null });
+    this.queued.set(file, appeared);
     this.queue.push(file);
     this.pump();
   }
@@ -147,9 +150,10 @@ export class HashScheduler {
   }
 
   private start(file: DistFile, urgent: boolean): void {
-    const q = this.queued.get(file);
-    if (!q) return;
+    const appeared = this.queued.get(file);
+    if (appeared === undefined) return;
     this.queued.delete(file);
+    const q: Queued = { appeared, waiters: null };
     // A file that appears while we run may still be being written (scp, a slow copy). A
     // truncated zip or wheel fails to open, but a truncated sdist often still yields its
     // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
