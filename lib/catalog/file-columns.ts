@@ -124,7 +124,11 @@ export class FileColumns {
 
   /** Copy 32 digest bytes in (from a cache record). */
   setBytes(row: number, which: 0 | 1, src: Buffer, from: number): void {
-    src.copy(this.digestBuf, row * 64 + which * 32, from, from + 32);
+    // A loop, not Buffer.copy: that makes a Uint8Array view per call (two per file of a warm
+    // start: 19 MB of garbage per 100,000 files).
+    const d = this.digests;
+    const at = row * 64 + which * 32;
+    for (let i = 0; i < 32; i++) d[at + i] = src[from + i];
   }
 }
 

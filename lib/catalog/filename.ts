@@ -78,10 +78,26 @@ const DIST_EXTENSION_AT_END = /\.(?:tar\.bz2|tar\.gz|tar\.xz|whl|zip|tgz|egg)$/i
 
 /** The canonical extension `filename` ends with (ASCII case-insensitive), or null. */
 function findExtension(filename: string): string | null {
-  // One regex search instead of a slice and lower-casing per extension (a start calls this
-  // for every file, twice).
+  // The usual lower-case spelling first: no string made. Then one regex search instead of a
+  // slice and lower-casing per extension (a start calls this for every file, twice).
+  for (let i = 0; i < DIST_EXTENSIONS.length; i++) if (filename.endsWith(DIST_EXTENSIONS[i])) return DIST_EXTENSIONS[i];
   const at = filename.search(DIST_EXTENSION_AT_END);
   return at === -1 ? null : lowerAscii(filename.slice(at));
+}
+
+/**
+ * normalizeName of a file name's project part, remembered: every file of a project spells it
+ * the same, and a start parses every file name (two strings made per call otherwise).
+ */
+const projects = new Map<string, string>();
+function projectOf(name: string): string {
+  let p = projects.get(name);
+  if (p === undefined) {
+    if (projects.size >= 65_536) projects.clear();
+    p = normalizeName(name);
+    projects.set(name, p);
+  }
+  return p;
 }
 
 export function isDistFilename(filename: string): boolean {
@@ -116,7 +132,7 @@ function parseWheel(filename: string, stem: string): ParsedFilename | null {
     kind: 'wheel',
     packagetype: 'bdist_wheel',
     name,
-    project: normalizeName(name),
+    project: projectOf(name),
     version,
     buildTag,
     pythonTag,
@@ -144,7 +160,7 @@ function parseEgg(filename: string, stem: string): ParsedFilename | null {
     kind: 'egg',
     packagetype: 'bdist_egg',
     name,
-    project: normalizeName(name),
+    project: projectOf(name),
     version,
     buildTag: null,
     pythonTag,
@@ -198,7 +214,7 @@ function parseSdist(filename: string, stem: string, extension: string): ParsedFi
     kind: 'sdist',
     packagetype: 'sdist',
     name,
-    project: normalizeName(name),
+    project: projectOf(name),
     version,
     buildTag: null,
     pythonTag: 'source',
