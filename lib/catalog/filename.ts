@@ -85,21 +85,6 @@ function findExtension(filename: string): string | null {
   return at === -1 ? null : lowerAscii(filename.slice(at));
 }
 
-/**
- * normalizeName of a file name's project part, remembered: every file of a project spells it
- * the same, and a start parses every file name (two strings made per call otherwise).
- */
-const projects = new Map<string, string>();
-function projectOf(name: string): string {
-  let p = projects.get(name);
-  if (p === undefined) {
-    if (projects.size >= 65_536) projects.clear();
-    p = normalizeName(name);
-    projects.set(name, p);
-  }
-  return p;
-}
-
 export function isDistFilename(filename: string): boolean {
   return typeof filename === 'string' && findExtension(filename) !== null;
 }
@@ -132,7 +117,7 @@ function parseWheel(filename: string, stem: string): ParsedFilename | null {
     kind: 'wheel',
     packagetype: 'bdist_wheel',
     name,
-    project: projectOf(name),
+    project: normalizeName(name),
     version,
     buildTag,
     pythonTag,
@@ -160,7 +145,7 @@ function parseEgg(filename: string, stem: string): ParsedFilename | null {
     kind: 'egg',
     packagetype: 'bdist_egg',
     name,
-    project: projectOf(name),
+    project: normalizeName(name),
     version,
     buildTag: null,
     pythonTag,
@@ -214,7 +199,7 @@ function parseSdist(filename: string, stem: string, extension: string): ParsedFi
     kind: 'sdist',
     packagetype: 'sdist',
     name,
-    project: projectOf(name),
+    project: normalizeName(name),
     version,
     buildTag: null,
     pythonTag: 'source',
