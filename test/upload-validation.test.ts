@@ -171,6 +171,21 @@ describe('legacy upload API: one request per rule', function () {
       expectRefused(ans, 400, /^Unexpected file field/);
     });
 
+    it('400 for a second, large file in "content" after the first: the body is read to its end, nothing is stored, and the server goes on', async () => {
+      const boundary = 'second-large-boundary';
+      const mp = multipart(twineFields('req-pkg', '1.0', FILE, bytes), { filename: FILE, bytes }, { boundary });
+      const closing = Buffer.from(`--${boundary}--\r\n`);
+      // The form as twine sends it, then another "content" file of 20 MB before the closing boundary.
+      const open = mp.body.subarray(0, mp.body.length - closing.length);
+      const second = Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="content"; filename="${FILE}"\r\n\r\n`), Buffer.alloc(20 * 1024 * 1024, 7), Buffer.from('\r\n')]);
+      expect(mp.body.subarray(mp.body.length - closing.length).equals(closing)).to.equal(true);
+      const ans = await post(`${url}/`, { body: Buffer.concat([open, second, closing]), contentType: mp.contentType });
+      answers.push(ans);
+      expectRefused(ans, 400, /^Unexpected file field/);
+      expect(await exists(path.join(root, FILE))).to.equal(false);
+      expect((await fetch(`${url}/simple/`)).status).to.equal(200);
+    });
+
     it('400 for an empty file', async () => {
       expectRefused(await send('req-pkg', '1.0', FILE, Buffer.alloc(0)), 400, /^Invalid distribution: the file is empty$/);
     });
