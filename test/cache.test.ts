@@ -461,6 +461,41 @@ describe('digest cache', function () {
       await d.close();
     });
 
+    it('looked up in the order of the file (a warm start), finds live records only: superseded and deleted ones are skipped', async function () {
+      const file = path.join(dir, 'c');
+      const a = await loaded(file, 300);
+      await a.close();
+      // A tail that supersedes and deletes records of the snapshot.
+      const b = new FileDigestCache(file, { scope: ROOT });
+      await b.load();
+      b.update(rel(20), { md5: 'e'.repeat(32) });
+      b.delete(rel(21));
+      await b.close();
+      expect(parseCache(await fsp.readFile(file), ROOT)).to.include({ records: 302, tail: 2 });
+      const c = new FileDigestCache(file, { scope: ROOT });
+      await c.load();
+      const seen = Array.from({ length: 300 }, (_, i) => c.lookup(rel(i), stamp(i + 1)));
+      expect(seen[20]?.md5).to.equal('e'.repeat(32));
+      expect(seen[21]).to.equal(undefined);
+      expect(seen.filter((e) => e?.md5 === 'c'.repeat(32)).length).to.equal(298);
+      // Changed since the load, during the scan.
+      c.delete(rel(101));
+      c.update(rel(102), { md5: 'd'.repeat(32) });
+      expect(c.lookup(rel(100), stamp(101))?.md5).to.equal('c'.repeat(32));
+      expect(c.lookup(rel(101), stamp(102))).to.equal(undefined);
+      expect(c.lookup(rel(102), stamp(103))?.md5).to.equal('d'.repeat(32));
+      expect(c.lookup(rel(103), stamp(104))?.md5).to.equal('c'.repeat(32));
+      // Every entry looked up is kept by retain without asking (one set since the load is asked about).
+      const asked: string[] = [];
+      c.retain((r) => {
+        asked.push(r);
+        return false;
+      });
+      expect(asked).to.deep.equal([rel(102)]);
+      expect(c.size).to.equal(297);
+      await c.close();
+    });
+
     it('a cache file removed or replaced under the running process: answers stay right and the next write puts the entries back', async function () {
       const file = path.join(dir, 'c');
       const c = await loaded(file, 100);

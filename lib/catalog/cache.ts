@@ -398,6 +398,8 @@ export interface ParsedCache {
   records: number;
   /** Of those, the records after the snapshot (each with its own CRC to check at a load). */
   tail: number;
+  /** Snapshots read. */
+  blocks: number;
   /** Why the file is not (fully) usable: it must be rewritten. */
   problem: string | null;
   /** Nothing was taken from the file (another format or root). */
@@ -411,7 +413,7 @@ export interface ParsedCache {
  */
 export function parseCache(buf: Buffer, scope: string): ParsedCache {
   // ~190 bytes a record: room for that many without growing.
-  const out: ParsedCache = { index: new KeyIndex(buf, Math.ceil(buf.length / 190)), records: 0, tail: 0, problem: null, ignored: false };
+  const out: ParsedCache = { index: new KeyIndex(buf, Math.ceil(buf.length / 190)), records: 0, tail: 0, blocks: 0, problem: null, ignored: false };
   if (buf.length < MAGIC.length || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
     const text = buf.subarray(0, 40).toString('latin1');
     out.problem = /^pypi-lite-cache \d+\n/.test(text) ? 'an older format' : 'unknown format';
@@ -455,7 +457,12 @@ function readFrames(buf: Buffer, from: number, to: number, checked: boolean, out
     try {
       const kind = buf[pos + 4];
       if (kind === BLOCK && checked) {
-        if (!readFrames(buf, pos + 5, end, false, out)) return false;
+        // A lookup may try the snapshot's records in order (only those of one whole snapshot).
+        out.index.trustOrder(out.blocks++ === 0 ? pos + 5 : 0, out.blocks === 1 ? end : 0);
+        if (!readFrames(buf, pos + 5, end, false, out)) {
+          out.index.trustOrder(0, 0);
+          return false;
+        }
       } else {
         const r = new Reader(buf, pos + 5, end);
         const keyLen = r.u16();
@@ -745,6 +752,7 @@ export class FileDigestCache implements DigestCache {
     }
     for (const rel of gone) this.delete(rel);
     this.disk.dropBase();
+    this.index.trustOrder(0, 0);
     this.found = this.disk.buf;
   }
 

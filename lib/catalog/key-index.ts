@@ -7,7 +7,13 @@
 // the collector walks) with 18 MB of integers, and needs no record in memory.
 //
 // Every record frame starts u32(length) u8(kind) u16(keyLength) key... (cache.ts), so the key
-// of the record at `off` is at off + 7, keyLength bytes long.
+// of the record at `off` is at off + 7, keyLength bytes long, and a frame is at least 8 bytes:
+// per-record flags (asked for, superseded) are bits indexed by offset / 8.
+//
+// A warm start looks its files up in the order it listed them, which is the order the snapshot
+// was written in: within the snapshot's records (`trustOrder`), a lookup first tries the record
+// after the one found last (a key compare, no hashing or probing); it is taken if that record is
+// still live (not superseded or deleted since: the `dead` bits).
 
 const EMPTY = 0;
 const GONE = -1;
@@ -41,13 +47,42 @@ class InMemory implements RecordSource {
   }
 }
 
+function bit(bits: Uint8Array, off: number): boolean {
+  const i = off >> 3;
+  return i >> 3 < bits.length && (bits[i >> 3] & (1 << (i & 7))) !== 0;
+}
+
+/** Set the bit of `off` (in a grown copy if it is past the end). */
+function setBit(bits: Uint8Array, off: number): Uint8Array {
+  const i = off >> 3;
+  if (i >> 3 >= bits.length) {
+    const grown = new Uint8Array(Math.max(64, bits.length * 2, (i >> 3) + 1));
+    grown.set(bits);
+    bits = grown;
+  }
+  bits[i >> 3] |= 1 << (i & 7);
+  return bits;
+}
+
+function clearBit(bits: Uint8Array, off: number): void {
+  const i = off >> 3;
+  if (i >> 3 < bits.length) bits[i >> 3] &= ~(1 << (i & 7));
+}
+
 export class KeyIndex {
   /** offset + 1 of a record, EMPTY, or GONE (a deleted slot, kept for probing). */
   private table: Int32Array;
   /** Per slot: the hash of the record's key. */
   private hashes: Uint32Array;
-  /** Per slot: was the key asked for (get) since it was added? */
-  private asked: Uint8Array;
+  /** Per record (bit off >> 3): was its key asked for (get) since it was added? */
+  private asked: Uint8Array = new Uint8Array(0);
+  /** Per record (bit off >> 3): superseded or deleted (only the records in the ordered range are marked). */
+  private dead: Uint8Array = new Uint8Array(0);
+  /** The range of records in file order that the next-record hint may use (see trustOrder). */
+  private orderFrom = 0;
+  private orderTo = 0;
+  /** Where the record after the one found last starts. */
+  private next = -1;
   private mask: number;
   private live = 0;
   private filled = 0;
@@ -59,7 +94,6 @@ export class KeyIndex {
     while (cap < expected * 2) cap *= 2;
     this.table = new Int32Array(cap);
     this.hashes = new Uint32Array(cap);
-    this.asked = new Uint8Array(cap);
     this.mask = cap - 1;
   }
 
@@ -107,14 +141,41 @@ export class KeyIndex {
     return n < MAX_KEY ? n : null;
   }
 
+  /**
+   * Every record in [from, to) is indexed unless superseded or deleted since, and they are
+   * contiguous (a snapshot's): lookups may try the record after the last one found. (0, 0): off.
+   */
+  trustOrder(from: number, to: number): void {
+    this.orderFrom = from;
+    this.orderTo = to;
+    this.next = from;
+    if (to === 0) this.dead = new Uint8Array(0);
+  }
+
   /** Where the record of `key` starts, if indexed. */
   get(key: string): number | undefined {
     const n = this.encode(key);
     if (n === null) return undefined;
+    const src = this.source;
+    const next = this.next;
+    if (next >= this.orderFrom && next < this.orderTo && !bit(this.dead, next)) {
+      const at = src.at(next);
+      const b = src.buf;
+      if (at >= 0 && (b[at + KEY_LEN_AT] | (b[at + KEY_LEN_AT + 1] << 8)) === n && b.compare(scratch, 0, n, at + KEY_AT, at + KEY_AT + n) === 0) {
+        this.asked = setBit(this.asked, next);
+        this.next = next + b.readUInt32LE(at) + 8;
+        return next;
+      }
+    }
     const slot = this.probe(scratch, 0, n, keyHash(scratch, 0, n));
     if (slot === -1) return undefined;
-    this.asked[slot] = 1;
-    return this.table[slot] - 1;
+    const off = this.table[slot] - 1;
+    this.asked = setBit(this.asked, off);
+    if (this.orderTo > 0 && off >= this.orderFrom && off < this.orderTo) {
+      const at = src.at(off);
+      this.next = at >= 0 ? off + src.buf.readUInt32LE(at) + 8 : -1;
+    }
+    return off;
   }
 
   /** Index the record at `off` (replacing the record of the same key, if any). */
@@ -127,8 +188,9 @@ export class KeyIndex {
     const h = keyHash(b, at + KEY_AT, at + KEY_AT + n);
     const slot = this.probe(b, at + KEY_AT, at + KEY_AT + n, h);
     if (slot !== -1) {
+      this.gone(this.table[slot] - 1);
       this.table[slot] = off + 1;
-      this.asked[slot] = 0;
+      clearBit(this.asked, off);
       return;
     }
     this.put(this.free, off, h);
@@ -148,13 +210,14 @@ export class KeyIndex {
     if (this.table[slot] === EMPTY) this.filled++;
     this.table[slot] = off + 1;
     this.hashes[slot] = h;
-    this.asked[slot] = 0;
+    clearBit(this.asked, off);
     this.live++;
     if (this.filled * 4 > this.table.length * 3) this.rehash();
   }
 
   /** Forget the record of the key of the record at `off` (a delete record). */
   removeKeyOf(off: number): boolean {
+    this.gone(off);
     const src = this.source;
     const at = src.at(off);
     if (at < 0) return false;
@@ -169,8 +232,14 @@ export class KeyIndex {
     return n !== null && this.clear(this.probe(scratch, 0, n, keyHash(scratch, 0, n)));
   }
 
+  /** The record at `off` is no longer an entry (the hint must not take it). */
+  private gone(off: number): void {
+    if (off >= this.orderFrom && off < this.orderTo) this.dead = setBit(this.dead, off);
+  }
+
   private clear(slot: number): boolean {
     if (slot === -1) return false;
+    this.gone(this.table[slot] - 1);
     this.table[slot] = GONE;
     this.live--;
     return true;
@@ -179,7 +248,7 @@ export class KeyIndex {
   /** The offsets of every indexed record (in table order); `unasked`: only of keys never asked for. */
   *offsets(unasked = false): IterableIterator<number> {
     const t = this.table;
-    for (let i = 0; i < t.length; i++) if (t[i] > 0 && !(unasked && this.asked[i])) yield t[i] - 1;
+    for (let i = 0; i < t.length; i++) if (t[i] > 0 && !(unasked && bit(this.asked, t[i] - 1))) yield t[i] - 1;
   }
 
   /** The offsets of every indexed record, in ascending order (the order of the file). */
@@ -202,12 +271,10 @@ export class KeyIndex {
   private rehash(): void {
     const old = this.table;
     const oldHashes = this.hashes;
-    const oldAsked = this.asked;
     let cap = 16;
     while (cap < this.live * 4) cap *= 2;
     this.table = new Int32Array(cap);
     this.hashes = new Uint32Array(cap);
-    this.asked = new Uint8Array(cap);
     this.mask = cap - 1;
     this.filled = 0;
     // Keys are unique: each goes to the first empty slot of its probe sequence.
@@ -217,7 +284,6 @@ export class KeyIndex {
       while (this.table[j] !== EMPTY) j = (j + 1) & this.mask;
       this.table[j] = old[i];
       this.hashes[j] = oldHashes[i];
-      this.asked[j] = oldAsked[i];
       this.filled++;
     }
   }
