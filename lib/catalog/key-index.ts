@@ -4,14 +4,16 @@
 // beside its offset: a probe compares hashes, and reads a record's key (from memory while the
 // snapshot is there, from the file once it is not) only when they match, i.e. about once per
 // lookup. At a million files this replaces a Map holding a million key strings (~100 MB of heap
-// the collector walks) with 18 MB of integers, and needs no record in memory.
+// the collector walks) with ~20 MB of integers, and needs no record in memory.
 //
 // Every record frame starts u32(length) u8(kind) u16(keyLength) key... (cache.ts), so the key
 // of the record at `off` is at off + 7, keyLength bytes long, and a frame is at least 8 bytes:
 // per-record flags (asked for, superseded) are bits indexed by offset / 8.
 //
-// A warm start looks its files up in the order it listed them, which is the order the snapshot
-// was written in: within the snapshot's records (`trustOrder`), a lookup first tries the record
+// A warm start looks its files up in the order it listed them, close to the order the snapshot
+// was written in (a cold start appends records as files are hashed, in listing order give or
+// take a batch; measured at 100,000 files: ~9 lookups in 10 skip the probe): within the
+// snapshot's records (`trustOrder`), a lookup first tries the record
 // after the one found last (a key compare, no hashing or probing); it is taken if that record is
 // still live (not superseded or deleted since: the `dead` bits).
 
