@@ -4,7 +4,7 @@
 
 import { pino } from 'pino';
 import { expect } from 'chai';
-import { promises as fsp } from 'node:fs';
+import fs, { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CACHE_MAGIC, FileDigestCache, parseCache, type CacheEntry, type FsStamp } from '../lib/catalog/cache.js';
@@ -55,7 +55,9 @@ async function answers(dir: string, bytes: Buffer, scope = ROOT): Promise<(Cache
   await fsp.writeFile(file, bytes);
   const c = new FileDigestCache(file, { scope });
   await c.load();
-  return SAMPLE.map(([rel, e]) => c.lookup(rel, stampOf(e)));
+  const got = SAMPLE.map(([rel, e]) => c.lookup(rel, stampOf(e)));
+  await c.close();
+  return got;
 }
 
 describe('digest cache', function () {
@@ -272,5 +274,256 @@ describe('digest cache', function () {
     const again = new FileDigestCache(file, { scope: ROOT });
     await again.load();
     expect(again.lookup('keep.whl', stamp(1))?.md5).to.equal((1499).toString(16).padStart(32, '0'));
+  });
+
+  describe('once the first scan is done (records read from the file, not kept in memory)', function () {
+    /** The keys of a cache file's live records, in the order of the file. */
+    function keysInFileOrder(bytes: Buffer): string[] {
+      const { index, problem } = parseCache(bytes, ROOT);
+      expect(problem).to.equal(null);
+      return [...index.sortedOffsets()].map((off) => index.keyAt(off) ?? '?');
+    }
+
+    /** Flip a byte inside the record of `rel` in the file, in place (the same inode). */
+    async function damageInPlace(file: string, rel: string): Promise<void> {
+      const bytes = await fsp.readFile(file);
+      const at = bytes.lastIndexOf(Buffer.from(rel));
+      expect(at).to.be.greaterThan(0);
+      const fh = await fsp.open(file, 'r+');
+      await fh.write(Buffer.from([bytes[at + rel.length + 3] ^ 0xff]), 0, 1, at + rel.length + 3);
+      await fh.close();
+    }
+
+    /** Make fs.write call `hook` first (the nth call); an error it returns fails that write. */
+    function patchWrite(hook: (n: number) => Error | null): () => void {
+      const orig = fs.write;
+      let n = 0;
+      const patched = function (this: unknown, ...args: unknown[]): void {
+        const err = hook(++n);
+        const cb = args[args.length - 1];
+        if (err && typeof cb === 'function') process.nextTick(() => void Reflect.apply(cb, undefined, [err]));
+        else Reflect.apply(orig, this, args);
+      };
+      Object.defineProperty(fs, 'write', { value: patched, writable: true, configurable: true });
+      return () => Object.defineProperty(fs, 'write', { value: orig, writable: true, configurable: true });
+    }
+
+    /** A cache file of `n` entries (a snapshot), and a cache loaded from it. */
+    async function loaded(file: string, n: number): Promise<FileDigestCache> {
+      const a = new FileDigestCache(file, { scope: ROOT });
+      await a.load();
+      for (let i = 0; i < n; i++) a.set(`pkg-${i}/demo_${i}-1.0-py3-none-any.whl`, entry(i + 1, { md5: 'c'.repeat(32) }));
+      await a.close();
+      const b = new FileDigestCache(file, { scope: ROOT });
+      await b.load();
+      return b;
+    }
+    const rel = (i: number) => `pkg-${i}/demo_${i}-1.0-py3-none-any.whl`;
+
+    it('finds the same records after the scan (retain) as before, read from the file and checked again', async function () {
+      const file = path.join(dir, 'c');
+      const c = await loaded(file, 500);
+      const before = Array.from({ length: 500 }, (_, i) => c.lookup(rel(i), stamp(i + 1)));
+      expect(before.every((e) => e?.md5 === 'c'.repeat(32))).to.equal(true);
+      c.retain(() => true);
+      expect(Array.from({ length: 500 }, (_, i) => c.lookup(rel(i), stamp(i + 1)))).to.deep.equal(before);
+      expect(c.lookup(rel(500), stamp(501))).to.equal(undefined);
+      // The record now comes from the file: bytes changed there are a miss, never a wrong entry.
+      await damageInPlace(file, rel(7));
+      expect(c.lookup(rel(7), stamp(8))).to.equal(undefined);
+      expect(c.lookup(rel(8), stamp(9))).to.deep.equal(before[8]);
+      await c.close();
+    });
+
+    it('finds a record appended after the scan by its offset in the file; deletes after the scan hold', async function () {
+      const file = path.join(dir, 'c');
+      const c = await loaded(file, 50);
+      c.retain((r) => r !== rel(3));
+      c.set('new-1.0.tar.gz', entry(77, { metadata: null }));
+      c.delete(rel(4));
+      c.update(rel(5), { md5: 'e'.repeat(32) });
+      expect(c.lookup('new-1.0.tar.gz', stamp(77))?.metadata).to.equal(null);
+      const size = (await fsp.stat(file)).size;
+      await c.flush();
+      expect((await fsp.stat(file)).size, 'appended').to.be.greaterThan(size);
+      expect(c.size).to.equal(49);
+      expect(c.lookup(rel(3), stamp(4)), 'gone at the scan').to.equal(undefined);
+      expect(c.lookup(rel(4), stamp(5)), 'deleted').to.equal(undefined);
+      expect(c.lookup(rel(5), stamp(6))?.md5).to.equal('e'.repeat(32));
+      expect(c.lookup('new-1.0.tar.gz', stamp(77))?.sha256).to.equal(SHA);
+      await c.close();
+      const d = new FileDigestCache(file, { scope: ROOT });
+      await d.load();
+      d.retain(() => true);
+      expect(d.size).to.equal(49);
+      expect(d.lookup(rel(3), stamp(4))).to.equal(undefined);
+      expect(d.lookup(rel(4), stamp(5))).to.equal(undefined);
+      expect(d.lookup(rel(5), stamp(6))?.md5).to.equal('e'.repeat(32));
+      expect(d.lookup('new-1.0.tar.gz', stamp(77))?.metadata).to.equal(null);
+      // The appended record is read from the file (not kept): a damaged copy there is a miss.
+      await damageInPlace(file, 'new-1.0.tar.gz');
+      expect(d.lookup(rel(6), stamp(7))?.sha256).to.equal(SHA);
+      expect(d.lookup('new-1.0.tar.gz', stamp(77))).to.equal(undefined);
+      await d.close();
+    });
+
+    it('compacts into a snapshot of exactly the live entries, in the order of the file, and reads from the new file', async function () {
+      const file = path.join(dir, 'c');
+      const c = await loaded(file, 1200);
+      c.retain(() => true);
+      for (let i = 0; i < 1200; i += 3) c.delete(rel(i));
+      c.update(rel(1), { md5: 'e'.repeat(32) });
+      for (let i = 0; i < 3008; i++) c.update(rel(2), { md5: (i % 16).toString(16).repeat(32) });
+      await c.flush();
+      const bytes = await fsp.readFile(file);
+      expect(parseCache(bytes, ROOT)).to.include({ tail: 0, records: 800, problem: null });
+      const live = Array.from({ length: 1200 }, (_, i) => i).filter((i) => i % 3 !== 0 && i !== 1 && i !== 2);
+      expect(keysInFileOrder(bytes)).to.deep.equal([...live.map(rel), rel(1), rel(2)]);
+      expect(c.lookup(rel(2), stamp(3))?.md5).to.equal('f'.repeat(32));
+      expect(c.lookup(rel(1), stamp(2))?.md5).to.equal('e'.repeat(32));
+      expect(c.lookup(rel(4), stamp(5))?.md5).to.equal('c'.repeat(32));
+      expect(c.lookup(rel(3), stamp(4))).to.equal(undefined);
+      await damageInPlace(file, rel(4));
+      expect(c.lookup(rel(5), stamp(6))?.sha256).to.equal(SHA);
+      expect(c.lookup(rel(4), stamp(5)), 'read from the new file').to.equal(undefined);
+      await c.close();
+    });
+
+    it('a write failing mid-compaction leaves the old file as it was and every entry answered; the next flush rewrites it', async function () {
+      const file = path.join(dir, 'c');
+      const c = await loaded(file, 16000);
+      c.retain(() => true);
+      const before = await fsp.readFile(file);
+      for (let i = 0; i < 16000; i += 4) c.delete(rel(i));
+      for (let i = 0; i < 30000; i++) c.update(rel(1), { md5: (i % 16).toString(16).repeat(32) });
+      const restore = patchWrite((n) => (n === 2 ? Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }) : null));
+      try {
+        await c.flush();
+      } finally {
+        restore();
+      }
+      expect((await fsp.readFile(file)).equals(before), 'the old file is untouched').to.equal(true);
+      expect((await fsp.readdir(dir)).sort(), 'no temp file left').to.deep.equal(['c']);
+      expect(c.size).to.equal(12000);
+      expect(c.lookup(rel(1), stamp(2))?.md5).to.equal('f'.repeat(32));
+      expect(c.lookup(rel(3), stamp(4))?.sha256).to.equal(SHA);
+      expect(c.lookup(rel(4), stamp(5))).to.equal(undefined);
+      await c.flush();
+      const after = await fsp.readFile(file);
+      expect(parseCache(after, ROOT)).to.include({ records: 12000, tail: 0, problem: null });
+      expect(after.length, 'written in more than one chunk').to.be.greaterThan(1 << 20);
+      await c.close();
+      const d = new FileDigestCache(file, { scope: ROOT });
+      await d.load();
+      expect(d.size).to.equal(12000);
+      expect(d.lookup(rel(1), stamp(2))?.md5).to.equal('f'.repeat(32));
+      expect(d.lookup(rel(15999), stamp(16000))?.sha256).to.equal(SHA);
+      expect(d.lookup(rel(4), stamp(5))).to.equal(undefined);
+      await d.close();
+    });
+
+    it('changes made while a compaction is being written are not lost to it', async function () {
+      const file = path.join(dir, 'c');
+      const c = await loaded(file, 1200);
+      c.retain(() => true);
+      for (let i = 0; i < 3008; i++) c.update(rel(0), { md5: (i % 16).toString(16).repeat(32) });
+      let once = false;
+      const restore = patchWrite(() => {
+        if (!once) {
+          once = true;
+          c.delete(rel(10));
+          c.set(rel(11), entry(1111));
+          c.set('during-1.0.tar.gz', entry(5));
+        }
+        return null;
+      });
+      try {
+        await c.flush();
+      } finally {
+        restore();
+      }
+      expect(once, 'the changes came mid-compaction').to.equal(true);
+      const check = (x: FileDigestCache): void => {
+        expect(x.lookup(rel(10), stamp(11))).to.equal(undefined);
+        expect(x.lookup(rel(11), stamp(12))).to.equal(undefined);
+        expect(x.lookup(rel(11), stamp(1111))?.sha256).to.equal(SHA);
+        expect(x.lookup('during-1.0.tar.gz', stamp(5))?.sha256).to.equal(SHA);
+        expect(x.lookup(rel(0), stamp(1))?.md5).to.equal('f'.repeat(32));
+        expect(x.size).to.equal(1200);
+      };
+      check(c);
+      await c.flush();
+      check(c);
+      await c.close();
+      const d = new FileDigestCache(file, { scope: ROOT });
+      await d.load();
+      check(d);
+      await d.close();
+    });
+
+    it('looked up in the order of the file (a warm start), finds live records only: superseded and deleted ones are skipped', async function () {
+      const file = path.join(dir, 'c');
+      const a = await loaded(file, 300);
+      await a.close();
+      // A tail that supersedes and deletes records of the snapshot.
+      const b = new FileDigestCache(file, { scope: ROOT });
+      await b.load();
+      b.update(rel(20), { md5: 'e'.repeat(32) });
+      b.delete(rel(21));
+      await b.close();
+      expect(parseCache(await fsp.readFile(file), ROOT)).to.include({ records: 302, tail: 2 });
+      const c = new FileDigestCache(file, { scope: ROOT });
+      await c.load();
+      const seen = Array.from({ length: 300 }, (_, i) => c.lookup(rel(i), stamp(i + 1)));
+      expect(seen[20]?.md5).to.equal('e'.repeat(32));
+      expect(seen[21]).to.equal(undefined);
+      expect(seen.filter((e) => e?.md5 === 'c'.repeat(32)).length).to.equal(298);
+      // Changed since the load, during the scan.
+      c.delete(rel(101));
+      c.update(rel(102), { md5: 'd'.repeat(32) });
+      expect(c.lookup(rel(100), stamp(101))?.md5).to.equal('c'.repeat(32));
+      expect(c.lookup(rel(101), stamp(102))).to.equal(undefined);
+      expect(c.lookup(rel(102), stamp(103))?.md5).to.equal('d'.repeat(32));
+      expect(c.lookup(rel(103), stamp(104))?.md5).to.equal('c'.repeat(32));
+      // Every entry looked up is kept by retain without asking (one set since the load is asked about).
+      const asked: string[] = [];
+      c.retain((r) => {
+        asked.push(r);
+        return false;
+      });
+      expect(asked).to.deep.equal([rel(102)]);
+      expect(c.size).to.equal(297);
+      await c.close();
+    });
+
+    it('a cache file removed or replaced under the running process: answers stay right and the next write puts the entries back', async function () {
+      const file = path.join(dir, 'c');
+      const c = await loaded(file, 100);
+      c.retain(() => true);
+      await fsp.rm(file);
+      expect(c.lookup(rel(5), stamp(6))?.sha256, 'still reads the file it opened').to.equal(SHA);
+      c.set('x-1.0.tar.gz', entry(9));
+      await c.flush();
+      let d = new FileDigestCache(file, { scope: ROOT });
+      await d.load();
+      expect(d.size).to.equal(101);
+      expect(d.lookup(rel(99), stamp(100))?.sha256).to.equal(SHA);
+      await d.close();
+      // Replaced (a cache of another root copied over it): never appended to, rewritten.
+      await writeSample(path.join(dir, 'other'));
+      await fsp.rename(path.join(dir, 'other'), file);
+      expect(c.lookup(rel(5), stamp(6))?.sha256).to.equal(SHA);
+      expect(c.lookup(SAMPLE[0][0], stampOf(SAMPLE[0][1]))).to.equal(undefined);
+      c.delete(rel(5));
+      await c.flush();
+      d = new FileDigestCache(file, { scope: ROOT });
+      await d.load();
+      expect(d.size).to.equal(100);
+      expect(d.lookup(rel(5), stamp(6))).to.equal(undefined);
+      expect(d.lookup('x-1.0.tar.gz', stamp(9))?.sha256).to.equal(SHA);
+      expect(d.lookup(SAMPLE[0][0], stampOf(SAMPLE[0][1]))).to.equal(undefined);
+      await d.close();
+      await c.close();
+    });
   });
 });

@@ -2,11 +2,13 @@
 // open-addressing table over record offsets) and the typed-array rows of IndexedFile.
 
 import { expect } from 'chai';
-import { KeyIndex } from '../lib/catalog/key-index.js';
+import { KeyIndex, keyHash, type RecordSource } from '../lib/catalog/key-index.js';
 import { Catalog, IndexedFile, type DistFile } from '../lib/catalog/catalog.js';
 import { columns } from '../lib/catalog/file-columns.js';
 import { parseFilename } from '../lib/catalog/filename.js';
 import type { PackageStore } from '../lib/store/types.js';
+
+const hashOf = (k: string): number => keyHash(Buffer.from(k), 0, Buffer.byteLength(k));
 
 /** Records laid out as the cache writes them: u32(len) u8(kind) u16(keyLen) key, then a body byte. */
 function recordsOf(keys: string[]): { buf: Buffer; offsets: number[] } {
@@ -86,6 +88,40 @@ describe('KeyIndex: record keys to offsets without a string per key', function (
     // A newer record of a key asked for is a new entry: not asked for yet.
     index.add(offsets[150]);
     expect(new Set(index.offsets(true)).has(offsets[150])).to.equal(true);
+  });
+});
+
+describe('KeyIndex over records it must read (the cache file once the scan is done)', function () {
+  /** The records of recordsOf, read one at a time into a buffer of their own, counting the reads. */
+  class FromFile implements RecordSource {
+    buf = Buffer.alloc(0);
+    reads = 0;
+    constructor(private readonly file: Buffer) {}
+    at(off: number): number {
+      this.reads++;
+      this.buf = Buffer.from(this.file.subarray(off, off + 4 + this.file.readUInt32LE(off)));
+      return 0;
+    }
+  }
+
+  it('reads a record only when its key hash matches: at most one read per lookup, none for a miss (almost always)', function () {
+    const keys = Array.from({ length: 20_000 }, (_, i) => `pkg-${i % 500}/demo_${i}-1.0-py3-none-any.whl`);
+    const { buf, offsets } = recordsOf(keys);
+    const src = new FromFile(buf);
+    const index = new KeyIndex(src, 16);
+    for (const off of offsets) index.add(off);
+    expect(index.size).to.equal(keys.length);
+    src.reads = 0;
+    keys.forEach((k, i) => expect(index.get(k), k).to.equal(offsets[i]));
+    expect(src.reads).to.equal(keys.length);
+    src.reads = 0;
+    for (let i = 0; i < 20_000; i++) expect(index.get(`pkg-${i}/other_${i}-1.0.tar.gz`)).to.equal(undefined);
+    expect(src.reads, 'a miss reads only on a 32-bit hash collision').to.be.below(5);
+    expect(index.remove(keys[7])).to.equal(true);
+    expect(index.get(keys[7])).to.equal(undefined);
+    index.addNew(offsets[7], hashOf(keys[7]));
+    expect(index.get(keys[7])).to.equal(offsets[7]);
+    expect(index.keyAt(offsets[123])).to.equal(keys[123]);
   });
 });
 

@@ -14,17 +14,20 @@
 // anyway), the rest is dropped and the file rewritten at the next flush. A file of another
 // format (the tab-separated journal of format 3) or of another root is ignored, never trusted.
 //
-// In memory an entry is its encoded record: an offset into the snapshot buffer, or a small
-// Buffer for one written since; `lookup` decodes it on demand. That is ~150 bytes a file
-// instead of ~600 for an object with hex strings.
+// In memory an entry is the offset of its record in the file (a slot of `KeyIndex`, ~18 bytes a
+// file), or its encoded record while it waits to be written. The file read at the load is kept
+// only for the first scan (which copies every record into the catalog's rows); after it a find
+// reads its record from the file (the descriptor opened at the load, or the one of the file
+// compaction wrote, is kept: the records read are always those indexed), and `lookup` decodes it.
 
 import { pino, type Logger } from 'pino';
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import type { MetadataSummary } from '../metadata/types.js';
-import { KeyIndex } from './key-index.js';
+import { KeyIndex, keyHash, type RecordSource } from './key-index.js';
 
 /** What must match between a cache entry (or an indexed file) and the file on disk. */
 export interface FsStamp {
@@ -94,6 +97,8 @@ export interface DigestCache {
   flush(): Promise<void>;
   /** A burst of changes is over (a cold start hashed everything): fold a long tail into the snapshot now rather than at the next start. */
   settle(): void;
+  /** Persist what changed and let go of the file (nothing is read from it or written after this). */
+  close(): Promise<void>;
   readonly size: number;
 }
 
@@ -393,6 +398,8 @@ export interface ParsedCache {
   records: number;
   /** Of those, the records after the snapshot (each with its own CRC to check at a load). */
   tail: number;
+  /** Snapshots read. */
+  blocks: number;
   /** Why the file is not (fully) usable: it must be rewritten. */
   problem: string | null;
   /** Nothing was taken from the file (another format or root). */
@@ -406,7 +413,7 @@ export interface ParsedCache {
  */
 export function parseCache(buf: Buffer, scope: string): ParsedCache {
   // ~190 bytes a record: room for that many without growing.
-  const out: ParsedCache = { index: new KeyIndex(buf, Math.ceil(buf.length / 190)), records: 0, tail: 0, problem: null, ignored: false };
+  const out: ParsedCache = { index: new KeyIndex(buf, Math.ceil(buf.length / 190)), records: 0, tail: 0, blocks: 0, problem: null, ignored: false };
   if (buf.length < MAGIC.length || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
     const text = buf.subarray(0, 40).toString('latin1');
     out.problem = /^pypi-lite-cache \d+\n/.test(text) ? 'an older format' : 'unknown format';
@@ -450,7 +457,12 @@ function readFrames(buf: Buffer, from: number, to: number, checked: boolean, out
     try {
       const kind = buf[pos + 4];
       if (kind === BLOCK && checked) {
-        if (!readFrames(buf, pos + 5, end, false, out)) return false;
+        // A lookup may try the snapshot's records in order (only those of one whole snapshot).
+        out.index.trustOrder(out.blocks++ === 0 ? pos + 5 : 0, out.blocks === 1 ? end : 0);
+        if (!readFrames(buf, pos + 5, end, false, out)) {
+          out.index.trustOrder(0, 0);
+          return false;
+        }
       } else {
         const r = new Reader(buf, pos + 5, end);
         const keyLen = r.u16();
@@ -475,26 +487,113 @@ function readFrames(buf: Buffer, from: number, to: number, checked: boolean, out
 
 const SILENT = pino({ level: 'silent' });
 
+const openFd = promisify(fs.open);
+const closeFd = promisify(fs.close);
+const fstatFd = promisify(fs.fstat);
+
+function writeAt(fd: number, buf: Buffer, len: number, pos: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (done: number): void =>
+      fs.write(fd, buf, done, len - done, pos + done, (err, n) => {
+        if (err) reject(err);
+        else if (done + n >= len) resolve();
+        else step(done + n);
+      });
+    step(0);
+  });
+}
+
+function readAt(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
 /**
- * A whole file in one buffer, read with as few read calls as the kernel allows (one, for a file
- * in the page cache). fsp.readFile reads 512 KiB per thread-pool round trip: 76 ms against 5 ms
- * for an 18 MB cache (100,000 files), ten times that at a million.
+ * A whole open file in one buffer, read with as few read calls as the kernel allows (one, for a
+ * file in the page cache). fs.readFile reads 512 KiB per thread-pool round trip: 76 ms against
+ * 5 ms for an 18 MB cache (100,000 files), ten times that at a million.
  */
-async function readWhole(file: string): Promise<Buffer> {
-  const fh = await fsp.open(file, 'r');
-  try {
-    const size = (await fh.stat()).size;
-    const buf = Buffer.allocUnsafeSlow(size);
-    let got = 0;
-    while (got < size) {
-      const { bytesRead } = await fh.read(buf, got, size - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
+async function readWhole(fd: number): Promise<Buffer> {
+  const size = (await fstatFd(fd)).size;
+  const buf = Buffer.allocUnsafeSlow(size);
+  let got = 0;
+  while (got < size) {
+    const n = await readAt(fd, buf.subarray(got), size - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  // (A file cut short meanwhile: what was read is parsed, its torn end dropped as at any load.)
+  return got < size ? buf.subarray(0, got) : buf;
+}
+
+/** No record is longer (a 64 KB key, a 4,000-character error, an ETag, digests). */
+const MAX_FRAME = 1 << 20;
+/** How much compaction reads and writes at a time. */
+const CHUNK = 1 << 20;
+
+/** Is the frame at buf[at] whole within buf[.. end) and its CRC right? */
+function frameOk(buf: Buffer, at: number, end: number): boolean {
+  if (at + 4 > end) return false;
+  const total = buf.readUInt32LE(at) + 8;
+  return total <= MAX_FRAME && at + total <= end && crc32(buf.subarray(at + 4, at + total - 4)) === buf.readUInt32LE(at + total - 4);
+}
+
+/**
+ * The records of one cache file: from the file as read at the load while it is kept (the first
+ * scan), else read from the open file, one record per read (after the scan, finds are rare: a
+ * changed or new file, an upload, a rescan). A record read from the file is checked again (its
+ * CRC), so bytes changed under us are a miss, never a wrong entry.
+ */
+class CacheFile implements RecordSource {
+  buf: Buffer;
+  private scratch = Buffer.allocUnsafe(1024);
+  /** The offset of the record in `scratch` (finds read the record the index just compared). */
+  private last = -1;
+
+  constructor(
+    /** The file as read at the load (offsets below its length are read from it), or null. */
+    public base: Buffer | null,
+    public fd: number,
+  ) {
+    this.buf = base ?? this.scratch;
+  }
+
+  at(off: number): number {
+    const base = this.base;
+    if (base !== null && off < base.length) {
+      this.buf = base;
+      return off;
     }
-    // (A file cut short meanwhile: what was read is parsed, its torn end dropped as at any load.)
-    return got < size ? buf.subarray(0, got) : buf;
-  } finally {
-    await fh.close();
+    this.buf = this.scratch;
+    if (off === this.last) return 0;
+    this.last = -1;
+    if (this.fd < 0) return -1;
+    try {
+      let n = fs.readSync(this.fd, this.scratch, 0, this.scratch.length, off);
+      if (n >= 4 && this.scratch.readUInt32LE(0) + 8 > n && this.scratch.readUInt32LE(0) + 8 <= MAX_FRAME) {
+        this.scratch = Buffer.allocUnsafe(this.scratch.readUInt32LE(0) + 8);
+        this.buf = this.scratch;
+        n = fs.readSync(this.fd, this.scratch, 0, this.scratch.length, off);
+      }
+      if (!frameOk(this.scratch, 0, n)) return -1;
+    } catch {
+      return -1;
+    }
+    this.last = off;
+    return 0;
+  }
+
+  /** Read the records from the file from now on. */
+  dropBase(): void {
+    this.base = null;
+    this.buf = this.scratch;
+  }
+
+  close(): void {
+    const fd = this.fd;
+    this.fd = -1;
+    this.dropBase();
+    this.last = -1;
+    if (fd >= 0) fs.close(fd, () => {});
   }
 }
 
@@ -507,15 +606,22 @@ export interface FileDigestCacheOptions {
 }
 
 export class FileDigestCache implements DigestCache {
-  /** The records of the snapshot read or written last (`index` finds them by key). */
-  private base: Buffer = Buffer.alloc(0);
-  private index = new KeyIndex(this.base);
-  /** Entries set since: rel -> its own framed record (never also in `index`). */
+  /** The open cache file (the one loaded, or the one written last) and its records. */
+  private disk = new CacheFile(null, -1);
+  /** Live entries written to the file: key -> the offset of its record. */
+  private index = new KeyIndex(this.disk);
+  /** Entries set and not written yet: rel -> its framed record (never also in `index`). */
   private loose = new Map<string, Buffer>();
   private pending: Buffer[] = [];
+  /** Where the next record is appended (the file's length). */
+  private fileEnd = 0;
+  /** The keys set or deleted while a compaction runs (its index must not hold their old records). */
+  private touched: Set<string> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
   private writeFailed = false;
+  private replacedWarned = false;
+  private closed = false;
   /** Records in the file (to decide when compacting pays). */
   private fileRecords = 0;
   /** Of those, the records appended after the snapshot (each costs a CRC check at a load). */
@@ -538,28 +644,44 @@ export class FileDigestCache implements DigestCache {
   }
 
   async load(): Promise<void> {
-    let buf: Buffer;
+    let fd: number;
     try {
-      buf = await readWhole(this.file);
+      // Read through the descriptor that is kept: the records read later are those of this file.
+      fd = await openFd(this.file, 'r+').catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'EACCES' || err.code === 'EROFS' || err.code === 'EPERM') return openFd(this.file, 'r');
+        throw err;
+      });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, `cannot read cache ${this.file}`);
       return;
     }
+    let buf: Buffer;
+    try {
+      buf = await readWhole(fd);
+    } catch (err) {
+      this.log.warn({ err }, `cannot read cache ${this.file}`);
+      await closeFd(fd).catch(() => {});
+      return;
+    }
     const parsed = parseCache(buf, this.scope);
     if (parsed.ignored) {
+      await closeFd(fd).catch(() => {});
       this.log.warn(`ignoring cache ${this.file}: ${parsed.problem} (it will be rebuilt; files are rehashed once)`);
       return;
     }
-    this.base = buf;
+    this.disk.close();
+    this.disk = new CacheFile(buf, fd);
     this.index = parsed.index;
+    this.index.setSource(this.disk);
     this.loose = new Map();
+    this.fileEnd = buf.length;
     this.fileRecords = parsed.records;
     this.tailRecords = parsed.tail;
     this.mustRewrite = parsed.problem !== null;
     if (parsed.problem) this.log.warn(`cache ${this.file}: ${parsed.problem}; kept the ${parsed.index.size} entries before it (it will be rewritten)`);
     // A long tail (e.g. a cold start that ended before settle()) costs a CRC per record at every
     // load: fold it into the snapshot at the next flush (the indexer flushes once its first scan
-    // is done: a rewrite during the scan would hold two snapshots while the scan's garbage peaks).
+    // is done).
     this.foldLongTail();
   }
 
@@ -574,26 +696,34 @@ export class FileDigestCache implements DigestCache {
     if (this.foldLongTail()) this.scheduleFlush();
   }
 
-  private recordOf(v: number | Buffer): [Buffer, number] {
-    return typeof v === 'number' ? [this.base, v] : [v, 0];
-  }
+  /** The buffer `locate` found the record in. */
+  private found: Buffer = this.disk.buf;
 
-  /** The record of relPath: an offset into `base`, or its own Buffer. */
-  private find(relPath: string): number | Buffer | undefined {
-    return this.loose.get(relPath) ?? this.index.get(relPath);
+  /** Where the record of relPath starts in `found` (a loose record, the file as read, or the record just read), or -1. */
+  private locate(relPath: string): number {
+    const rec = this.loose.get(relPath);
+    if (rec !== undefined) {
+      this.found = rec;
+      return 0;
+    }
+    const off = this.index.get(relPath);
+    if (off === undefined) return -1;
+    const at = this.disk.at(off);
+    this.found = this.disk.buf;
+    return at;
   }
 
   lookup(relPath: string, stamp: FileStamp): CacheEntry | undefined {
-    const v = this.find(relPath);
-    if (v === undefined) return undefined;
-    const [buf, at] = this.recordOf(v);
+    const at = this.locate(relPath);
+    if (at < 0) return undefined;
+    const buf = this.found;
     return stampMatches(buf, at, stamp) ? decodeSet(buf, at) : undefined;
   }
 
   fill(relPath: string, stamp: FileStamp, target: DigestTarget, intern: (s: string | null) => string | null): boolean {
-    const v = this.find(relPath);
-    if (v === undefined) return false;
-    const [buf, at] = this.recordOf(v);
+    const at = this.locate(relPath);
+    if (at < 0) return false;
+    const buf = this.found;
     if (!stampMatches(buf, at, stamp)) return false;
     fillSet(buf, at, target, intern);
     return true;
@@ -607,32 +737,40 @@ export class FileDigestCache implements DigestCache {
     }
     this.index.remove(relPath);
     this.loose.set(relPath, rec);
+    this.touched?.add(relPath);
     this.append(rec);
   }
 
   update(relPath: string, patch: Partial<CacheData>): void {
-    const v = this.find(relPath);
-    if (v === undefined) return;
-    const [buf, at] = this.recordOf(v);
-    this.set(relPath, { ...decodeSet(buf, at), ...patch });
+    const at = this.locate(relPath);
+    if (at < 0) return;
+    this.set(relPath, { ...decodeSet(this.found, at), ...patch });
   }
 
   delete(relPath: string): void {
     if (!this.loose.delete(relPath) && !this.index.remove(relPath)) return;
+    this.touched?.add(relPath);
     const rec = encodeDelete(relPath);
     if (rec) this.append(rec);
     else this.mustRewrite = true;
   }
 
-  /** Entries asked for since the load (lookup, fill) are kept without asking `keep`: the caller listed them. */
+  /**
+   * Entries asked for since the load (lookup, fill) are kept without asking `keep`: the caller
+   * listed them. Called once the first scan is done: from then on the records are read from the
+   * file, not kept in memory.
+   */
   retain(keep: (relPath: string) => boolean): void {
     for (const rel of [...this.loose.keys()]) if (!keep(rel)) this.delete(rel);
     const gone: string[] = [];
     for (const off of this.index.offsets(true)) {
       const rel = this.index.keyAt(off);
-      if (!keep(rel)) gone.push(rel);
+      if (rel !== null && !keep(rel)) gone.push(rel);
     }
     for (const rel of gone) this.delete(rel);
+    this.disk.dropBase();
+    this.index.trustOrder(0, 0);
+    this.found = this.disk.buf;
   }
 
   get size(): number {
@@ -645,7 +783,7 @@ export class FileDigestCache implements DigestCache {
   }
 
   private scheduleFlush(): void {
-    if (!this.timer) {
+    if (!this.timer && !this.closed) {
       this.timer = setTimeout(() => {
         this.timer = null;
         void this.flush();
@@ -654,14 +792,9 @@ export class FileDigestCache implements DigestCache {
     }
   }
 
-  /**
-   * Superseded records outnumber live entries (the file is mostly dead weight), or most entries
-   * are loose Buffers (one snapshot buffer holds them in less memory): rewrite.
-   */
+  /** Superseded records outnumber live entries (the file is mostly dead weight): rewrite. */
   private get worthCompacting(): boolean {
-    const live = this.size;
-    const loose = this.loose.size;
-    return this.fileRecords + this.pending.length > 2 * live + 1000 || loose > Math.max(4096, live - loose);
+    return this.fileRecords + this.pending.length > 2 * this.size + 1000;
   }
 
   /** Append what changed (or rewrite the file when that is due), in order. */
@@ -671,17 +804,16 @@ export class FileDigestCache implements DigestCache {
       this.timer = null;
     }
     this.writing = this.writing.then(async () => {
-      if (!this.pending.length && !this.worthCompacting && !this.rewriteDue) return;
+      if (this.closed || (!this.pending.length && !this.worthCompacting && !this.rewriteDue)) return;
       try {
         await fsp.mkdir(path.dirname(this.file), { recursive: true });
-        if (this.mustRewrite || this.worthCompacting) await this.compact();
-        else {
-          const recs = this.pending;
-          this.pending = [];
-          await fsp.appendFile(this.file, recs.length === 1 ? recs[0] : Buffer.concat(recs));
-          this.fileRecords += recs.length;
-          this.tailRecords += recs.length;
+        if (!this.mustRewrite && !(await this.stillOurs())) {
+          this.mustRewrite = true;
+          if (!this.replacedWarned) this.log.warn(`cache ${this.file} was removed or replaced by something else: rewriting it from the entries in memory`);
+          this.replacedWarned = true;
         }
+        if (this.mustRewrite || this.worthCompacting) await this.compact();
+        else await this.appendPending();
         this.writeFailed = false;
       } catch (err) {
         // The file on disk may now lack some entries (recomputed after a restart), never hold
@@ -695,52 +827,151 @@ export class FileDigestCache implements DigestCache {
     return this.writing;
   }
 
+  /** Is the file at our path still the one we hold open (not removed, not replaced)? */
+  private async stillOurs(): Promise<boolean> {
+    if (this.disk.fd < 0) return false;
+    try {
+      const [mine, there] = await Promise.all([fstatFd(this.disk.fd), fsp.stat(this.file)]);
+      return mine.ino === there.ino && mine.dev === there.dev && mine.size === this.fileEnd;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Write the pending records at the end of the file; once written, they are found by offset. */
+  private async appendPending(): Promise<void> {
+    const recs = this.pending;
+    this.pending = [];
+    if (!recs.length) return;
+    const data = recs.length === 1 ? recs[0] : Buffer.concat(recs);
+    // (On failure they stay loose: the rewrite that follows writes them.)
+    await writeAt(this.disk.fd, data, data.length, this.fileEnd);
+    let off = this.fileEnd;
+    this.fileEnd += data.length;
+    this.fileRecords += recs.length;
+    this.tailRecords += recs.length;
+    for (const rec of recs) {
+      if (rec[4] === SET) {
+        const n = rec.readUInt16LE(5);
+        const key = rec.toString('utf8', 7, 7 + n);
+        // (Set again or deleted since: that later record is the entry.)
+        if (this.loose.get(key) === rec) {
+          this.loose.delete(key);
+          this.index.addNew(off, keyHash(rec, 7, 7 + n));
+        }
+      }
+      off += rec.length;
+    }
+  }
+
   /**
-   * One snapshot of every live entry, written to a temp file and renamed over (never
-   * half-written). The snapshot also becomes the in-memory store of the entries.
+   * One snapshot of every live entry, streamed to a temp file in file order (records read from
+   * the old file in chunks, never a whole second snapshot in memory) and renamed over: never
+   * half-written, and a failure leaves the old file and the entries as they were. The records
+   * are then read from the new file (its descriptor, the one written, is kept).
    */
   private async compact(): Promise<void> {
     this.pending = [];
+    const offsets = this.index.sortedOffsets();
+    const looseNow = [...this.loose];
+    const old = this.disk;
+    const next = new KeyIndex(new CacheFile(null, -1), offsets.length + looseNow.length);
     const hdr = header(this.scope);
-    // Two passes over the records (their size, then their bytes) rather than a list of them: a
-    // million records would be a million small arrays.
-    let total = hdr.length + 4 + 1 + 4;
-    let count = this.loose.size;
-    for (const at of this.index.offsets()) {
-      total += this.base.readUInt32LE(at) + 8;
-      count++;
-    }
-    for (const rec of this.loose.values()) total += rec.readUInt32LE(0) + 8;
-    const snap = Buffer.allocUnsafeSlow(total);
-    let pos = hdr.copy(snap, 0);
-    const blockAt = pos;
-    snap.writeUInt32LE(total - hdr.length - 8, pos);
-    snap[pos + 4] = BLOCK;
-    pos += 5;
-    const next = new KeyIndex(snap, count);
-    const copy = (buf: Buffer, at: number): void => {
-      const n = buf.readUInt32LE(at) + 8;
-      buf.copy(snap, pos, at, at + n);
-      next.add(pos);
-      pos += n;
-    };
-    for (const at of this.index.offsets()) copy(this.base, at);
-    for (const rec of this.loose.values()) copy(rec, 0);
-    snap.writeUInt32LE(crc32(snap.subarray(blockAt + 4, pos)), pos);
-    this.index = next;
-    this.base = snap;
-    this.loose = new Map();
     const tmp = `${this.file}.${process.pid}.${Date.now()}.tmp`;
+    this.touched = new Set();
+    let fd = -1;
     try {
-      await fsp.writeFile(tmp, snap);
+      fd = await openFd(tmp, 'w+');
+      const out = Buffer.allocUnsafe(CHUNK + MAX_FRAME);
+      let outLen = hdr.copy(out, 0);
+      /** Where out[0] goes in the file. */
+      let outAt = 0;
+      const blockAt = outLen;
+      out.writeUInt32LE(0, outLen);
+      out[outLen + 4] = BLOCK;
+      outLen += 5;
+      let crc = crc32(out.subarray(blockAt + 4, outLen));
+      let crcFrom = outLen;
+      let records = 0;
+      /** Copy the frame at src[at] into the output (and index it there); true when a chunk is ready to write. */
+      const put = (src: Buffer, at: number): boolean => {
+        const total = src.readUInt32LE(at) + 8;
+        src.copy(out, outLen, at, at + total);
+        const n = src.readUInt16LE(at + 5);
+        next.addNew(outAt + outLen, keyHash(src, at + 7, at + 7 + n));
+        outLen += total;
+        records++;
+        return outLen >= CHUNK;
+      };
+      const drain = async (): Promise<void> => {
+        crc = crc32(out.subarray(crcFrom, outLen), crc);
+        await writeAt(fd, out, outLen, outAt);
+        outAt += outLen;
+        outLen = 0;
+        crcFrom = 0;
+      };
+      // The old file's live records, in its order: from memory while it is kept, else read a chunk at a time.
+      const win = Buffer.allocUnsafe(CHUNK + MAX_FRAME);
+      let winAt = 0;
+      let winLen = 0;
+      for (const off of offsets) {
+        const base = old.base;
+        if (base !== null && off < base.length) {
+          if (put(base, off)) await drain();
+          continue;
+        }
+        let at = off - winAt;
+        if (at < 0 || at + 4 > winLen || at + win.readUInt32LE(at) + 8 > winLen) {
+          winAt = off;
+          winLen = await readAt(old.fd, win, win.length, off);
+          at = 0;
+        }
+        // (Checked again: bytes changed under us are dropped, never sealed into the new snapshot.)
+        if (frameOk(win, at, winLen) && win[at + 4] === SET && put(win, at)) await drain();
+      }
+      for (const [, rec] of looseNow) if (put(rec, 0)) await drain();
+      crc = crc32(out.subarray(crcFrom, outLen), crc);
+      out.writeUInt32LE(crc, outLen);
+      outLen += 4;
+      const end = outAt + outLen;
+      const bodyLen = end - 4 - (blockAt + 4);
+      if (outAt === 0) out.writeUInt32LE(bodyLen, blockAt);
+      await writeAt(fd, out, outLen, outAt);
+      if (outAt !== 0) {
+        const len = Buffer.allocUnsafe(4);
+        len.writeUInt32LE(bodyLen, 0);
+        await writeAt(fd, len, 4, blockAt);
+      }
       await fsp.rename(tmp, this.file);
+      // Switch to the new file (nothing below awaits: no find sees half of it).
+      const disk = new CacheFile(null, fd);
+      fd = -1;
+      next.setSource(disk);
+      for (const rel of this.touched) next.remove(rel);
+      for (const [rel, rec] of looseNow) if (this.loose.get(rel) === rec) this.loose.delete(rel);
+      this.index = next;
+      this.disk = disk;
+      old.close();
+      this.fileEnd = end;
+      this.fileRecords = records;
+      this.tailRecords = 0;
+      this.mustRewrite = false;
+      this.rewriteDue = false;
     } catch (err) {
+      if (fd >= 0) await closeFd(fd).catch(() => {});
       await fsp.rm(tmp, { force: true }).catch(() => {});
       throw err;
+    } finally {
+      this.touched = null;
     }
-    this.fileRecords = next.size;
-    this.tailRecords = 0;
-    this.mustRewrite = false;
-    this.rewriteDue = false;
+  }
+
+  /** Write what is pending and close the file (the cache answers nothing from the file after this). */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.disk.close();
   }
 }

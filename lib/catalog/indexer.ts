@@ -512,7 +512,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     for (const r of this.reconcilers.values()) r.close();
     for (const w of this.watches) w.close();
     await this.hashes.close();
-    await this.flush();
+    await Promise.all([...this.caches.values()].map((c) => c.close()));
   }
 }
 
