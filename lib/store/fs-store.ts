@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { RootWatcher } from './watcher.js';
-import { ACK, NOT_A_FILE, skippedName, STAT_FAILED, STAT_FIELDS, type ListRequest, type ListSlice } from './stat-messages.js';
+import { ACK, entryKind, NOT_A_FILE, STAT_FAILED, STAT_FIELDS, type EntryKind, type ListRequest, type ListSlice } from './stat-messages.js';
 import { checkKey, isValidKey, type ByteRange, type ListOptions, type LocalFile, type OpenOptions, type PackageStore, type PutResult, type PutSource, type StoreEntry, type StoreEvent, type StoreObject, type StoreWatch } from './types.js';
 
 function entryOf(key: string, st: Stats): StoreEntry {
@@ -95,7 +95,7 @@ class ListThread {
 /** A directory entry a listing looks at. */
 interface Named {
   name: string;
-  kind: 'dir' | 'file' | 'link';
+  kind: EntryKind;
 }
 
 /** The directory a listing is in, and where it puts the subdirectories it finds. */
@@ -191,14 +191,10 @@ export class FsStore implements PackageStore {
         done = true;
         this.cannotRead(dirKey, dir, err, opts, true);
       }
-      if (done) {
-        await handle.close().catch(() => {});
-        yield* this.listHere(where, first, null, opts);
-        continue;
-      }
-      // Large: the worker lists it from its start (nothing read here has been used).
       await handle.close().catch(() => {});
-      yield* this.listOffThread(where, opts);
+      // A small directory is listed here from what was read; a large one by the worker, from its
+      // start (nothing read here is used).
+      yield* done ? this.listHere(where, first, null, opts) : this.listOffThread(where, opts);
     }
   }
 
@@ -233,7 +229,7 @@ export class FsStore implements PackageStore {
     for (;;) {
       const named: Named[] = [];
       for (const e of entries) {
-        const kind = skippedName(e.name) ? null : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : e.isSymbolicLink() ? 'link' : null;
+        const kind = entryKind(e);
         if (kind) named.push({ name: e.name, kind });
       }
       const files = this.sortEntries(d, named, opts);
@@ -287,7 +283,7 @@ export class FsStore implements PackageStore {
         this.sortEntries(d, [...s.dirs.map((name): Named => ({ name, kind: 'dir' })), ...s.links.map((name): Named => ({ name, kind: 'link' }))], opts);
         const batch = this.entriesOf(d.dirPrefix, d.keyPrefix, names, s.stats, opts.accept);
         if (batch.length) yield batch;
-        if (s.error) this.cannotRead(d.dirKey, d.dir, Object.assign(new Error(s.error.message), s.error.code ? { code: s.error.code } : {}), opts, s.error.code !== 'ENOENT' && s.error.code !== 'ENOTDIR');
+        if (s.error) this.cannotRead(d.dirKey, d.dir, Object.assign(new Error(s.error.message), s.error.code ? { code: s.error.code } : {}), opts);
         if (s.done) return;
       }
     } finally {

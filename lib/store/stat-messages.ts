@@ -1,4 +1,6 @@
-// What FsStore.list and its listing worker (stat-worker.ts) send each other.
+// What FsStore.list and its listing worker (stat-worker.ts) send each other, and what both list.
+
+import type { Dirent } from 'node:fs';
 
 /** List one directory (dir ends with the path separator) from its start. */
 export interface ListRequest {
@@ -34,9 +36,21 @@ export const NOT_A_FILE = -1;
 export const STAT_FAILED = -2;
 
 /** Characters no key segment may hold (see isValidKey): such names are never listed. */
-export const BAD_NAME = /[\\\u0000-\u001f\u007f]/;
+const BAD_NAME = /[\\\u0000-\u001f\u007f]/;
 
 /** Names a listing skips: dotfiles are the stores' own; a name no key can hold could not be served. */
-export function skippedName(name: string): boolean {
+function skippedName(name: string): boolean {
   return name.startsWith('.') || BAD_NAME.test(name);
+}
+
+/** What a listing makes of a directory entry. */
+export type EntryKind = 'dir' | 'file' | 'link';
+
+/**
+ * A subdirectory to list, a file, a symbolic link (never followed: only reported), or null: a
+ * skipped name or another kind of entry. The one rule for the main thread and the worker.
+ */
+export function entryKind(e: Dirent): EntryKind | null {
+  if (skippedName(e.name)) return null;
+  return e.isDirectory() ? 'dir' : e.isFile() ? 'file' : e.isSymbolicLink() ? 'link' : null;
 }

@@ -7,7 +7,7 @@
 
 import { lstatSync, opendirSync, type Dir } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { ACK, NOT_A_FILE, skippedName, STAT_FAILED, STAT_FIELDS, type ListRequest, type ListSlice } from './stat-messages.js';
+import { ACK, entryKind, NOT_A_FILE, STAT_FAILED, STAT_FIELDS, type ListRequest, type ListSlice } from './stat-messages.js';
 
 /**
  * Test hook: PYPI_LITE_TEST_LIST_WORKER_EXIT=<n> makes the worker exit after sending n slices,
@@ -68,10 +68,10 @@ async function list(req: ListRequest): Promise<void> {
             done = true;
             break;
           }
-          if (skippedName(e.name)) continue;
-          if (e.isDirectory()) dirs.push(e.name);
-          else if (e.isFile()) files.push(e.name);
-          else if (e.isSymbolicLink()) links.push(e.name);
+          const kind = entryKind(e);
+          if (kind === 'dir') dirs.push(e.name);
+          else if (kind === 'file') files.push(e.name);
+          else if (kind === 'link') links.push(e.name);
         }
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
