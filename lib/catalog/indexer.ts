@@ -502,10 +502,6 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     else this.log.warn(msg);
   }
 
-  async flush(): Promise<void> {
-    await Promise.all([...this.caches.values()].map((c) => c.flush()));
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     if (this.rescanTimer) clearInterval(this.rescanTimer);
