@@ -420,6 +420,41 @@ describe('FsStore specifics', function () {
     expect(some.sort()).to.deep.equal(expected.filter((k) => k.startsWith('p7') || k.startsWith('sub/q')));
   });
 
+  it('the event loop runs between the slices of a large directory, however far ahead the listing worker is (the server answers during a warm start)', async function () {
+    this.timeout(60_000);
+    const root = path.join(base, 'root');
+    await fsp.mkdir(root);
+    const names: string[] = [];
+    for (let i = 0; i < 14000; i++) names.push(`e${i}-1.0.tar.gz`);
+    for (let i = 0; i < names.length; i += 500) await Promise.all(names.slice(i, i + 500).map((n) => fsp.writeFile(path.join(root, n), 'e')));
+    // Count the turns of the event loop (one setImmediate per turn, as a request would wait).
+    let turns = 0;
+    let spinning = true;
+    const spin = (): void => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const turnsSeen: number[] = [];
+    let files = 0;
+    try {
+      for await (const batch of new FsStore(root, pino({ level: 'silent' })).list()) {
+        turnsSeen.push(turns);
+        files += batch.length;
+        // Index slowly (as a warm start at 1,000,000 files does): the worker gets ahead.
+        const until = performance.now() + 25;
+        while (performance.now() < until);
+      }
+    } finally {
+      spinning = false;
+    }
+    expect(files).to.equal(names.length);
+    expect(turnsSeen.length).to.be.greaterThan(3);
+    // Between any two batches the loop turned at least once.
+    const stalls = turnsSeen.slice(1).filter((t, i) => t === turnsSeen[i]).length;
+    expect(stalls, `batches handed over with no turn of the event loop between them (turns: ${turnsSeen.join(' ')})`).to.equal(0);
+  });
+
   for (const exitAfter of ['0', '1']) {
     it(`a large directory is still listed whole when its listing worker dies (after ${exitAfter} slice${exitAfter === '1' ? '' : 's'}): the main thread lists it`, async function () {
       this.timeout(60_000);
