@@ -1,7 +1,7 @@
 // The rendered Simple API pages are bounded by bytes (issue 13): past the budget the least
 // recently used projects' pages are dropped and rendered again on their next request, to the
-// same bytes and ETag; a page served since the last sweep survives it; a change to a project
-// still replaces only that project's pages.
+// same bytes and ETag; a page served since the last sweep survives it (each format on its own);
+// a change to a project still replaces only that project's pages.
 
 import { expect } from 'chai';
 import os from 'node:os';
@@ -80,6 +80,25 @@ describe('PageCache: rendered pages bounded by bytes', function () {
     expect(pages.cached('proj-0', 'json')).to.not.equal(undefined);
     expect(pages.cached('proj-1', 'json'), 'never served again').to.equal(undefined);
     expect(pages.cachedBytes).to.be.at.most(budget);
+  });
+
+  it("each format has its own chance: a project's JSON page, served all along, stays; its HTML page, not served since, goes", async () => {
+    const probe = new PageCache(indexer.catalog, indexer);
+    const one = (await probe.project('proj-0', 'json'))!;
+    const budget = 4.5 * (one.body.length + 512);
+    const pages = new PageCache(indexer.catalog, indexer, null, new Set(), budget);
+    await pages.project('proj-0', 'html');
+    await pages.project('proj-0', 'json');
+    for (let p = 1; p < 20; p++) {
+      expect(pages.cached('proj-0', 'json'), `proj-0's JSON page (served all along) before proj-${p}`).to.not.equal(undefined);
+      await pages.project(`proj-${p}`, 'json');
+    }
+    expect(pages.cached('proj-0', 'json')).to.not.equal(undefined);
+    expect(pages.cached('proj-0', 'html'), 'the HTML page nobody asked for again').to.equal(undefined);
+    expect(pages.cachedBytes).to.be.at.most(budget);
+    // Rendered again on request, to the same bytes.
+    const html = (await pages.project('proj-0', 'html'))!;
+    expect(html.etag).to.equal((await probe.project('proj-0', 'html'))!.etag);
   });
 
   it('a change to a project replaces its pages and keeps the others', async () => {

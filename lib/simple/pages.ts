@@ -4,7 +4,8 @@
 // is bounded by bytes (default 48 MB; at 100,000 files every page of both formats would take
 // ~80 MB): past the budget the least recently used pages are dropped (second chance: a page
 // served since the last sweep stays) and rendered again on their next request, to the same
-// bytes and so the same ETag.
+// bytes and so the same ETag. Each format has its own chance: a project whose JSON page pip
+// keeps asking for does not keep its HTML page cached too, and the reverse.
 
 import { RenderedPage } from '../http/rendered-page.js';
 import { hasDigest, versionsIn, type CatalogView } from '../catalog/catalog.js';
@@ -25,15 +26,23 @@ export interface ProjectPages {
   root(format: PageFormat): RenderedPage;
 }
 
-interface ProjectEntry {
-  generation: number;
-  html?: RenderedPage;
-  json?: RenderedPage;
-  /** Bytes the pages hold (bodies, and an estimate of their gzip copies and headers). */
+/** One cached page of a project. */
+interface CachedPage {
+  page: RenderedPage;
+  /** Bytes it holds (body, an estimate of its headers, and its gzip copy once made). */
   bytes: number;
   /** Served since the last eviction sweep passed it. */
   used: boolean;
 }
+
+interface ProjectEntry {
+  generation: number;
+  html?: CachedPage;
+  json?: CachedPage;
+}
+
+const FORMATS: readonly PageFormat[] = ['html', 'json'];
+const entryBytes = (e: ProjectEntry): number => (e.html?.bytes ?? 0) + (e.json?.bytes ?? 0);
 
 /** What a cached page costs when rendered: its body and its headers (its gzip copy is counted once made). */
 const pageCost = (page: RenderedPage): number => page.body.length + 512;
@@ -72,11 +81,14 @@ export class PageCache implements ProjectPages {
   private dropPages(project: string): void {
     const e = this.projectPages.get(project);
     if (!e) return;
-    this.pageBytes -= e.bytes;
+    this.pageBytes -= entryBytes(e);
     this.projectPages.delete(project);
   }
 
-  /** Keep the rendered pages within the budget: drop the least recently used (second chance). */
+  /**
+   * Keep the rendered pages within the budget: drop the least recently used (second chance,
+   * per format: a project's pages not served since the last sweep go, the others stay).
+   */
   private evict(keep: string): void {
     let passes = this.projectPages.size * 2;
     while (this.pageBytes > this.budget && passes-- > 0) {
@@ -84,10 +96,19 @@ export class PageCache implements ProjectPages {
       if (first.done) return;
       const [name, e] = first.value;
       this.projectPages.delete(name);
-      if (e.used || name === keep) {
-        e.used = false;
-        this.projectPages.set(name, e);
-      } else this.pageBytes -= e.bytes;
+      let kept = false;
+      for (const format of FORMATS) {
+        const c = e[format];
+        if (!c) continue;
+        if (c.used || name === keep) {
+          c.used = false;
+          kept = true;
+        } else {
+          this.pageBytes -= c.bytes;
+          e[format] = undefined;
+        }
+      }
+      if (kept) this.projectPages.set(name, e);
     }
   }
 
@@ -121,9 +142,10 @@ export class PageCache implements ProjectPages {
     }
     const entry = this.projectPages.get(name);
     if (entry && entry.generation === p.generation) {
-      const page = entry[format];
-      if (page) entry.used = true;
-      return page;
+      const c = entry[format];
+      if (!c) return undefined;
+      c.used = true;
+      return c.page;
     }
     return undefined;
   }
@@ -134,11 +156,11 @@ export class PageCache implements ProjectPages {
     let entry = this.projectPages.get(name);
     if (!entry || entry.generation !== p.generation) {
       this.dropPages(name);
-      entry = { generation: p.generation, bytes: 0, used: false };
+      entry = { generation: p.generation };
       this.projectPages.set(name, entry);
     }
     const existing = entry[format];
-    if (existing) return existing;
+    if (existing) return existing.page;
     // A file is listed only with its digest: one still being hashed (it appeared while this page
     // waited) shows up on the next render, which its digest triggers. Such a page is not cached.
     const all = this.catalog.filesOf(p);
@@ -147,14 +169,13 @@ export class PageCache implements ProjectPages {
     const lastModified = new Date(p.lastModifiedMs || Date.now()).toUTCString();
     const page = new RenderedPage(format === 'json' ? renderProjectJson(data) : renderProjectHtml(data), lastModified);
     if (files.length === all.length) {
-      entry[format] = page;
-      const cost = pageCost(page);
-      entry.bytes += cost;
-      this.pageBytes += cost;
-      const held = entry;
+      const held: CachedPage = { page, bytes: pageCost(page), used: false };
+      entry[format] = held;
+      this.pageBytes += held.bytes;
+      const owner = entry;
       // Most clients (pip) never ask for gzip: its copy counts only once a client does.
       page.onCompressed = (gz) => {
-        if (this.projectPages.get(name) !== held) return;
+        if (this.projectPages.get(name) !== owner || owner[format] !== held) return;
         held.bytes += gz;
         this.pageBytes += gz;
         this.evict(name);
