@@ -22,6 +22,7 @@ import type { S3Store } from './store/s3-store.js';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fastPath } from './simple/fast-path.js';
+import { requestClasses } from './http/request-classes.js';
 import { simplePagesOpen, type Route } from './routes.js';
 import { prepareUpstreamCache, Upstream } from './upstream/upstream.js';
 
@@ -132,6 +133,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   const server = http.createServer(
     {
+      // Requests and responses made with Express's prototypes: see request-classes.ts.
+      ...requestClasses(app),
       maxHeaderSize: 16 * 1024,
       requestTimeout: 0, // uploads of large files may take long; slowloris is handled by headersTimeout
       headersTimeout: config.headersTimeoutMs,

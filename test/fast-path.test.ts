@@ -11,6 +11,8 @@ import { createApp } from '../lib/app.js';
 import type { Config } from '../lib/core/config.js';
 import { makeConfig } from './helpers/config.js';
 import { fastPath } from '../lib/simple/fast-path.js';
+import { requestClasses } from '../lib/http/request-classes.js';
+import express from 'express';
 import { startServer, type RunningServer } from '../lib/server.js';
 import { rawRequest } from './helpers/http.js';
 import { copyExample } from './helpers/server.js';
@@ -110,6 +112,33 @@ describe('the fast path answers byte for byte as the Express route', function ()
     ]) {
       const r = await rawRequest(fast, head(method, path, { Accept: HTML }));
       expect(r.status, `${method} ${path}`).to.equal(599);
+    }
+  });
+});
+
+describe('request classes (Express takes the server\'s requests as they are)', function () {
+  it('requests and responses are made with the Express prototypes: Express changes none, and its helpers work on them', async function () {
+    const app = express();
+    const classes = requestClasses(app);
+    const seen: boolean[] = [];
+    app.get('/x', (req, res) => {
+      // The prototypes the objects were made with are still theirs after Express took them.
+      seen.push(Object.getPrototypeOf(req) === classes.IncomingMessage.prototype, Object.getPrototypeOf(res) === classes.ServerResponse.prototype, req.app === app);
+      res.set('X-Host', req.get('host') ?? '').json({ ok: true });
+    });
+    const server = http.createServer(classes, app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`http://127.0.0.1:${port}/x`);
+        expect(res.status).to.equal(200);
+        expect(res.headers.get('x-host')).to.equal(`127.0.0.1:${port}`);
+        expect(await res.json()).to.deep.equal({ ok: true });
+      }
+      expect(seen).to.deep.equal(Array<boolean>(9).fill(true));
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
