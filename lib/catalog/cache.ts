@@ -27,7 +27,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import type { MetadataSummary } from '../metadata/types.js';
-import { KeyIndex, keyHash, type RecordSource } from './key-index.js';
+import { KeyIndex, recordKey, recordKeyHash, type RecordSource } from './key-index.js';
 
 /** What must match between a cache entry (or an indexed file) and the file on disk. */
 export interface FsStamp {
@@ -852,12 +852,11 @@ export class FileDigestCache implements DigestCache {
     this.tailRecords += recs.length;
     for (const rec of recs) {
       if (rec[4] === SET) {
-        const n = rec.readUInt16LE(5);
-        const key = rec.toString('utf8', 7, 7 + n);
+        const key = recordKey(rec, 0);
         // (Set again or deleted since: that later record is the entry.)
         if (this.loose.get(key) === rec) {
           this.loose.delete(key);
-          this.index.addNew(off, keyHash(rec, 7, 7 + n));
+          this.index.addNew(off, recordKeyHash(rec, 0));
         }
       }
       off += rec.length;
@@ -897,8 +896,7 @@ export class FileDigestCache implements DigestCache {
       const put = (src: Buffer, at: number): boolean => {
         const total = src.readUInt32LE(at) + 8;
         src.copy(out, outLen, at, at + total);
-        const n = src.readUInt16LE(at + 5);
-        next.addNew(outAt + outLen, keyHash(src, at + 7, at + 7 + n));
+        next.addNew(outAt + outLen, recordKeyHash(src, at));
         outLen += total;
         records++;
         return outLen >= CHUNK;

@@ -33,6 +33,27 @@ export function keyHash(buf: Uint8Array, from: number, to: number): number {
   return h >>> 0;
 }
 
+/** Where the key of the record at buf[at] ends (it starts at at + KEY_AT). */
+function keyEnd(buf: Uint8Array, at: number): number {
+  return at + KEY_AT + (buf[at + KEY_LEN_AT] | (buf[at + KEY_LEN_AT + 1] << 8));
+}
+
+/** The key of the record at buf[at]. */
+export function recordKey(buf: Buffer, at: number): string {
+  return buf.toString('utf8', at + KEY_AT, keyEnd(buf, at));
+}
+
+/** keyHash of the key of the record at buf[at]. */
+export function recordKeyHash(buf: Uint8Array, at: number): number {
+  return keyHash(buf, at + KEY_AT, keyEnd(buf, at));
+}
+
+/** Does the record at b[at] hold the key key[from, to)? */
+function holdsKey(b: Buffer, at: number, key: Uint8Array, from: number, to: number): boolean {
+  const end = keyEnd(b, at);
+  return end - (at + KEY_AT) === to - from && b.compare(key, from, to, at + KEY_AT, end) === 0;
+}
+
 /** Where the index reads a record it must compare keys with. */
 export interface RecordSource {
   /** The buffer that `at` last returned a position in. */
@@ -113,7 +134,6 @@ export class KeyIndex {
 
   /** The slot holding the key key[from, to) whose hash is h, or -1 (then `free` says where it would go). */
   private probe(key: Uint8Array, from: number, to: number, h: number): number {
-    const n = to - from;
     let i = h & this.mask;
     let free = -1;
     for (;;) {
@@ -127,10 +147,7 @@ export class KeyIndex {
       } else if (this.hashes[i] === h) {
         const src = this.source;
         const at = src.at(v - 1);
-        if (at >= 0) {
-          const b = src.buf;
-          if ((b[at + KEY_LEN_AT] | (b[at + KEY_LEN_AT + 1] << 8)) === n && b.compare(key, from, to, at + KEY_AT, at + KEY_AT + n) === 0) return i;
-        }
+        if (at >= 0 && holdsKey(src.buf, at, key, from, to)) return i;
       }
       i = (i + 1) & this.mask;
     }
@@ -163,7 +180,7 @@ export class KeyIndex {
     if (next >= this.orderFrom && next < this.orderTo && !bit(this.dead, next)) {
       const at = src.at(next);
       const b = src.buf;
-      if (at >= 0 && (b[at + KEY_LEN_AT] | (b[at + KEY_LEN_AT + 1] << 8)) === n && b.compare(scratch, 0, n, at + KEY_AT, at + KEY_AT + n) === 0) {
+      if (at >= 0 && holdsKey(b, at, scratch, 0, n)) {
         this.asked = setBit(this.asked, next);
         this.next = next + b.readUInt32LE(at) + 8;
         return next;
@@ -186,9 +203,8 @@ export class KeyIndex {
     const at = src.at(off);
     if (at < 0) return;
     const b = src.buf;
-    const n = b.readUInt16LE(at + KEY_LEN_AT);
-    const h = keyHash(b, at + KEY_AT, at + KEY_AT + n);
-    const slot = this.probe(b, at + KEY_AT, at + KEY_AT + n, h);
+    const h = recordKeyHash(b, at);
+    const slot = this.probe(b, at + KEY_AT, keyEnd(b, at), h);
     if (slot !== -1) {
       this.gone(this.table[slot] - 1);
       this.table[slot] = off + 1;
@@ -224,8 +240,7 @@ export class KeyIndex {
     const at = src.at(off);
     if (at < 0) return false;
     const b = src.buf;
-    const n = b.readUInt16LE(at + KEY_LEN_AT);
-    return this.clear(this.probe(b, at + KEY_AT, at + KEY_AT + n, keyHash(b, at + KEY_AT, at + KEY_AT + n)));
+    return this.clear(this.probe(b, at + KEY_AT, keyEnd(b, at), recordKeyHash(b, at)));
   }
 
   /** Forget `key`; true if it was indexed. */
@@ -267,7 +282,7 @@ export class KeyIndex {
     const src = this.source;
     const at = src.at(off);
     if (at < 0) return null;
-    return src.buf.toString('utf8', at + KEY_AT, at + KEY_AT + src.buf.readUInt16LE(at + KEY_LEN_AT));
+    return recordKey(src.buf, at);
   }
 
   private rehash(): void {
