@@ -110,6 +110,9 @@ interface DirListing {
 
 const NO_RELEASE = (): Promise<void> => Promise.resolve();
 
+/** One turn of the event loop (a listing lets requests and timers run between its batches). */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export class FsStore implements PackageStore {
   readonly id: string;
   readonly stagingDir: string;
@@ -239,7 +242,7 @@ export class FsStore implements PackageStore {
         do batch.push(...this.statHere(d.dirPrefix, d.keyPrefix, [files[i++]]));
         while (i < files.length && performance.now() < until);
         yield batch;
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await turn();
       }
       if (!handle) return;
       entries = [];
@@ -288,7 +291,7 @@ export class FsStore implements PackageStore {
         // 1,000,000 files the server answered nothing, /health included, for 13 s).
         // One turn a slice: a turn every 1,024 files cost 3 s more at 1,000,000.
         if (batch.length) yield batch;
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await turn();
         if (s.error) this.cannotRead(d.dirKey, d.dir, Object.assign(new Error(s.error.message), s.error.code ? { code: s.error.code } : {}), opts);
         if (s.done) return;
       }
