@@ -88,6 +88,39 @@ describe('digest cache', function () {
     for (const [r, e] of SAMPLE) expect(b.lookup(r, stampOf(e)), r).to.deep.equal(e);
   });
 
+  it('fills a file\'s metadata strings from records that share them, byte for byte', async function () {
+    // fill() copies a record into a file with its short strings shared (interned): same-length
+    // names, non-ASCII ones, long ones and missing ones must all come back as they were written.
+    const file = path.join(dir, 'c');
+    const names = ['a1', 'b1', '1a', 'Ünï.cöde', 'ÜnÏ.cöde', 'x'.repeat(100), 'x'.repeat(99) + 'y', ...Array.from({ length: 700 }, (_, i) => `Proj.${i}`)];
+    const entries: [string, CacheEntry][] = Array.from({ length: 3000 }, (_, i) => [
+      `f${i}-1.0.tar.gz`,
+      entry(i + 1, { metadata: { sha256: MD_SHA, size: i, name: names[(i * 7) % names.length], version: `1.${i % 13}`, requiresPython: i % 3 ? `>=3.${i % 5}` : null, servable: i % 2 === 0 } }),
+    ]);
+    const a = new FileDigestCache(file, { scope: ROOT });
+    await a.load();
+    for (const [r, e] of entries) a.set(r, e);
+    await a.close();
+    const b = new FileDigestCache(file, { scope: ROOT });
+    await b.load();
+    for (let pass = 0; pass < 2; pass++) {
+      for (const [r, e] of entries) {
+        let got: [string | null, string | null, string | null, boolean] | null = null;
+        const target = {
+          metadata: undefined as unknown,
+          setSha256Bytes: () => {},
+          setMetadataBytes: (_b: Buffer, _at: number, _size: number, name: string | null, version: string | null, rp: string | null, servable: boolean) => {
+            got = [name, version, rp, servable];
+          },
+        };
+        expect(b.fill(r, stampOf(e), target as unknown as Parameters<FileDigestCache['fill']>[2], (x) => x), r).to.equal(true);
+        const md = e.metadata!;
+        expect(got, r).to.deep.equal([md.name, md.version, md.requiresPython, md.servable]);
+      }
+    }
+    await b.close();
+  });
+
   it('persists by appending, survives a torn last record, and honours deletes', async function () {
     const file = path.join(dir, 'c');
     const a = new FileDigestCache(file, { scope: ROOT });

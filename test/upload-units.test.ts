@@ -10,6 +10,10 @@ import { distKey, parseFilename } from '../lib/catalog/filename.js';
 import { versionKey } from '../lib/catalog/version.js';
 import { FormGuard, boundaryOf, type FormLimits } from '../lib/upload/form-guard.js';
 import { multipart } from './helpers/upload.js';
+import { sweepTempFiles, TEMP_PREFIX } from '../lib/upload/storage.js';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 /** busboy (multer's parser; it ships no types): a multipart body in, 'field', 'file', 'error' and 'close' out. */
 type BusboyFactory = (cfg: { headers: Record<string, string>; preservePath?: boolean; limits?: Record<string, number> }) => Writable;
@@ -348,5 +352,26 @@ describe('FormGuard', () => {
     expect(boundaryOf('multipart/form-data; boundary="a\\"b"')).to.equal('a"b');
     expect(boundaryOf('multipart/form-data')).to.equal(null);
     expect(boundaryOf(undefined)).to.equal(null);
+  });
+});
+
+describe('sweepTempFiles: the temp files an interrupted upload left in a root', () => {
+  it('removes them wherever they are in a directory of many slices, and keeps what is not theirs', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pypi-lite-sweep-'));
+    try {
+      // 2,500 distribution files: the temp files are read in different slices of the directory.
+      await Promise.all(Array.from({ length: 2500 }, (_, i) => fsp.writeFile(path.join(dir, `p${i}-1.0-py3-none-any.whl`), '')));
+      const dead = [`${TEMP_PREFIX}999999999-a.tmp`, `${TEMP_PREFIX}999999999-b.tmp`, `${TEMP_PREFIX}${process.pid}-c.tmp`, `${TEMP_PREFIX}garbage.tmp`];
+      // A live process sharing the root (here: the one that started the tests) keeps its own.
+      const live = `${TEMP_PREFIX}${process.ppid}-d.tmp`;
+      for (const n of [...dead, live]) await fsp.writeFile(path.join(dir, n), 'partial');
+      expect(await sweepTempFiles(dir)).to.equal(dead.length);
+      const left = await fsp.readdir(dir);
+      expect(left.filter((n) => n.startsWith(TEMP_PREFIX))).to.deep.equal([live]);
+      expect(left.length).to.equal(2501);
+      expect(await sweepTempFiles(path.join(dir, 'missing'))).to.equal(0);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,7 +3,7 @@
 // fsyncs it, so that what is later linked into place is complete and durable.
 
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Dir, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -347,28 +347,42 @@ export class TempFileStorage implements multer.StorageEngine {
 /** Remove temp files a crashed process left behind in a root. */
 export async function sweepTempFiles(dir: string): Promise<number> {
   let removed = 0;
-  // Read a slice at a time: the root may hold a million files (one array of their names was
-  // ~60 MB at the start of such a server).
-  let names: AsyncIterable<{ name: string }>;
+  // A slice at a time: the root may hold a million files (one array of their names was ~60 MB
+  // at the start of such a server). Each slice is read synchronously from the directory
+  // handle's buffer, with a turn of the event loop between slices: `for await` over the handle
+  // made a promise per entry, and a sweep of 100,000 names cost 140-170 ms of CPU and ~190 MB
+  // of garbage right after the start (at a million, seconds).
+  let handle: Dir;
   try {
-    names = await fsp.opendir(dir, { bufferSize: 1024 });
+    handle = await fsp.opendir(dir, { bufferSize: SWEEP_SLICE });
   } catch {
     return 0;
   }
   try {
-    for await (const { name } of names) {
-      if (!name.startsWith(TEMP_PREFIX)) continue;
-      // Keep the temp files of another live process sharing this root.
-      const pid = Number(name.slice(TEMP_PREFIX.length).split('-')[0]);
-      if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) continue;
-      await fsp.rm(path.join(dir, name), { force: true }).catch(() => {});
-      removed++;
+    for (;;) {
+      const found: string[] = [];
+      let e: Dirent | null = null;
+      for (let i = 0; i < SWEEP_SLICE && (e = handle.readSync()) !== null; i++) if (e.name.startsWith(TEMP_PREFIX)) found.push(e.name);
+      for (const name of found) {
+        // Keep the temp files of another live process sharing this root.
+        const pid = Number(name.slice(TEMP_PREFIX.length).split('-')[0]);
+        if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) continue;
+        await fsp.rm(path.join(dir, name), { force: true }).catch(() => {});
+        removed++;
+      }
+      if (e === null) break;
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } catch {
     // The directory went away or cannot be read further: nothing more to sweep.
+  } finally {
+    await handle.close().catch(() => {});
   }
   return removed;
 }
+
+/** Names read between two turns of the event loop while sweeping. */
+const SWEEP_SLICE = 1024;
 
 function isAlive(pid: number): boolean {
   try {
