@@ -138,12 +138,18 @@ describe('web UI in headless Chromium', function () {
 
   it('copies the pip install line with the copy button (optional script served as a file)', async function () {
     const context = await newContext({ permissions: ['clipboard-read', 'clipboard-write'] });
+    // A clipboard that takes its time (as on a loaded machine, where reading the label right
+    // after the click once raced the write): the label must still turn to Copied.
+    await context.addInitScript({
+      content: 'const write = navigator.clipboard.writeText.bind(navigator.clipboard); navigator.clipboard.writeText = (text) => new Promise((r) => setTimeout(r, 300)).then(() => write(text));',
+    });
     try {
       const { page, errors } = await open(context, `${running.url}/project/acme-widgets/`);
       const button = page.locator('.install button.copy');
       expect(await button.isVisible()).to.equal(true);
       await button.click();
-      expect(await button.innerText()).to.equal('Copied');
+      // The label says Copied (for 1.5 s) once the write resolves: wait for it.
+      await page.locator('.install button.copy', { hasText: 'Copied' }).waitFor({ timeout: 5000 });
       const copied = await page.evaluate<string>('navigator.clipboard.readText()');
       // makeConfig: no PyPI fallback, so pip needs PyPI too for dependencies: --extra-index-url.
       expect(copied).to.equal(`pip install --extra-index-url ${running.url}/simple/ Acme.Widgets`);
