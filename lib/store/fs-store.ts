@@ -8,6 +8,8 @@ import { constants, lstatSync, promises as fsp, type Dir, type Dirent, type Stat
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
+// One turn of the event loop: a listing lets requests and timers run between its batches.
+import { setImmediate as turn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { RootWatcher } from './watcher.js';
 import { ACK, entryKind, NOT_A_FILE, STAT_FAILED, STAT_FIELDS, type EntryKind, type ListRequest, type ListSlice } from './stat-messages.js';
@@ -109,9 +111,6 @@ interface DirListing {
 }
 
 const NO_RELEASE = (): Promise<void> => Promise.resolve();
-
-/** One turn of the event loop (a listing lets requests and timers run between its batches). */
-const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class FsStore implements PackageStore {
   readonly id: string;

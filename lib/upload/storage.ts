@@ -7,6 +7,7 @@ import { promises as fsp, type Dir, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setImmediate as turn } from 'node:timers/promises';
 import type { Request } from 'express';
 import type multer from 'multer';
 import { Digester } from '../core/digests.js';
@@ -371,7 +372,7 @@ export async function sweepTempFiles(dir: string): Promise<number> {
         removed++;
       }
       if (e === null) break;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await turn();
     }
   } catch {
     // The directory went away or cannot be read further: nothing more to sweep.
