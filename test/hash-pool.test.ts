@@ -187,6 +187,36 @@ describe('hash pool: batches of files (in-process)', function () {
     expect(r.blake2b256).to.match(/^[0-9a-f]{64}$/);
   });
 
+  it('a queued file promoted by its task id is hashed before the files queued ahead of it', async () => {
+    // One worker, 3,000 files queued: the last one's id (what submit returns and its result
+    // carries) is promoted, as for a page that waits for it.
+    pool = new HashPool(1);
+    const queued = await put(wheel('queued', '1.0'));
+    const last = await put(wheel('promoted', '1.0'));
+    const n = 3000;
+    const order: number[] = [];
+    const all: Promise<void>[] = [];
+    const ids: number[] = [];
+    for (let i = 0; i <= n; i++) {
+      all.push(
+        new Promise<void>((resolve) => {
+          const id = pool.submit({ path: i === n ? last : queued, archive: 'wheel' }, false, (r) => {
+            expect(r.id, 'the result carries the id submit returned').to.equal(id);
+            order.push(i);
+            resolve();
+          });
+          ids.push(id);
+        }),
+      );
+    }
+    expect(new Set(ids).size, 'one id per task').to.equal(n + 1);
+    expect(pool.promote(ids[n]), 'the last file is still queued').to.equal(true);
+    expect(pool.promote(ids[n]), 'promoted once').to.equal(false);
+    await Promise.all(all);
+    // Without the promotion it would come last; with it, after the batch the worker holds.
+    expect(order.indexOf(n)).to.be.below(n / 2);
+  });
+
   it('a worker takes an urgent batch before the files it already holds', async () => {
     // The worker itself (the pool hands a worker at most a few hundred files at a time):
     // 5,000 queued files (one small wheel, many times), then, once it is busy, one urgent file.

@@ -115,8 +115,8 @@ export class HashPool {
   private readonly normal = new Queue();
   /** Retries of files a dead worker held, run one at a time. */
   private readonly suspects = new Queue();
-  /** Queued, not yet started jobs by path, so that a waiting page can promote them. */
-  private readonly queuedByPath = new Map<string, Job>();
+  /** Queued, not yet started jobs by task id, so that a waiting page can promote them. */
+  private readonly queuedById = new Map<number, Job>();
   private nextId = 1;
   private closed = false;
   private pumpScheduled = false;
@@ -224,17 +224,26 @@ export class HashPool {
     return new Promise((resolve) => this.submit(task, urgent, resolve));
   }
 
-  /** `run` with a callback (no promise per file: a cold start submits every file). */
-  submit(task: Omit<HashTask, 'id'>, urgent: boolean, done: (r: HashResult) => void): void {
-    if (this.closed) return done({ id: 0, ok: false, error: 'pool closed' });
+  /**
+   * `run` with a callback (no promise per file: a cold start submits every file). Returns the
+   * task's id, which its result carries (one callback can serve many files) and `promote` takes.
+   */
+  submit(task: Omit<HashTask, 'id'>, urgent: boolean, done: (r: HashResult) => void): number {
     const t: HashTask = { id: this.nextId++, path: task.path };
+    if (this.closed) {
+      done({ id: t.id, ok: false, error: 'pool closed' });
+      return t.id;
+    }
     if (task.archive) t.archive = task.archive;
     if (task.extraDigests) t.extraDigests = true;
     const job: Job = { task: t, resolve: done, taken: false, suspect: false };
     (urgent ? this.urgent : this.normal).push(job);
-    if (urgent) return this.pump();
-    this.queuedByPath.set(task.path, job);
-    this.pumpSoon();
+    if (urgent) this.pump();
+    else {
+      this.queuedById.set(t.id, job);
+      this.pumpSoon();
+    }
+    return t.id;
   }
 
   /**
@@ -250,11 +259,11 @@ export class HashPool {
     });
   }
 
-  /** Move a queued job for this path to the front. Returns false if it is not queued. */
-  promote(path: string): boolean {
-    const job = this.queuedByPath.get(path);
+  /** Move the queued job with this task id (submit's) to the front. Returns false if it is not queued. */
+  promote(id: number): boolean {
+    const job = this.queuedById.get(id);
     if (!job || job.taken) return false;
-    this.queuedByPath.delete(path);
+    this.queuedById.delete(id);
     this.urgent.push({ task: job.task, resolve: job.resolve, taken: false, suspect: false });
     job.taken = true;
     this.pump();
@@ -295,7 +304,7 @@ export class HashPool {
       slot.idleTimer = null;
     }
     for (const job of batch) {
-      if (this.queuedByPath.get(job.task.path) === job) this.queuedByPath.delete(job.task.path);
+      this.queuedById.delete(job.task.id);
       slot.inflight.set(job.task.id, job);
     }
     slot.worker.postMessage(encodeTasks(batch.map((j) => j.task)));

@@ -29,6 +29,8 @@ interface Queued {
   appeared: boolean;
   /** Pages waiting for this file's result (made on demand: most files nobody waits for). */
   waiters: (() => void)[] | null;
+  /** The pool's task id once handed to it (to promote it), else 0. */
+  task: number;
 }
 
 export class HashScheduler {
@@ -36,8 +38,8 @@ export class HashScheduler {
   private readonly log: Logger;
   /** Files handed to the pool, until their result is applied. */
   private readonly inflight = new Map<DistFile, Queued>();
-  /** The path each in-flight file was handed to the pool with (to promote it); at most HASH_WINDOW. */
-  private readonly paths = new Map<DistFile, string>();
+  /** The in-flight files of a local store (`localPath`) by their task id: one callback serves them all. */
+  private readonly byTask = new Map<number, DistFile>();
   /**
    * Files waiting for their turn (FIFO in queue from head on), with their `appeared` flag: no
    * object per file (a cold start queues every file: a million of them at 1M).
@@ -113,12 +115,9 @@ export class HashScheduler {
   /** Jump the queue for this file; the promise settles once its result is applied (undefined: nothing pending). */
   urgent(file: DistFile): Promise<void> | undefined {
     if (this.queued.has(file)) this.start(file, true);
-    else {
-      const p = this.paths.get(file);
-      if (p !== undefined) this.pool.promote(p);
-    }
     const q = this.inflight.get(file);
     if (!q) return undefined;
+    if (q.task) this.pool.promote(q.task);
     return new Promise((resolve) => (q.waiters ??= []).push(resolve));
   }
 
@@ -153,24 +152,18 @@ export class HashScheduler {
     const appeared = this.queued.get(file);
     if (appeared === undefined) return;
     this.queued.delete(file);
-    const q: Queued = { appeared, waiters: null };
+    const q: Queued = { appeared, waiters: null, task: 0 };
+    this.inflight.set(file, q);
     // A file that appears while we run may still be being written (scp, a slow copy). A
     // truncated zip or wheel fails to open, but a truncated sdist often still yields its
     // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
     const verifyGzip = q.appeared && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
-    this.inflight.set(file, q);
-    // Callbacks rather than an async function: this runs for every file of a cold start,
-    // and the promises of an async function per file cost the main thread more than the rest.
-    const failed = (err: unknown): void => this.log.error({ err, file: file.relPath }, 'cannot hash a file');
-    const finished = (): void => {
-      this.inflight.delete(file);
-      if (q.waiters) for (const w of q.waiters) w();
-      this.pump();
-      if (this.backlog === 0) for (const w of this.idleWaiters.splice(0)) w();
-    };
+    if (file.store.localPath && !verifyGzip) return this.startLocal(file, q, urgent);
+    // Callbacks rather than an async function (see startLocal for the common case).
+    const failed = (err: unknown): void => this.logFailure(file, err);
+    const finished = (): void => this.finished(file, q);
     file.store.localFile(file.relPath, file.etag ? { etag: file.etag } : {}).then((local) => {
       const release = (): void => {
-        this.paths.delete(file);
         // (then with two callbacks: catch + finally cost three more promises per file)
         local.release().then(finished, (err: unknown) => {
           try {
@@ -188,8 +181,7 @@ export class HashScheduler {
         }
         release();
       };
-      this.paths.set(file, local.path);
-      this.pool.submit({ path: local.path, archive: archiveKindOf(file.parsed) }, urgent, (r) => {
+      q.task = this.pool.submit({ path: local.path, archive: archiveKindOf(file.parsed) }, urgent, (r) => {
         if (!(verifyGzip && r.ok && !r.metadataError && this.hooks.isCurrent(file))) return settle(r);
         gzipComplete(local.path, r.size).then((complete) => {
           if (complete) return settle(r);
@@ -204,6 +196,49 @@ export class HashScheduler {
       failed(err);
       finished();
     });
+  }
+
+  /**
+   * A file of a local store: its path at once, and one callback for every such file (a cold
+   * start hands every file to the pool: closures and promises per file were most of what the
+   * main thread allocated then, and lived long enough to be promoted to the old generation).
+   */
+  private startLocal(file: DistFile, q: Queued, urgent: boolean): void {
+    let path: string | undefined;
+    try {
+      path = file.store.localPath?.(file.relPath);
+    } catch (err) {
+      this.logFailure(file, err);
+    }
+    // (A closed pool would answer before its id is known here: nobody waits for it anyway.)
+    if (path === undefined || this.closed) return this.finished(file, q);
+    q.task = this.pool.submit({ path, archive: archiveKindOf(file.parsed) }, urgent, this.localResult);
+    this.byTask.set(q.task, file);
+  }
+
+  private readonly localResult = (r: HashResult): void => {
+    const file = this.byTask.get(r.id);
+    if (file === undefined) return;
+    this.byTask.delete(r.id);
+    const q = this.inflight.get(file);
+    if (!q) return;
+    try {
+      this.settle(file, r, q.appeared);
+    } catch (err) {
+      this.logFailure(file, err);
+    }
+    this.finished(file, q);
+  };
+
+  private logFailure(file: DistFile, err: unknown): void {
+    this.log.error({ err, file: file.relPath }, 'cannot hash a file');
+  }
+
+  private finished(file: DistFile, q: Queued): void {
+    this.inflight.delete(file);
+    if (q.waiters) for (const w of q.waiters) w();
+    this.pump();
+    if (this.backlog === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private settle(file: DistFile, r: HashResult, appeared: boolean): void {

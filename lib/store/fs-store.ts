@@ -425,6 +425,10 @@ export class FsStore implements PackageStore {
     return new Promise((resolve) => resolve({ path: this.pathOf(key), release: NO_RELEASE }));
   }
 
+  localPath(key: string): string {
+    return this.pathOf(key);
+  }
+
   /**
    * One fs.watch per directory (see RootWatcher). A file is reported once settled, with the
    * entry it has then; null when it is gone, not a regular file, or reached through a

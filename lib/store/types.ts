@@ -177,6 +177,12 @@ export interface PackageStore {
    */
   localFile(key: string, opts?: OpenOptions): Promise<LocalFile>;
   /**
+   * Stores whose files are local files (FsStore): the path of key, at once and with nothing
+   * to release (what localFile resolves to). Throws for an invalid key. Optional: the hash
+   * scheduler uses it to hand a cold start's files to the workers without a promise per file.
+   */
+  localPath?(key: string): string;
+  /**
    * A short-lived URL a client can fetch the bytes at key from directly (object stores:
    * a presigned GET; --s3-redirect). Optional.
    */
