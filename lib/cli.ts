@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { intParser, isSwitch, resolveConfig, SERVE_OPTIONS, type Config, type OptionRow, type ServeOptions } from './core/config.js';
 import { createLogger } from './core/log.js';
+import { HeapTuning } from './core/heap.js';
 import { startServer } from './server.js';
 import { hashPassword } from './auth/hashes.js';
 import { deleteUser, setUser } from './auth/htpasswd-edit.js';
@@ -82,6 +83,7 @@ export async function buildConfig(roots: string[], o: ServeOptions): Promise<Con
 }
 
 async function serve(roots: string[], o: ServeOptions): Promise<void> {
+  const heap = new HeapTuning();
   const config = await buildConfig(roots, o);
   const log = createLogger(config.logLevel, config.logFormat);
   if (config.anonymousUploads) {
@@ -90,6 +92,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
   let running;
   try {
     running = await startServer(config, log);
+    running.loaded.then(() => heap.loaded(), () => {});
   } catch (err) {
     if (err instanceof HtpasswdError || err instanceof UpstreamCacheError || err instanceof StoreStartError) throw new UsageError(err.message);
     const e = err as NodeJS.ErrnoException;

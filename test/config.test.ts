@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import type { Command } from 'commander';
 import { buildConfig, buildProgram } from '../lib/cli.js';
 import { isSwitch, SERVE_OPTIONS, type Config } from '../lib/core/config.js';
+import { growingPercentFor, HEAP_GROWING_PERCENT, HeapTuning, LARGE_HEAP } from '../lib/core/heap.js';
 import { makeConfig } from './helpers/config.js';
 import { tempDir } from './helpers/server.js';
 
@@ -155,4 +156,19 @@ describe('serve options: one table of defaults, variables and parsers', () => {
       expect((err as Error | undefined)?.message).to.equal(`${spec.env} must be 1/true/yes/on or 0/false/no/off, not "maybe"`);
     });
   }
+});
+
+describe('serve: V8 heap growth', () => {
+  it('is kept tight for a small heap, left to V8 for a large one, and not set when node was given its own', () => {
+    expect(growingPercentFor(50 * 1024 * 1024), '50 MB').to.equal(HEAP_GROWING_PERCENT);
+    expect(growingPercentFor(LARGE_HEAP - 1)).to.equal(HEAP_GROWING_PERCENT);
+    expect(growingPercentFor(LARGE_HEAP), 'V8 chooses').to.equal(0);
+    expect(new HeapTuning(['--heap-growing-percent=80'], '').enabled, 'node --heap-growing-percent=80').to.equal(false);
+    expect(new HeapTuning(['--heap_growing_percent=80'], '').enabled, 'underscore spelling').to.equal(false);
+    expect(new HeapTuning([], '--max-old-space-size=512 --heap-growing-percent=80').enabled, 'in NODE_OPTIONS').to.equal(false);
+    const tuning = new HeapTuning(['--max-old-space-size=512'], '');
+    expect(tuning.enabled, 'other flags only').to.equal(true);
+    tuning.loaded();
+    tuning.stop();
+  });
 });
