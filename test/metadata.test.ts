@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import nodeFs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -744,6 +745,27 @@ describe('metadata extraction', function () {
       // without the tiny timeout both succeed: the timeout was the only reason
       ok(await extractMetadata(bigTarGz, 'tar.gz'));
       ok(await extractMetadata(p, 'wheel'));
+    });
+
+    it('closes the descriptor of a file that is no zip before the extraction resolves, however slow the close', async function () {
+      // yauzl.open starts the close and calls back at once: under load the close was still queued
+      // when the promise resolved (seen in CI as one descriptor too many). A close that takes
+      // 100 ms makes that deterministic.
+      if (openFdCount(dir) === null) this.skip();
+      const notZip = write('fd-slow-close.whl', goodWheelBytes.subarray(0, 100));
+      const before = openFdCount(dir);
+      const realClose = nodeFs.close;
+      const slowClose = (fd: number, cb?: fs.NoParamCallback): void => {
+        setTimeout(() => realClose(fd, cb ?? (() => {})), 100);
+      };
+      nodeFs.close = slowClose as typeof nodeFs.close;
+      try {
+        const r = await extractMetadata(notZip, 'wheel');
+        expect(r.ok).to.equal(false);
+        expect(openFdCount(dir), 'descriptors open after the promise resolved').to.equal(before);
+      } finally {
+        nodeFs.close = realClose;
+      }
     });
 
     it('leaks no file descriptors over many extractions', async function () {

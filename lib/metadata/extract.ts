@@ -15,7 +15,7 @@
  * (the streaming readers), zip-sync.ts and tar-sync.ts (the in-memory fast path),
  * archive-errors.ts (the coded errors).
  */
-import { createReadStream } from 'node:fs';
+import fs, { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import { archiveError, corrupt, oneLine } from './archive-errors.js';
@@ -35,10 +35,25 @@ export function extractMetadata(
   limits?: Partial<ExtractLimits>,
 ): Promise<ExtractResult> {
   return run(kind, limits, {
-    openZip: (options, cb) => yauzl.open(path, options, cb),
+    openZip: (options, cb) => openZipFile(path, options, cb),
     openStream: () => createReadStream(path),
   });
 }
+
+/**
+ * yauzl.open, except that a file that is no zip has its descriptor closed before the callback:
+ * yauzl.open starts the close and calls back at once, so the extraction's promise could resolve
+ * (and a caller count its descriptors) while the close was still queued in the thread pool.
+ */
+const openZipFile = (path: string, options: yauzl.Options, cb: (err: Error | null, zipfile?: yauzl.ZipFile) => void): void => {
+  fs.open(path, 'r', (err, fd) => {
+    if (err) return cb(err);
+    yauzl.fromFd(fd, options, (e, zipfile) => {
+      if (!e) return cb(null, zipfile);
+      fs.close(fd, () => cb(e));
+    });
+  });
+};
 
 /**
  * Same results as `extractMetadata` on a file with these bytes. Answered synchronously in

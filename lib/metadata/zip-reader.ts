@@ -8,7 +8,7 @@ import { noop, waitForEvent, type Job } from './job.js';
 import { ZipSelection } from './selection.js';
 import type { ExtractLimits } from './types.js';
 
-export type ZipOpener = (options: ZipOptions, cb: (err: Error | null, zipfile: ZipFile) => void) => void;
+export type ZipOpener = (options: ZipOptions, cb: (err: Error | null, zipfile?: ZipFile) => void) => void;
 
 export function extractFromZip(openZip: ZipOpener, kind: 'wheel' | 'zip' | 'egg', limits: ExtractLimits, job: Job): void {
   const selection = new ZipSelection(kind, limits);
