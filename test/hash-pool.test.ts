@@ -12,7 +12,7 @@ import path from 'node:path';
 import { crc32 } from '../bench/zip.js';
 import { sdist, wheel, wheelParts, type Dist } from '../bench/dists.js';
 import { Worker } from 'node:worker_threads';
-import { decodeResults, encodeResults, encodeTasks, WORKER_NICE, type ResultBatch } from '../lib/catalog/hash-messages.js';
+import { decodeResults, encodeResults, encodeTasks, STOP, WORKER_NICE, type ResultBatch } from '../lib/catalog/hash-messages.js';
 import { HashPool, type HashResult } from '../lib/catalog/hash-pool.js';
 import { parseMetadata, sdistMetadataIsStatic } from '../lib/metadata/parse.js';
 import { summarizeMetadata } from '../lib/metadata/summary.js';
@@ -245,6 +245,11 @@ describe('hash pool: batches of files (in-process)', function () {
       const doneBefore = await urgentAfter;
       // Without the priority it would come after all 5,000; with it, after the slice in hand.
       expect(doneBefore).to.be.below(n / 2);
+      // Asked to stop while it still holds thousands of files, it exits by itself (code 0)
+      // between two slices; terminate() would end it with code 1, possibly inside an inflate.
+      const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+      worker.postMessage(STOP);
+      expect(await exited, 'exit code').to.equal(0);
     } finally {
       await worker.terminate();
     }

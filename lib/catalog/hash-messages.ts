@@ -8,6 +8,12 @@ import type { HashResult, HashTask } from './hash-pool.js';
 /** The nice value a hashing worker gives its own thread (see hash-worker.ts). */
 export const WORKER_NICE = 10;
 
+/**
+ * Sent to a worker to make it exit between two slices of files (the pool never terminates a
+ * busy worker: see stopWorker in hash-pool.ts).
+ */
+export const STOP = 'stop';
+
 /** A batch of tasks as the worker receives it. */
 export interface TaskBatch {
   ids: Float64Array;

@@ -10,7 +10,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ArchiveErrorCode, ArchiveKind, MetadataSummary } from '../metadata/types.js';
-import { decodeResults, encodeTasks, type ResultBatch } from './hash-messages.js';
+import { decodeResults, encodeTasks, STOP, type ResultBatch } from './hash-messages.js';
 
 export interface HashTask {
   id: number;
@@ -158,7 +158,7 @@ export class HashPool {
       if (slot.dead || slot.inflight.size > 0 || i === -1) return;
       slot.dead = true; // retired: its 'exit' is no death
       this.workers.splice(i, 1);
-      void slot.worker.terminate();
+      void stopWorker(slot.worker);
     }, this.idleExitMs);
     slot.idleTimer.unref();
   }
@@ -316,6 +316,35 @@ export class HashPool {
     const pending = [...this.urgent.drain(), ...this.normal.drain(), ...this.suspects.drain()];
     for (const job of pending) job.resolve({ id: job.task.id, ok: false, error: 'pool closed', transient: true });
     for (const w of this.workers) if (w.idleTimer) clearTimeout(w.idleTimer);
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    await Promise.all(this.workers.map((w) => stopWorker(w.worker)));
   }
+}
+
+/** How long a worker asked to stop may take to finish the step it is in before it is terminated. */
+const STOP_GRACE_MS = 5_000;
+
+/**
+ * End a worker between two slices of files (the STOP message). terminate() can interrupt it
+ * inside a file's synchronous inflate, and Node 22 then aborts the whole process while it
+ * cleans up the half-made zlib handle ("close before init": seen in CI, when a test ended a busy
+ * worker; a server stopped during a cold start would do the same). A worker that does not stop
+ * within STOP_GRACE_MS (one step over a huge file) is terminated.
+ */
+export function stopWorker(worker: Worker): Promise<void> {
+  if (worker.threadId === -1) return Promise.resolve(); // exited already
+  // (Workers are unref'd: without this, a process with nothing else to do would exit before
+  // the worker's 'exit', and the caller's next steps, e.g. the digest cache's last flush at a
+  // graceful stop, would never run.)
+  worker.ref();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      worker.terminate().then(() => resolve(), () => resolve());
+    }, STOP_GRACE_MS);
+    timer.unref();
+    worker.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    worker.postMessage(STOP);
+  });
 }

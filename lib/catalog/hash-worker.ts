@@ -20,7 +20,7 @@ import { extractMetadata, extractMetadataFromBuffer, extractMetadataSync } from 
 import type { ArchiveKind, ExtractResult } from '../metadata/types.js';
 import { summarizeMetadata } from '../metadata/summary.js';
 import type { HashResult, HashTask, HashWorkerData } from './hash-pool.js';
-import { decodeTasks, encodeResults, WORKER_NICE, type TaskBatch } from './hash-messages.js';
+import { decodeTasks, encodeResults, STOP, WORKER_NICE, type TaskBatch } from './hash-messages.js';
 
 // Test hook (the crash tests): PYPI_LITE_TEST_WORKER_EXIT=<file name>[,<file name>...] makes a
 // worker exit when it starts reading one of those files; with an `once:` prefix only the first
@@ -286,7 +286,9 @@ function slice(): void {
   scheduleSlice();
 }
 
-parentPort?.on('message', (message: TaskBatch) => {
+parentPort?.on('message', (message: TaskBatch | typeof STOP) => {
+  // Between two slices: never inside a file's synchronous step (see STOP).
+  if (message === STOP) process.exit(0);
   const batch = decodeTasks(message);
   queue.add(batch, batch[0]?.urgent === true);
   scheduleSlice();
