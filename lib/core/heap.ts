@@ -28,22 +28,18 @@ const USER_FLAG = /(?:^|\s)--heap[-_]growing[-_]percent\b/;
 
 /** The heap growth of a server, as above; changes nothing when node was given its own (--heap-growing-percent=N). */
 export class HeapTuning {
-  private readonly active: boolean;
+  /** Does the server choose the heap's growth (node was not given its own)? */
+  readonly enabled: boolean;
   private timer: NodeJS.Timeout | null = null;
   private current = -1;
 
   constructor(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? '') {
-    this.active = !execArgv.some((a) => USER_FLAG.test(a)) && !USER_FLAG.test(nodeOptions);
-  }
-
-  /** Does the server choose the heap's growth (node was not given its own)? */
-  get enabled(): boolean {
-    return this.active;
+    this.enabled = !execArgv.some((a) => USER_FLAG.test(a)) && !USER_FLAG.test(nodeOptions);
   }
 
   /** The catalog is loaded: from now on by the heap's size. */
   loaded(): void {
-    if (!this.active || this.timer) return;
+    if (!this.enabled || this.timer) return;
     const check = (): void => this.set(growingPercentFor(v8.getHeapStatistics().used_heap_size));
     check();
     this.timer = setInterval(check, CHECK_MS);
@@ -56,7 +52,7 @@ export class HeapTuning {
   }
 
   private set(percent: number): void {
-    if (!this.active || percent === this.current) return;
+    if (!this.enabled || percent === this.current) return;
     this.current = percent;
     v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
   }
