@@ -17,7 +17,8 @@
  */
 import fs, { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import yauzl from 'yauzl';
+import type { Options as ZipOptions, ZipFile } from 'yauzl';
+import { yauzl } from './yauzl.js';
 import { archiveError, corrupt, oneLine } from './archive-errors.js';
 import { Job, resolveLimits } from './job.js';
 import { TarSelection, ZipSelection } from './selection.js';
@@ -45,7 +46,7 @@ export function extractMetadata(
  * yauzl.open starts the close and calls back at once, so the extraction's promise could resolve
  * (and a caller count its descriptors) while the close was still queued in the thread pool.
  */
-const openZipFile = (path: string, options: yauzl.Options, cb: (err: Error | null, zipfile?: yauzl.ZipFile) => void): void => {
+const openZipFile = (path: string, options: ZipOptions, cb: (err: Error | null, zipfile?: ZipFile) => void): void => {
   fs.open(path, 'r', (err, fd) => {
     if (err) return cb(err);
     yauzl.fromFd(fd, options, (e, zipfile) => {

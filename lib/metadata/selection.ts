@@ -4,7 +4,7 @@
 // same answers.
 
 import * as zlib from 'node:zlib';
-import yauzl from 'yauzl';
+import { yauzl } from './yauzl.js';
 import { archiveError, corrupt } from './archive-errors.js';
 import type { ArchiveError, ExtractLimits, ExtractResult } from './types.js';
 import type { ZipEntryFields, ZipSelector, ZipStep } from './zip-sync.js';
