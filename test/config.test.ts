@@ -5,6 +5,7 @@
 
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
+import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { buildConfig, buildProgram } from '../lib/cli.js';
 import { isSwitch, SERVE_OPTIONS, type Config } from '../lib/core/config.js';
@@ -170,5 +171,29 @@ describe('serve: V8 heap growth', () => {
     expect(tuning.enabled, 'other flags only').to.equal(true);
     tuning.loaded();
     tuning.stop();
+  });
+
+  it('collects once when the catalog is loaded with a small heap, so that the tight growth applies from then on', async () => {
+    // V8 computes the next limit at a full collection: without one, the limit the load's last
+    // collection set (V8's own, up to 4x) held, and a cold start's heap could triple first.
+    const forcedMajor = async (tuning: HeapTuning): Promise<number> => {
+      let n = 0;
+      const observer = new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) {
+          const d = (e as unknown as { detail: { kind: number; flags: number } }).detail;
+          if (d.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR && (d.flags & perfConstants.NODE_PERFORMANCE_GC_FLAGS_FORCED) !== 0) n++;
+        }
+      });
+      observer.observe({ entryTypes: ['gc'] });
+      tuning.loaded();
+      tuning.stop();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      observer.disconnect();
+      return n;
+    };
+    const small = () => 50 * 1024 * 1024;
+    expect(await forcedMajor(new HeapTuning([], '', small)), 'a 50 MB heap').to.equal(1);
+    expect(await forcedMajor(new HeapTuning([], '', () => LARGE_HEAP)), 'a large heap: V8 keeps its own growth').to.equal(0);
+    expect(await forcedMajor(new HeapTuning(['--heap-growing-percent=80'], '', small)), 'node was given its own growth').to.equal(0);
   });
 });
