@@ -242,8 +242,15 @@ function markdown(head: string[], body: string[][]): string {
 const fmtRps = (n: number) => Math.round(n).toLocaleString('en-US');
 const fmtMs = (n: number) => `${Math.round(n).toLocaleString('en-US')} ms`;
 
-/** Alternate the two servers (A B B A) so that drift on a noisy machine hits both equally. */
+/**
+ * Alternate the two servers in short segments (A B B A, repeated) so that drift on a noisy
+ * machine hits both equally. Segments of about SEGMENT_S seconds: with two segments a side (one
+ * A B B A), the two halves of one server differed by up to 30% on the shared VMs these runs use,
+ * and the page ratios of the same code moved between 0.55 and 1.0 from one run to the next.
+ */
 type Measured = LoadResult & { cpuMs: number };
+
+const SEGMENT_S = 1.5;
 
 async function abba(
   what: string,
@@ -255,8 +262,10 @@ async function abba(
   basePaths: string[] = paths,
   names: [string, string] = ['pypi-lite', 'baseline'],
 ): Promise<{ pypi: Measured; base: Measured }> {
-  const half = a.seconds / 2;
-  const warm = Math.min(1, half);
+  // An even number of segments per side (whole A B B A rounds), at least two.
+  const rounds = Math.max(1, Math.round(a.seconds / (2 * SEGMENT_S)));
+  const segment = a.seconds / (2 * rounds);
+  const warm = Math.min(1, segment);
   const opts = { headers, connections: a.connections };
   const measure = async (side: 'pypi' | 'base', seconds: number): Promise<Measured> => {
     const p = targets[side];
@@ -266,29 +275,31 @@ async function abba(
   };
   await measure('pypi', warm);
   await measure('base', warm);
-  const p1 = await measure('pypi', half);
-  const b1 = await measure('base', half);
-  const b2 = await measure('base', half);
-  const p2 = await measure('pypi', half);
-  const merge = (x: Measured, y: Measured): Measured => ({
-    cpuMs: x.cpuMs + y.cpuMs,
-    rps: (x.rps + y.rps) / 2,
-    p50: Math.round(((x.p50 + y.p50) / 2) * 100) / 100,
-    p99: Math.max(x.p99, y.p99),
-    requests: x.requests + y.requests,
-    non2xx: x.non2xx + y.non2xx,
-    errors: x.errors + y.errors,
-    throughput: (x.throughput + y.throughput) / 2,
+  const segments: Record<'pypi' | 'base', Measured[]> = { pypi: [], base: [] };
+  for (let i = 0; i < rounds; i++) {
+    for (const side of ['pypi', 'base', 'base', 'pypi'] as const) segments[side].push(await measure(side, segment));
+  }
+  // Segments of equal length: the mean of their rates is the rate over all of them.
+  const merge = (xs: Measured[]): Measured => ({
+    cpuMs: xs.reduce((n, x) => n + x.cpuMs, 0),
+    rps: xs.reduce((n, x) => n + x.rps, 0) / xs.length,
+    p50: Math.round((xs.reduce((n, x) => n + x.p50, 0) / xs.length) * 100) / 100,
+    p99: Math.max(...xs.map((x) => x.p99)),
+    requests: xs.reduce((n, x) => n + x.requests, 0),
+    non2xx: xs.reduce((n, x) => n + x.non2xx, 0),
+    errors: xs.reduce((n, x) => n + x.errors, 0),
+    throughput: xs.reduce((n, x) => n + x.throughput, 0) / xs.length,
   });
-  const pypi = merge(p1, p2);
-  const base = merge(b1, b2);
+  const pypi = merge(segments.pypi);
+  const base = merge(segments.base);
   for (const [n, r] of [[names[0], pypi], [names[1], base]] as const) {
     if (r.non2xx || r.errors) notes.push(`${what}: ${n} had ${r.non2xx} non-2xx answers and ${r.errors} errors`);
   }
+  const spread = (xs: Measured[]) => `${xs.length} segments ${fmtRps(Math.min(...xs.map((x) => x.rps)))}-${fmtRps(Math.max(...xs.map((x) => x.rps)))}`;
   const us = (m: Measured) => (m.cpuMs * 1000) / Math.max(1, m.requests);
   log(
-    `${what}: ${names[0]} ${fmtRps(pypi.rps)} req/s (p50 ${pypi.p50} ms, p99 ${pypi.p99} ms; halves ${fmtRps(p1.rps)} / ${fmtRps(p2.rps)}; ${us(pypi).toFixed(0)} us CPU/request), ` +
-      `${names[1]} ${fmtRps(base.rps)} req/s (p50 ${base.p50} ms, p99 ${base.p99} ms; halves ${fmtRps(b1.rps)} / ${fmtRps(b2.rps)}; ${us(base).toFixed(0)} us CPU/request)`,
+    `${what}: ${names[0]} ${fmtRps(pypi.rps)} req/s (p50 ${pypi.p50} ms, p99 ${pypi.p99} ms; ${spread(segments.pypi)}; ${us(pypi).toFixed(0)} us CPU/request), ` +
+      `${names[1]} ${fmtRps(base.rps)} req/s (p50 ${base.p50} ms, p99 ${base.p99} ms; ${spread(segments.base)}; ${us(base).toFixed(0)} us CPU/request)`,
   );
   cpuRow(`${what}, CPU per request`, us(pypi), us(base), 'us');
   return { pypi, base };
@@ -909,7 +920,7 @@ async function main(): Promise<void> {
   const generated = corpus.generatedMs === null ? 'reused' : `generated in ${(corpus.generatedMs / 1000).toFixed(1)} s`;
   process.stdout.write(
     `\npypi-lite benchmark: ${corpus.projects.toLocaleString('en-US')} projects x ${corpus.versions} versions x (wheel + sdist) + one ${mb(corpus.bigFile.size)} MB wheel = ${corpus.files.toLocaleString('en-US')} files, ${mb(corpus.bytes)} MB (corpus ${generated})\n` +
-      `node ${process.version}, ${os.availableParallelism()} CPUs; ${LOAD_GENERATOR} ${a.connections} connections, no pipelining, ${a.seconds} s per server and measurement (A B B A halves)\n\n` +
+      `node ${process.version}, ${os.availableParallelism()} CPUs; ${LOAD_GENERATOR} ${a.connections} connections, no pipelining, ${a.seconds} s per server and measurement (A B B A rounds of ~${SEGMENT_S} s segments)\n\n` +
       `${table()}\n\n` +
       `CPU time of the server processes (all threads), which other load on the machine disturbs far less than wall-clock speed; ratio = baseline / pypi-lite (1 = as cheap as the baseline):\n\n` +
       `${markdown(['metric', 'pypi-lite', 'baseline', 'ratio'], cpuRows.map((r) => [r.metric, r.pypi, r.base, r.ratio]))}\n`,
