@@ -170,7 +170,7 @@ describe('S3 feed and claims (replicas on one bucket)', function () {
     yb.watch();
     b.subscribe(() => {});
     const parsed = parseFilename('demo-1.0.tar.gz')!;
-    expect(yb.lookup('s3://b/pkgs', parsed)).to.equal(null);
+    expect(yb.lookup('s3://b/pkgs', parsed.filename, parsed.project, parsed.version)).to.equal(null);
     const edits = await Promise.all([
       ...Array.from({ length: 4 }, (_, i) => editYankList(la, `demo==${i === 0 ? '1.0' : `0.${i}`}`, { yank: true, reason: `a${i}` })),
       ...Array.from({ length: 4 }, (_, i) => editYankList(lb, `other==${i}.0`, { yank: true, reason: `b${i}` })),
@@ -180,8 +180,8 @@ describe('S3 feed and claims (replicas on one bucket)', function () {
     for (let i = 0; i < 4; i++) expect(text).to.include(`other==${i}.0 b${i}`);
     expect(text).to.include('demo==1.0 a0');
     await until('B re-read the list', () => (changed.length ? true : undefined));
-    await until('B sees the yank', () => (yb.lookup('s3://b/pkgs', parsed) ? true : undefined));
-    expect(yb.lookup('s3://b/pkgs', parsed)).to.deep.equal({ reason: 'a0' });
+    await until('B sees the yank', () => (yb.lookup('s3://b/pkgs', parsed.filename, parsed.project, parsed.version) ? true : undefined));
+    expect(yb.lookup('s3://b/pkgs', parsed.filename, parsed.project, parsed.version)).to.deep.equal({ reason: 'a0' });
     yb.close();
   });
 });

@@ -20,7 +20,6 @@ import { promises as fsp, watchFile, unwatchFile } from 'node:fs';
 import { editFile } from '../core/edit-file.js';
 import path from 'node:path';
 import type { Yank } from './catalog.js';
-import type { ParsedFilename } from './filename.js';
 import type { StoredTextFile, TextEdit } from '../store/types.js';
 import { normalizeName } from '../core/names.js';
 import { versionsEqual } from './version.js';
@@ -186,10 +185,11 @@ export class YankStore {
     for (const u of this.unsubscribe.splice(0)) u();
   }
 
-  lookup(root: string, parsed: ParsedFilename, project = parsed.project, version = parsed.version): Yank | null {
+  /** The yank of a file of root (by its name), or of its release (project, version). */
+  lookup(root: string, filename: string, project: string, version: string): Yank | null {
     const state = this.byRoot.get(root);
     if (!state || (state.files.size === 0 && state.releases.size === 0)) return null;
-    const byFile = state.files.get(parsed.filename);
+    const byFile = state.files.get(filename);
     if (byFile !== undefined) return { reason: byFile };
     const byRelease = state.releases.get(project)?.find((r) => versionsEqual(r.version, version));
     return byRelease !== undefined ? { reason: byRelease.reason } : null;
