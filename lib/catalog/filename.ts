@@ -85,6 +85,14 @@ function findExtension(filename: string): string | null {
   return at === -1 ? null : lowerAscii(filename.slice(at));
 }
 
+/**
+ * The canonical extension of a distribution file name ('.whl', '.tar.gz', ...; null for none),
+ * without parsing the rest: what an archive reader needs to know.
+ */
+export function distExtension(filename: string): string | null {
+  return findExtension(filename);
+}
+
 export function isDistFilename(filename: string): boolean {
   return typeof filename === 'string' && findExtension(filename) !== null;
 }

@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import { isDigested, type DistFile } from './catalog.js';
+import { distExtension } from './filename.js';
 import { HashPool, type HashResult } from './hash-pool.js';
 import { corrupt } from '../metadata/archive-errors.js';
 import { archiveKindOf } from '../metadata/types.js';
@@ -157,7 +158,7 @@ export class HashScheduler {
     // A file that appears while we run may still be being written (scp, a slow copy). A
     // truncated zip or wheel fails to open, but a truncated sdist often still yields its
     // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
-    const verifyGzip = q.appeared && (file.parsed.extension === '.tar.gz' || file.parsed.extension === '.tgz');
+    const verifyGzip = q.appeared && (extensionOf(file) === '.tar.gz' || extensionOf(file) === '.tgz');
     if (file.store.localPath && !verifyGzip) return this.startLocal(file, q, urgent);
     // Callbacks rather than an async function (see startLocal for the common case).
     const failed = (err: unknown): void => this.logFailure(file, err);
@@ -181,7 +182,7 @@ export class HashScheduler {
         }
         release();
       };
-      q.task = this.pool.submit({ path: local.path, archive: archiveKindOf(file.parsed) }, urgent, (r) => {
+      q.task = this.pool.submit({ path: local.path, archive: archiveKindOf({ extension: extensionOf(file) }) }, urgent, (r) => {
         if (!(verifyGzip && r.ok && !r.metadataError && this.hooks.isCurrent(file))) return settle(r);
         gzipComplete(local.path, r.size).then((complete) => {
           if (complete) return settle(r);
@@ -212,7 +213,7 @@ export class HashScheduler {
     }
     // (A closed pool would answer before its id is known here: nobody waits for it anyway.)
     if (path === undefined || this.closed) return this.finished(file, q);
-    q.task = this.pool.submit({ path, archive: archiveKindOf(file.parsed) }, urgent, this.localResult);
+    q.task = this.pool.submit({ path, archive: archiveKindOf({ extension: extensionOf(file) }) }, urgent, this.localResult);
     this.byTask.set(q.task, file);
   }
 
@@ -263,6 +264,11 @@ export class HashScheduler {
 }
 
 /** A file whose hashing failed (worker died twice) is retried after this, doubling up to the max. */
+/** The file's extension from its name alone (`file.parsed` parses all of an IndexedFile's name, on each read). */
+function extensionOf(file: DistFile): string {
+  return distExtension(file.filename) ?? file.parsed.extension;
+}
+
 const HASH_RETRY_MIN_MS = 60_000;
 const HASH_RETRY_MAX_MS = 3_600_000;
 
