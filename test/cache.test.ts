@@ -67,6 +67,28 @@ describe('digest cache', function () {
   });
   afterEach(async () => fsp.rm(dir, { recursive: true, force: true }));
 
+  it('keeps no state between records: one that cannot be encoded, or a very large one, changes nothing in the next', async function () {
+    // Records are encoded in one shared writer and copied out.
+    const file = path.join(dir, 'c');
+    const c = new FileDigestCache(file, { scope: ROOT });
+    await c.load();
+    const tooLong = entry(7, { metadata: { sha256: MD_SHA, size: 1, name: 'n'.repeat(70_000), version: '1', requiresPython: null, servable: true } });
+    const large = entry(8, { metadataError: 'e'.repeat(3_000), metadata: { sha256: MD_SHA, size: 1, name: 'm'.repeat(60_000), version: '1', requiresPython: null, servable: true } });
+    c.set('bad-1.0.tar.gz', tooLong);
+    c.set('large-1.0.tar.gz', large);
+    for (const [rel, e] of SAMPLE) c.set(rel, e);
+    c.set('bad-2.0.tar.gz', tooLong);
+    await c.close();
+    const bytes = await fsp.readFile(file);
+    expect(parseCache(bytes, ROOT)).to.include({ problem: null });
+    expect(await answers(dir, bytes)).to.deep.equal(SAMPLE.map(([, e]) => e));
+    const again = new FileDigestCache(file, { scope: ROOT });
+    await again.load();
+    expect(again.lookup('bad-1.0.tar.gz', stampOf(tooLong)), 'not cached: its name cannot be encoded').to.equal(undefined);
+    expect(again.lookup('large-1.0.tar.gz', stampOf(large))).to.deep.equal(large);
+    await again.close();
+  });
+
   it('round-trips every field through the file, including odd names and ETag stamps', async function () {
     const file = path.join(dir, 'c');
     const odd: CacheEntry = entry(42, {
