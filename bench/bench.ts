@@ -244,13 +244,14 @@ const fmtMs = (n: number) => `${Math.round(n).toLocaleString('en-US')} ms`;
 
 /**
  * Alternate the two servers in short segments (A B B A, repeated) so that drift on a noisy
- * machine hits both equally. Segments of about SEGMENT_S seconds: with two segments a side (one
- * A B B A), the two halves of one server differed by up to 30% on the shared VMs these runs use,
- * and the page ratios of the same code moved between 0.55 and 1.0 from one run to the next.
+ * machine hits both equally. Segments of SEGMENT_S seconds (wrk takes whole seconds): with two
+ * segments a side (one A B B A), the two halves of one server differed by up to 30% on the
+ * shared VMs these runs use, and the page ratios of the same code moved between 0.55 and 1.0
+ * from one run to the next.
  */
 type Measured = LoadResult & { cpuMs: number };
 
-const SEGMENT_S = 1.5;
+const SEGMENT_S = 1;
 
 async function abba(
   what: string,
@@ -262,10 +263,10 @@ async function abba(
   basePaths: string[] = paths,
   names: [string, string] = ['pypi-lite', 'baseline'],
 ): Promise<{ pypi: Measured; base: Measured }> {
-  // An even number of segments per side (whole A B B A rounds), at least two.
+  // Whole A B B A rounds (two segments a side each), about a.seconds a side in all.
   const rounds = Math.max(1, Math.round(a.seconds / (2 * SEGMENT_S)));
-  const segment = a.seconds / (2 * rounds);
-  const warm = Math.min(1, segment);
+  const segment = SEGMENT_S;
+  const warm = 1;
   const opts = { headers, connections: a.connections };
   const measure = async (side: 'pypi' | 'base', seconds: number): Promise<Measured> => {
     const p = targets[side];
@@ -920,7 +921,7 @@ async function main(): Promise<void> {
   const generated = corpus.generatedMs === null ? 'reused' : `generated in ${(corpus.generatedMs / 1000).toFixed(1)} s`;
   process.stdout.write(
     `\npypi-lite benchmark: ${corpus.projects.toLocaleString('en-US')} projects x ${corpus.versions} versions x (wheel + sdist) + one ${mb(corpus.bigFile.size)} MB wheel = ${corpus.files.toLocaleString('en-US')} files, ${mb(corpus.bytes)} MB (corpus ${generated})\n` +
-      `node ${process.version}, ${os.availableParallelism()} CPUs; ${LOAD_GENERATOR} ${a.connections} connections, no pipelining, ${a.seconds} s per server and measurement (A B B A rounds of ~${SEGMENT_S} s segments)\n\n` +
+      `node ${process.version}, ${os.availableParallelism()} CPUs; ${LOAD_GENERATOR} ${a.connections} connections, no pipelining, ${a.seconds} s per server and measurement (A B B A rounds of ${SEGMENT_S} s segments)\n\n` +
       `${table()}\n\n` +
       `CPU time of the server processes (all threads), which other load on the machine disturbs far less than wall-clock speed; ratio = baseline / pypi-lite (1 = as cheap as the baseline):\n\n` +
       `${markdown(['metric', 'pypi-lite', 'baseline', 'ratio'], cpuRows.map((r) => [r.metric, r.pypi, r.base, r.ratio]))}\n`,
