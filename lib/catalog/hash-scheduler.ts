@@ -158,7 +158,8 @@ export class HashScheduler {
     // A file that appears while we run may still be being written (scp, a slow copy). A
     // truncated zip or wheel fails to open, but a truncated sdist often still yields its
     // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
-    const verifyGzip = q.appeared && (extensionOf(file) === '.tar.gz' || extensionOf(file) === '.tgz');
+    const extension = q.appeared ? extensionOf(file) : '';
+    const verifyGzip = extension === '.tar.gz' || extension === '.tgz';
     if (file.store.localPath && !verifyGzip) return this.startLocal(file, q, urgent);
     // Callbacks rather than an async function (see startLocal for the common case).
     const failed = (err: unknown): void => this.logFailure(file, err);
@@ -263,12 +264,12 @@ export class HashScheduler {
   }
 }
 
-/** A file whose hashing failed (worker died twice) is retried after this, doubling up to the max. */
 /** The file's extension from its name alone (`file.parsed` parses all of an IndexedFile's name, on each read). */
 function extensionOf(file: DistFile): string {
   return distExtension(file.filename) ?? file.parsed.extension;
 }
 
+/** A file whose hashing failed (worker died twice) is retried after this, doubling up to the max. */
 const HASH_RETRY_MIN_MS = 60_000;
 const HASH_RETRY_MAX_MS = 3_600_000;
 
