@@ -14,7 +14,7 @@ import { isDigested, type DistFile } from './catalog.js';
 import { distExtension } from './filename.js';
 import { HashPool, type HashResult } from './hash-pool.js';
 import { corrupt } from '../metadata/archive-errors.js';
-import { archiveKindOf } from '../metadata/types.js';
+import { archiveKindOf, type ArchiveKind } from '../metadata/types.js';
 
 export interface HashSchedulerHooks {
   /** Is this still the indexed file (not replaced or removed meanwhile)? */
@@ -158,9 +158,10 @@ export class HashScheduler {
     // A file that appears while we run may still be being written (scp, a slow copy). A
     // truncated zip or wheel fails to open, but a truncated sdist often still yields its
     // PKG-INFO, so a new .tar.gz is only accepted once its whole gzip stream decodes.
-    const extension = q.appeared ? extensionOf(file) : '';
-    const verifyGzip = extension === '.tar.gz' || extension === '.tgz';
-    if (file.store.localPath && !verifyGzip) return this.startLocal(file, q, urgent);
+    const extension = extensionOf(file);
+    const archive = archiveKindOf({ extension });
+    const verifyGzip = q.appeared && (extension === '.tar.gz' || extension === '.tgz');
+    if (file.store.localPath && !verifyGzip) return this.startLocal(file, q, archive, urgent);
     // Callbacks rather than an async function (see startLocal for the common case).
     const failed = (err: unknown): void => this.logFailure(file, err);
     const finished = (): void => this.finished(file, q);
@@ -176,14 +177,10 @@ export class HashScheduler {
         });
       };
       const settle = (r: HashResult): void => {
-        try {
-          this.settle(file, r, q.appeared);
-        } catch (err) {
-          failed(err);
-        }
+        this.apply(file, q, r);
         release();
       };
-      q.task = this.pool.submit({ path: local.path, archive: archiveKindOf({ extension: extensionOf(file) }) }, urgent, (r) => {
+      q.task = this.pool.submit({ path: local.path, archive }, urgent, (r) => {
         if (!(verifyGzip && r.ok && !r.metadataError && this.hooks.isCurrent(file))) return settle(r);
         gzipComplete(local.path, r.size).then((complete) => {
           if (complete) return settle(r);
@@ -205,7 +202,7 @@ export class HashScheduler {
    * start hands every file to the pool: closures and promises per file were most of what the
    * main thread allocated then, and lived long enough to be promoted to the old generation).
    */
-  private startLocal(file: DistFile, q: Queued, urgent: boolean): void {
+  private startLocal(file: DistFile, q: Queued, archive: ArchiveKind, urgent: boolean): void {
     let path: string | undefined;
     try {
       path = file.store.localPath?.(file.relPath);
@@ -214,7 +211,7 @@ export class HashScheduler {
     }
     // (A closed pool would answer before its id is known here: nobody waits for it anyway.)
     if (path === undefined || this.closed) return this.finished(file, q);
-    q.task = this.pool.submit({ path, archive: archiveKindOf({ extension: extensionOf(file) }) }, urgent, this.localResult);
+    q.task = this.pool.submit({ path, archive }, urgent, this.localResult);
     this.byTask.set(q.task, file);
   }
 
@@ -224,13 +221,18 @@ export class HashScheduler {
     this.byTask.delete(r.id);
     const q = this.inflight.get(file);
     if (!q) return;
+    this.apply(file, q, r);
+    this.finished(file, q);
+  };
+
+  /** Settle a file with its result; a failure to apply it is logged (the file still finishes). */
+  private apply(file: DistFile, q: Queued, r: HashResult): void {
     try {
       this.settle(file, r, q.appeared);
     } catch (err) {
       this.logFailure(file, err);
     }
-    this.finished(file, q);
-  };
+  }
 
   private logFailure(file: DistFile, err: unknown): void {
     this.log.error({ err, file: file.relPath }, 'cannot hash a file');
