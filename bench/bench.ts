@@ -265,7 +265,6 @@ async function abba(
 ): Promise<{ pypi: Measured; base: Measured }> {
   // Whole A B B A rounds (two segments a side each), about a.seconds a side in all.
   const rounds = Math.max(1, Math.round(a.seconds / (2 * SEGMENT_S)));
-  const segment = SEGMENT_S;
   const warm = 1;
   const opts = { headers, connections: a.connections };
   const measure = async (side: 'pypi' | 'base', seconds: number): Promise<Measured> => {
@@ -278,21 +277,26 @@ async function abba(
   await measure('base', warm);
   const segments: Record<'pypi' | 'base', Measured[]> = { pypi: [], base: [] };
   for (let i = 0; i < rounds; i++) {
-    for (const side of ['pypi', 'base', 'base', 'pypi'] as const) segments[side].push(await measure(side, segment));
+    for (const side of ['pypi', 'base', 'base', 'pypi'] as const) segments[side].push(await measure(side, SEGMENT_S));
   }
   // Segments of equal length: the mean of their rates is the rate over all of them. Each
   // segment's p99 estimates the same p99: their mean is taken (their maximum grows with the
   // number of segments: one hiccup of the machine in 12 segments read as the p99 of all).
-  const merge = (xs: Measured[]): Measured => ({
-    cpuMs: xs.reduce((n, x) => n + x.cpuMs, 0),
-    rps: xs.reduce((n, x) => n + x.rps, 0) / xs.length,
-    p50: Math.round((xs.reduce((n, x) => n + x.p50, 0) / xs.length) * 100) / 100,
-    p99: Math.round((xs.reduce((n, x) => n + x.p99, 0) / xs.length) * 100) / 100,
-    requests: xs.reduce((n, x) => n + x.requests, 0),
-    non2xx: xs.reduce((n, x) => n + x.non2xx, 0),
-    errors: xs.reduce((n, x) => n + x.errors, 0),
-    throughput: xs.reduce((n, x) => n + x.throughput, 0) / xs.length,
-  });
+  const merge = (xs: Measured[]): Measured => {
+    const sum = (field: (x: Measured) => number): number => xs.reduce((n, x) => n + field(x), 0);
+    const mean = (field: (x: Measured) => number): number => sum(field) / xs.length;
+    const ms = (v: number): number => Math.round(v * 100) / 100;
+    return {
+      cpuMs: sum((x) => x.cpuMs),
+      rps: mean((x) => x.rps),
+      p50: ms(mean((x) => x.p50)),
+      p99: ms(mean((x) => x.p99)),
+      requests: sum((x) => x.requests),
+      non2xx: sum((x) => x.non2xx),
+      errors: sum((x) => x.errors),
+      throughput: mean((x) => x.throughput),
+    };
+  };
   const pypi = merge(segments.pypi);
   const base = merge(segments.base);
   for (const [n, r] of [[names[0], pypi], [names[1], base]] as const) {
