@@ -91,7 +91,7 @@ async function serve(roots: string[], o: ServeOptions): Promise<void> {
   }
   let running;
   try {
-    running = await startServer(config, log);
+    running = await startServer(config, log, { onLargeUpload: () => heap.streaming() });
     running.loaded.then(() => heap.loaded(), () => {});
   } catch (err) {
     if (err instanceof HtpasswdError || err instanceof UpstreamCacheError || err instanceof StoreStartError) throw new UsageError(err.message);

@@ -16,6 +16,7 @@ import { openIndexed } from './catalog/still-indexed.js';
 import { Metrics } from './ops/metrics.js';
 import { PageCache } from './simple/pages.js';
 import { FileUploader } from './upload/uploader.js';
+import type { StreamHook } from './upload/storage.js';
 import { FsStore } from './store/fs-store.js';
 import type { PackageStore } from './store/types.js';
 import type { S3Store } from './store/s3-store.js';
@@ -74,7 +75,13 @@ async function openS3Stores(config: Config, log: Logger): Promise<{ stores: Map<
   return { stores, close };
 }
 
-export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+/** What the process around the server gives it (the CLI: its heap tuning). */
+export interface ServerHooks {
+  /** An upload's file passed LARGE_STREAM bytes (lib/upload/storage.ts). */
+  onLargeUpload?: StreamHook;
+}
+
+export async function startServer(config: Config, log: Logger, hooks: ServerHooks = {}): Promise<RunningServer> {
   if (config.upstream && config.upstreamCache) await prepareUpstreamCache(config.upstreamCache);
   let passwords: PasswordFile | null = null;
   if (config.passwords) {
@@ -121,7 +128,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const auth = new AuthGuard({ authenticate: config.authenticate, authenticator: passwords, anonymousUploads: config.anonymousUploads });
   // Each component logs through its own child logger (the convention: lib/log.ts).
   const httpLog = log.child({ component: 'http' });
-  const uploader = new FileUploader(config, { store: stores[0], indexer, metadata, log: log.child({ component: 'upload' }), metrics });
+  const uploader = new FileUploader(config, { store: stores[0], indexer, metadata, log: log.child({ component: 'upload' }), metrics, onLargeFile: hooks.onLargeUpload });
   const reloadYanks = async () => {
     await yanks.load();
     for (const root of yankRoots) indexer.refreshYanks(root);

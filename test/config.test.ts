@@ -9,7 +9,7 @@ import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks
 import type { Command } from 'commander';
 import { buildConfig, buildProgram } from '../lib/cli.js';
 import { isSwitch, SERVE_OPTIONS, type Config } from '../lib/core/config.js';
-import { growingPercentFor, HEAP_GROWING_PERCENT, HeapTuning, LARGE_HEAP } from '../lib/core/heap.js';
+import { growingPercentFor, HEAP_GROWING_PERCENT, HeapTuning, LARGE_HEAP, STREAM_GROWING_PERCENT } from '../lib/core/heap.js';
 import { makeConfig } from './helpers/config.js';
 import { tempDir } from './helpers/server.js';
 
@@ -160,14 +160,35 @@ describe('serve options: one table of defaults, variables and parsers', () => {
 });
 
 describe('serve: V8 heap growth', () => {
+  /** Forced major collections while `during` runs (and 100 ms after). */
+  async function forcedMajors(during: () => Promise<void> | void): Promise<number> {
+    let n = 0;
+    const observer = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const d = (e as unknown as { detail: { kind: number; flags: number } }).detail;
+        if (d.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR && (d.flags & perfConstants.NODE_PERFORMANCE_GC_FLAGS_FORCED) !== 0) n++;
+      }
+    });
+    observer.observe({ entryTypes: ['gc'] });
+    try {
+      await during();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      observer.disconnect();
+    }
+    return n;
+  }
+  const small = () => 50 * 1024 * 1024;
+  const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
   it('is kept tight for a small heap, left to V8 for a large one, and not set when node was given its own', () => {
     expect(growingPercentFor(50 * 1024 * 1024), '50 MB').to.equal(HEAP_GROWING_PERCENT);
     expect(growingPercentFor(LARGE_HEAP - 1)).to.equal(HEAP_GROWING_PERCENT);
     expect(growingPercentFor(LARGE_HEAP), 'V8 chooses').to.equal(0);
-    expect(new HeapTuning(['--heap-growing-percent=80'], '').enabled, 'node --heap-growing-percent=80').to.equal(false);
-    expect(new HeapTuning(['--heap_growing_percent=80'], '').enabled, 'underscore spelling').to.equal(false);
-    expect(new HeapTuning([], '--max-old-space-size=512 --heap-growing-percent=80').enabled, 'in NODE_OPTIONS').to.equal(false);
-    const tuning = new HeapTuning(['--max-old-space-size=512'], '');
+    expect(new HeapTuning({ execArgv: ['--heap-growing-percent=80'], nodeOptions: '' }).enabled, 'node --heap-growing-percent=80').to.equal(false);
+    expect(new HeapTuning({ execArgv: ['--heap_growing_percent=80'], nodeOptions: '' }).enabled, 'underscore spelling').to.equal(false);
+    expect(new HeapTuning({ execArgv: [], nodeOptions: '--max-old-space-size=512 --heap-growing-percent=80' }).enabled, 'in NODE_OPTIONS').to.equal(false);
+    const tuning = new HeapTuning({ execArgv: ['--max-old-space-size=512'], nodeOptions: '' });
     expect(tuning.enabled, 'other flags only').to.equal(true);
     tuning.loaded();
     tuning.stop();
@@ -176,24 +197,63 @@ describe('serve: V8 heap growth', () => {
   it('collects once when the catalog is loaded with a small heap, so that the tight growth applies from then on', async () => {
     // V8 computes the next limit at a full collection: without one, the limit the load's last
     // collection set (V8's own, up to 4x) held, and a cold start's heap could triple first.
-    const forcedMajor = async (tuning: HeapTuning): Promise<number> => {
-      let n = 0;
-      const observer = new PerformanceObserver((list) => {
-        for (const e of list.getEntries()) {
-          const d = (e as unknown as { detail: { kind: number; flags: number } }).detail;
-          if (d.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR && (d.flags & perfConstants.NODE_PERFORMANCE_GC_FLAGS_FORCED) !== 0) n++;
-        }
+    const forcedMajor = (tuning: HeapTuning) =>
+      forcedMajors(() => {
+        tuning.loaded();
+        tuning.stop();
       });
-      observer.observe({ entryTypes: ['gc'] });
-      tuning.loaded();
+    expect(await forcedMajor(new HeapTuning({ execArgv: [], nodeOptions: '', usedHeap: small })), 'a 50 MB heap').to.equal(1);
+    expect(await forcedMajor(new HeapTuning({ execArgv: [], nodeOptions: '', usedHeap: () => LARGE_HEAP })), 'a large heap: V8 keeps its own growth').to.equal(0);
+    expect(await forcedMajor(new HeapTuning({ execArgv: ['--heap-growing-percent=80'], nodeOptions: '', usedHeap: small })), 'node was given its own growth').to.equal(0);
+  });
+
+  it('grows the heap 2x while a large upload streams and a moment after, then makes it tight again with one collection', async () => {
+    // A tight growth turned every 20-30 MB of a 100 MB upload into a full collection of the catalog.
+    const tuning = new HeapTuning({ execArgv: [], nodeOptions: '', usedHeap: small, checkMs: 10, quietMs: 500 });
+    try {
+      expect(await forcedMajors(() => tuning.loaded()), 'the load').to.equal(1);
+      expect(tuning.growingPercent).to.equal(HEAP_GROWING_PERCENT);
+      let endFirst!: () => void;
+      const whileStreaming = await forcedMajors(async () => {
+        endFirst = tuning.streaming();
+        expect(tuning.growingPercent, 'at once').to.equal(STREAM_GROWING_PERCENT);
+        const endSecond = tuning.streaming();
+        endFirst();
+        endFirst(); // once only: the second stream still runs
+        await sleep(60);
+        expect(tuning.growingPercent, 'one stream still running').to.equal(STREAM_GROWING_PERCENT);
+        endSecond();
+        await sleep(60);
+        expect(tuning.growingPercent, 'within the quiet time').to.equal(STREAM_GROWING_PERCENT);
+      });
+      expect(whileStreaming, 'no collection while streaming').to.equal(0);
+      // (forcedMajors waits 100 ms after `during`: 220 ms of the 500 have passed.)
+      const after = await forcedMajors(() => sleep(400));
+      expect(tuning.growingPercent, 'after the quiet time').to.equal(HEAP_GROWING_PERCENT);
+      expect(after, 'one collection applies the tight growth').to.equal(1);
+      expect(await forcedMajors(() => sleep(100)), 'and only one').to.equal(0);
+    } finally {
       tuning.stop();
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      observer.disconnect();
-      return n;
-    };
-    const small = () => 50 * 1024 * 1024;
-    expect(await forcedMajor(new HeapTuning([], '', small)), 'a 50 MB heap').to.equal(1);
-    expect(await forcedMajor(new HeapTuning([], '', () => LARGE_HEAP)), 'a large heap: V8 keeps its own growth').to.equal(0);
-    expect(await forcedMajor(new HeapTuning(['--heap-growing-percent=80'], '', small)), 'node was given its own growth').to.equal(0);
+    }
+  });
+
+  it('changes nothing for streams when the heap is large or node was given its own growth', async () => {
+    for (const tuning of [
+      new HeapTuning({ execArgv: [], nodeOptions: '', usedHeap: () => LARGE_HEAP, checkMs: 10, quietMs: 50 }),
+      new HeapTuning({ execArgv: ['--heap-growing-percent=80'], nodeOptions: '', usedHeap: small, checkMs: 10, quietMs: 50 }),
+    ]) {
+      try {
+        tuning.loaded();
+        const before = tuning.growingPercent;
+        const n = await forcedMajors(async () => {
+          tuning.streaming()();
+          await sleep(150);
+        });
+        expect(tuning.growingPercent).to.equal(before);
+        expect(n).to.equal(0);
+      } finally {
+        tuning.stop();
+      }
+    }
   });
 });

@@ -9,8 +9,12 @@ import { finished, pipeline } from 'node:stream/promises';
 import { distKey, parseFilename } from '../lib/catalog/filename.js';
 import { versionKey } from '../lib/catalog/version.js';
 import { FormGuard, boundaryOf, type FormLimits } from '../lib/upload/form-guard.js';
-import { multipart } from './helpers/upload.js';
-import { sweepTempFiles, TEMP_PREFIX } from '../lib/upload/storage.js';
+import { eventually, multipart, post, postHead, RawClient, tempUploads, twineFields } from './helpers/upload.js';
+import { makeConfig } from './helpers/config.js';
+import { startServer, type RunningServer } from '../lib/server.js';
+import { pino } from 'pino';
+import { randomBytes } from 'node:crypto';
+import { LARGE_STREAM, sweepTempFiles, TEMP_PREFIX } from '../lib/upload/storage.js';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -373,5 +377,63 @@ describe('sweepTempFiles: the temp files an interrupted upload left in a root', 
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('large uploads tell the process they are streaming (the heap tuning relaxes meanwhile)', function () {
+  this.timeout(30_000);
+  let root: string;
+  let running: RunningServer;
+  const calls = { started: 0, ended: 0 };
+
+  before(async () => {
+    root = await fsp.mkdtemp(path.join(os.tmpdir(), 'pypi-lite-large-'));
+    const config = makeConfig({ roots: [root], authenticate: new Set(), anonymousUploads: true });
+    running = await startServer(config, pino({ level: 'silent' }), {
+      onLargeUpload: () => {
+        calls.started++;
+        return () => calls.ended++;
+      },
+    });
+    await running.loaded;
+  });
+  after(async () => {
+    await running?.close();
+    await fsp.rm(root, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    calls.started = 0;
+    calls.ended = 0;
+  });
+
+  const wheel = (version: string, bytes: number) => {
+    const content = randomBytes(bytes);
+    const filename = `large_demo-${version}-py3-none-any.whl`;
+    return { filename, content, fields: twineFields('large-demo', version, filename, content) };
+  };
+
+  for (const fileFirst of [false, true]) {
+    it(`once per file past ${LARGE_STREAM / 1024 / 1024} MiB, ended with its answer; never for a small file (${fileFirst ? 'file before the fields' : "twine's order"})`, async () => {
+      // (Random bytes are no wheel: refused once stored and read, which is after the stream.)
+      const big = wheel(`1.${Number(fileFirst)}.0`, LARGE_STREAM + 1024 * 1024);
+      const answer = await post(`${running.url}/`, multipart(big.fields, { filename: big.filename, bytes: big.content }, { fileFirst }));
+      expect(answer.status, answer.statusText).to.equal(400);
+      expect(calls).to.deep.equal({ started: 1, ended: 1 });
+      const small = wheel(`2.${Number(fileFirst)}.0`, LARGE_STREAM / 2);
+      expect((await post(`${running.url}/`, multipart(small.fields, { filename: small.filename, bytes: small.content }, { fileFirst }))).status).to.equal(400);
+      expect(calls, 'a small file').to.deep.equal({ started: 1, ended: 1 });
+    });
+  }
+
+  it('ends it when the client goes away in the middle of the file', async () => {
+    const big = wheel('3.0.0', 3 * LARGE_STREAM);
+    const mp = multipart(big.fields, { filename: big.filename, bytes: big.content });
+    const client = await RawClient.connect(running.port);
+    await client.write(postHead('/', mp.contentType, mp.body.length));
+    await client.write(mp.body.subarray(0, 2 * LARGE_STREAM));
+    expect(await eventually(() => calls.started === 1, 5000), 'started').to.equal(true);
+    client.socket.destroy();
+    expect(await eventually(() => calls.ended === 1, 5000), 'ended').to.equal(true);
+    expect(await eventually(async () => (await tempUploads(root)).length === 0, 5000), 'no temp file left').to.equal(true);
   });
 });

@@ -38,6 +38,14 @@ export const WRITE_BATCH = 1024 * 1024;
 export const WRITES_IN_FLIGHT = 4;
 /** Bytes written between two fdatasync calls started while the file still streams in. */
 export const SYNC_EVERY = 16 * 1024 * 1024;
+/** A file this large is a stream the process is told about (see StreamHook). */
+export const LARGE_STREAM = 4 * 1024 * 1024;
+
+/**
+ * Told when an upload's file passes LARGE_STREAM bytes (lib/core/heap.ts relaxes the heap's
+ * growth meanwhile); returns the function to call once, when that file's stream has ended.
+ */
+export type StreamHook = () => () => void;
 
 /**
  * Creates the temp file, hashes what is written to it as it arrives and writes it in batches
@@ -68,12 +76,15 @@ class TempFileSink extends Writable {
   private position = 0;
   private syncing: Promise<void> | null = null;
   private unsynced = 0;
+  /** Ends what `onLarge` was told (once the file passed LARGE_STREAM bytes). */
+  private largeEnded: (() => void) | null = null;
   bytes = 0;
 
   constructor(
     readonly tempPath: string,
     private readonly want: { md5: boolean; blake2b256: boolean },
     private readonly maxBytes: number,
+    private readonly onLarge: StreamHook | null = null,
   ) {
     super({ highWaterMark: WRITE_BATCH });
   }
@@ -90,6 +101,7 @@ class TempFileSink extends Writable {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.bytes += chunk.length;
     if (this.bytes > this.maxBytes) return cb(httpError('PAYLOAD_TOO_LARGE', `limit is ${this.maxBytes} bytes`));
+    if (this.bytes >= LARGE_STREAM && this.onLarge && !this.largeEnded) this.largeEnded = this.onLarge();
     this.digester!.update(chunk);
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
@@ -120,6 +132,8 @@ class TempFileSink extends Writable {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // (Finished or failed: a Writable is destroyed either way.)
+    this.largeEnded?.();
     const fh = this.fh;
     this.fh = null;
     // close() waits for a write still in flight.
@@ -205,7 +219,13 @@ export class TempFileStorage implements multer.StorageEngine {
   constructor(
     private readonly dir: string,
     private readonly maxBytes: number = Infinity,
+    private readonly onLarge: StreamHook | null = null,
   ) {}
+
+  /** The writer of a temp file of this request (md5 and blake2b too when the form announced them). */
+  private sink(req: Request, tempPath: string): TempFileSink {
+    return new TempFileSink(tempPath, { md5: announced(req.body, 'md5_digest'), blake2b256: announced(req.body, 'blake2_256_digest') }, this.maxBytes, this.onLarge);
+  }
 
   /** A new temp file of this request: tracked until it is settled or discarded. */
   private track(req: Request): { tempPath: string; writeDone: () => void } {
@@ -230,7 +250,7 @@ export class TempFileStorage implements multer.StorageEngine {
   /** A temp file the FormGuard writes; `done` settles once it is complete or failed and removed. */
   private diversion(req: Request): { sink: TempFileSink; done: Promise<StoredUpload> } {
     const { tempPath, writeDone } = this.track(req);
-    const sink = new TempFileSink(tempPath, { md5: announced(req.body, 'md5_digest'), blake2b256: announced(req.body, 'blake2_256_digest') }, this.maxBytes);
+    const sink = this.sink(req, tempPath);
     const done = new Promise<StoredUpload>((resolve, reject) => {
       sink.once('finish', () => resolve(sink.result()));
       sink.once('close', () => reject(sink.errored ?? new Error('the upload was cut short')));
@@ -286,7 +306,7 @@ export class TempFileStorage implements multer.StorageEngine {
     // write to stop) before the answer goes out, instead of leaving that to this callback, which
     // multer does not wait for once the file stream has failed.
     file.path = tempPath;
-    const sink = new TempFileSink(tempPath, { md5: announced(req.body, 'md5_digest'), blake2b256: announced(req.body, 'blake2_256_digest') }, this.maxBytes);
+    const sink = this.sink(req, tempPath);
     pipeline(file.stream, sink).then(
       () => {
         const digests = sink.result();

@@ -19,7 +19,7 @@ import type { MetadataSource } from '../metadata/reader.js';
 import { summarizeMetadata } from '../metadata/summary.js';
 import type { MetricsService } from '../ops/metrics.js';
 import type { PackageStore, StoreEntry } from '../store/types.js';
-import { TempFileStorage, sweepTempFiles, type StoredUpload } from './storage.js';
+import { TempFileStorage, sweepTempFiles, type StoredUpload, type StreamHook } from './storage.js';
 
 export interface UploadForm {
   name: string;
@@ -92,10 +92,10 @@ export class FileUploader implements UploadService {
 
   constructor(
     private readonly config: Config,
-    private readonly deps: { store: PackageStore; indexer: UploadIndex; metadata: MetadataSource<DistFile>; log: Logger; metrics: MetricsService | null },
+    private readonly deps: { store: PackageStore; indexer: UploadIndex; metadata: MetadataSource<DistFile>; log: Logger; metrics: MetricsService | null; onLargeFile?: StreamHook },
   ) {
     this.store = deps.store;
-    this.storage = new TempFileStorage(this.store.stagingDir, config.maxUploadSize);
+    this.storage = new TempFileStorage(this.store.stagingDir, config.maxUploadSize, deps.onLargeFile ?? null);
   }
 
   /**
