@@ -209,13 +209,14 @@ describe('serve: V8 heap growth', () => {
 
   it('grows the heap 2x while a large upload streams and a moment after, then makes it tight again with one collection', async () => {
     // A tight growth turned every 20-30 MB of a 100 MB upload into a full collection of the catalog.
-    const tuning = new HeapTuning({ execArgv: [], nodeOptions: '', usedHeap: small, checkMs: 10, quietMs: 500 });
+    const quietMs = 1500;
+    const tuning = new HeapTuning({ execArgv: [], nodeOptions: '', usedHeap: small, checkMs: 10, quietMs });
     try {
       expect(await forcedMajors(() => tuning.loaded()), 'the load').to.equal(1);
       expect(tuning.growingPercent).to.equal(HEAP_GROWING_PERCENT);
-      let endFirst!: () => void;
+      let ended = 0;
       const whileStreaming = await forcedMajors(async () => {
-        endFirst = tuning.streaming();
+        const endFirst = tuning.streaming();
         expect(tuning.growingPercent, 'at once').to.equal(STREAM_GROWING_PERCENT);
         const endSecond = tuning.streaming();
         endFirst();
@@ -223,13 +224,18 @@ describe('serve: V8 heap growth', () => {
         await sleep(60);
         expect(tuning.growingPercent, 'one stream still running').to.equal(STREAM_GROWING_PERCENT);
         endSecond();
+        ended = performance.now();
         await sleep(60);
         expect(tuning.growingPercent, 'within the quiet time').to.equal(STREAM_GROWING_PERCENT);
       });
       expect(whileStreaming, 'no collection while streaming').to.equal(0);
-      // (forcedMajors waits 100 ms after `during`: 220 ms of the 500 have passed.)
-      const after = await forcedMajors(() => sleep(400));
+      let tightAt = 0;
+      const after = await forcedMajors(async () => {
+        while (tuning.growingPercent !== HEAP_GROWING_PERCENT && performance.now() - ended < quietMs + 5000) await sleep(10);
+        tightAt = performance.now();
+      });
       expect(tuning.growingPercent, 'after the quiet time').to.equal(HEAP_GROWING_PERCENT);
+      expect(tightAt - ended, 'not before the quiet time is over').to.be.at.least(quietMs);
       expect(after, 'one collection applies the tight growth').to.equal(1);
       expect(await forcedMajors(() => sleep(100)), 'and only one').to.equal(0);
     } finally {
