@@ -128,7 +128,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const auth = new AuthGuard({ authenticate: config.authenticate, authenticator: passwords, anonymousUploads: config.anonymousUploads });
   // Each component logs through its own child logger (the convention: lib/log.ts).
   const httpLog = log.child({ component: 'http' });
-  const uploader = new FileUploader(config, { store: stores[0], indexer, metadata, log: log.child({ component: 'upload' }), metrics, onLargeFile: hooks.onLargeUpload });
+  const uploader = new FileUploader(config, { store: stores[0], indexer, metadata, log: log.child({ component: 'upload' }), metrics, onLargeUpload: hooks.onLargeUpload });
   const reloadYanks = async () => {
     await yanks.load();
     for (const root of yankRoots) indexer.refreshYanks(root);

@@ -49,8 +49,6 @@ export class HeapTuning {
   /** Streams running now, and when the last one ended. */
   private streams = 0;
   private lastStreamEnd = -Infinity;
-  /** Is the growth the streams' (STREAM_GROWING_PERCENT)? */
-  private relaxed = false;
   private readonly usedHeap: () => number;
   private readonly checkMs: number;
   private readonly quietMs: number;
@@ -115,9 +113,8 @@ export class HeapTuning {
   private check(first: boolean): void {
     const streaming = this.streams > 0 || performance.now() - this.lastStreamEnd < this.quietMs;
     const bySize = growingPercentFor(this.usedHeap());
-    const wasRelaxed = this.relaxed;
-    this.relaxed = streaming && bySize === HEAP_GROWING_PERCENT;
-    this.set(this.relaxed ? STREAM_GROWING_PERCENT : bySize);
+    const wasRelaxed = this.current === STREAM_GROWING_PERCENT;
+    this.set(streaming && bySize === HEAP_GROWING_PERCENT ? STREAM_GROWING_PERCENT : bySize);
     // The tight growth after the load or after streams: a full collection applies it now rather
     // than at V8's next one (and frees what the streams left). Not when the heap's size alone
     // crosses LARGE_HEAP: a heap that hovers there would be collected at every crossing.

@@ -92,10 +92,10 @@ export class FileUploader implements UploadService {
 
   constructor(
     private readonly config: Config,
-    private readonly deps: { store: PackageStore; indexer: UploadIndex; metadata: MetadataSource<DistFile>; log: Logger; metrics: MetricsService | null; onLargeFile?: StreamHook },
+    private readonly deps: { store: PackageStore; indexer: UploadIndex; metadata: MetadataSource<DistFile>; log: Logger; metrics: MetricsService | null; onLargeUpload?: StreamHook },
   ) {
     this.store = deps.store;
-    this.storage = new TempFileStorage(this.store.stagingDir, config.maxUploadSize, deps.onLargeFile ?? null);
+    this.storage = new TempFileStorage(this.store.stagingDir, config.maxUploadSize, deps.onLargeUpload ?? null);
   }
 
   /**
