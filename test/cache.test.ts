@@ -135,7 +135,7 @@ describe('digest cache', function () {
             got = [name, version, rp, servable];
           },
         };
-        expect(b.fill(r, stampOf(e), target as unknown as Parameters<FileDigestCache['fill']>[2], (x) => x), r).to.equal(true);
+        expect(b.fill(r, stampOf(e), target as unknown as Parameters<FileDigestCache['fill']>[2], { decode: (buf, start, end) => buf.toString('utf8', start, end) }), r).to.equal(true);
         const md = e.metadata!;
         expect(got, r).to.deep.equal([md.name, md.version, md.requiresPython, md.servable]);
       }

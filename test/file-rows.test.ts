@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { KeyIndex, keyHash, type RecordSource } from '../lib/catalog/key-index.js';
 import { Catalog, IndexedFile, type DistFile } from '../lib/catalog/catalog.js';
 import { columns } from '../lib/catalog/file-columns.js';
-import { parseFilename } from '../lib/catalog/filename.js';
+import { describeName, parseFilename } from '../lib/catalog/filename.js';
 import type { PackageStore } from '../lib/store/types.js';
 
 const hashOf = (k: string): number => keyHash(Buffer.from(k), 0, Buffer.byteLength(k));
@@ -127,7 +127,7 @@ describe('KeyIndex over records it must read (the cache file once the scan is do
 
 describe('IndexedFile rows', function () {
   const store = { id: '/srv/packages' } as Pick<PackageStore, 'id'> as PackageStore;
-  const make = (name: string): IndexedFile => new IndexedFile(store, name, parseFilename(name)!, 1234, 1_700_000_000_123.5);
+  const make = (name: string): IndexedFile => new IndexedFile(store, name, describeName(name)!, 1234, 1_700_000_000_123.5);
 
   it('keeps size, times, identity, digests and metadata exactly, per file', function () {
     const a = make('demo-1.0-py3-none-any.whl');
@@ -194,7 +194,7 @@ describe('IndexedFile rows', function () {
 
 describe("a project's files (ProjectFiles)", function () {
   const store = { id: '/srv/packages' } as Pick<PackageStore, 'id'> as PackageStore;
-  const make = (name: string): IndexedFile => new IndexedFile(store, name, parseFilename(name)!, 1, 1);
+  const make = (name: string): IndexedFile => new IndexedFile(store, name, describeName(name)!, 1, 1);
   const names = (c: Catalog, project: string): string[] => [...(c.project(project)?.files.values() ?? [])].map((f) => f.relPath);
 
   it('keeps the order files were added in through removals, re-adds and compaction, and counts them', function () {

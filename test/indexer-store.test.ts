@@ -107,6 +107,62 @@ describe('indexer over a PackageStore (in-process, no change feed)', function ()
     expect(store.calls.filter((x) => x === `localFile ${a.filename}`)).to.have.length(1);
   });
 
+  it('a large directory, its names parsed by the listing worker, is indexed as the main thread indexes it: at a cold start, and at a warm one from the digest cache', async function () {
+    this.timeout(120_000);
+    const root = path.join(base, 'root');
+    await fsp.mkdir(root);
+    const names: string[] = [];
+    // Enough for a listing worker (2,048 entries and up): wheels of 60 projects, sdists whose
+    // file names keep a dotted spelling, real wheels whose metadata Name differs from their
+    // file name's spelling (and one that moves its file to another project), a name no
+    // distribution has.
+    for (let i = 0; i < 2400; i++) names.push(`pkg_${i % 60}-1.${Math.floor(i / 60)}-py3-none-any.whl`);
+    for (let i = 0; i < 30; i++) names.push(`Old.Style${i % 10}-0.${i}.tar.gz`);
+    names.push('bad-name-x.whl');
+    for (let i = 0; i < names.length; i += 500) await Promise.all(names.slice(i, i + 500).map((n) => fsp.writeFile(path.join(root, n), n)));
+    for (const [name, version] of [['Real.Name', '1.0'], ['Real.Name', '2.0'], ['pkg_7', '9.0']] as const) {
+      const w = buildWheel(name, version);
+      await fsp.writeFile(path.join(root, w.filename), Buffer.concat(w.parts));
+    }
+    const moved = buildWheel('Elsewhere', '3.0');
+    await fsp.writeFile(path.join(root, 'pkg_8-3.0-py3-none-any.whl'), Buffer.concat(moved.parts));
+    const silent = pino({ level: 'silent' });
+    const catalogOf = async (cacheDir: string): Promise<{ hashed: number; projects: unknown[] }> => {
+      indexer = new Indexer({ stores: [new FsStore(root, silent)], cacheDir, workers: 2, watch: false }, silent);
+      await indexer.start();
+      await indexer.whenIdle();
+      const projects = [...indexer.catalog.projects()].map((p) => [p.name, p.displayName, [...p.files].map((f) => [f.relPath, f.version, f.displayName, f.sha256, f.metadata?.name ?? null]).sort()]).sort();
+      const hashed = indexer.filesHashed;
+      await indexer.close();
+      indexer = null;
+      return { hashed, projects };
+    };
+    const cache = path.join(base, 'cache');
+    const cold = await catalogOf(cache);
+    const warm = await catalogOf(cache);
+    // The reference: the main thread lists and parses (the listing worker dies at once).
+    process.env.PYPI_LITE_TEST_LIST_WORKER_EXIT = '0';
+    let reference: { hashed: number; projects: unknown[] };
+    try {
+      reference = await catalogOf(path.join(base, 'cache-ref'));
+    } finally {
+      delete process.env.PYPI_LITE_TEST_LIST_WORKER_EXIT;
+    }
+    const files = names.length - 1 + 4;
+    expect(cold.hashed).to.equal(files);
+    expect(warm.hashed, 'a warm start reads no file').to.equal(0);
+    expect(reference.hashed).to.equal(files);
+    expect(cold.projects).to.deep.equal(reference.projects);
+    expect(warm.projects).to.deep.equal(reference.projects);
+    // What the names and the metadata say, as indexed.
+    const project = (name: string) => (reference.projects as [string, string, unknown[]][]).find((p) => p[0] === name);
+    expect(project('old-style3')?.[1]).to.equal('Old.Style3');
+    expect(project('real-name')?.[1]).to.equal('Real.Name');
+    expect(project('elsewhere')?.[2]).to.have.length(1);
+    expect(project('pkg-8')?.[2]).to.have.length(40);
+    expect(project('pkg-7')?.[2]).to.have.length(41);
+  });
+
   it('a file replaced under its key: open(expect) refuses it, the next listing re-indexes it with its own digest', async function () {
     const root = path.join(base, 'root');
     await fsp.mkdir(root);

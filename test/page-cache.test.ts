@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import os from 'node:os';
 import pino from 'pino';
 import { IndexedFile } from '../lib/catalog/catalog.js';
-import { parseFilename } from '../lib/catalog/filename.js';
+import { describeName } from '../lib/catalog/filename.js';
 import { Indexer } from '../lib/catalog/indexer.js';
 import { PageCache } from '../lib/simple/pages.js';
 import { FsStore } from '../lib/store/fs-store.js';
@@ -20,7 +20,7 @@ describe('PageCache: rendered pages bounded by bytes', function () {
 
   function add(project: string, version: string, sha = 'a'.repeat(64)): void {
     const name = `${project.replace(/-/g, '_')}-${version}-py3-none-any.whl`;
-    const f = new IndexedFile(store, name, parseFilename(name)!, 1000, 1_700_000_000_000);
+    const f = new IndexedFile(store, name, describeName(name)!, 1000, 1_700_000_000_000);
     f.sha256 = sha;
     f.metadata = null;
     indexer.catalog.upsert(f);

@@ -10,6 +10,7 @@ import { text } from 'node:stream/consumers';
 import pino from 'pino';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { FsStore } from '../lib/store/fs-store.js';
+import { describeName, isDistFilename } from '../lib/catalog/filename.js';
 import { S3Store } from '../lib/store/s3-store.js';
 import { createS3Client } from '../lib/store/s3-client.js';
 import { startRgwOrSkip, type Rgw } from './helpers/rgw.js';
@@ -454,6 +455,40 @@ describe('FsStore specifics', function () {
     const stalls = turnsSeen.slice(1).filter((t, i) => t === turnsSeen[i]).length;
     expect(stalls, `batches handed over with no turn of the event loop between them (turns: ${turnsSeen.join(' ')})`).to.equal(0);
   });
+
+  for (const tableSize of ['', '50']) {
+    it(`a large directory's names are described by the caller's module in the listing worker, each entry with its own description${tableSize ? ' (the strings table emptied at every slice)' : ''}`, async function () {
+      this.timeout(60_000);
+      const root = path.join(base, 'root');
+      await fsp.mkdir(path.join(root, 'sub'), { recursive: true });
+      const names: string[] = [];
+      // Wheels of 300 projects in 17 versions, sdists keeping a dotted spelling (shown until the
+      // metadata is read), and names with a distribution extension that are no distribution's.
+      for (let i = 0; i < 5100; i++) names.push(`pkg_${i % 300}-1.${Math.floor(i / 300)}-py3-none-any.whl`);
+      for (let i = 0; i < 40; i++) names.push(`Foo.Bar${i}-2.${i % 3}.tar.gz`);
+      names.push('not-a-version-x.whl', 'nodigits.tar.gz');
+      for (let i = 0; i < names.length; i += 500) await Promise.all(names.slice(i, i + 500).map((n) => fsp.writeFile(path.join(root, n), 'x')));
+      await fsp.writeFile(path.join(root, 'README.txt'), 'not listed');
+      await fsp.writeFile(path.join(root, 'sub', 'Small.Dir-1.0.tar.gz'), 'listed on the main thread');
+      const describe = new URL('../lib/catalog/filename.js', import.meta.url).href;
+      if (tableSize) process.env.PYPI_LITE_TEST_LIST_STRINGS = tableSize;
+      const listed: StoreEntry[] = [];
+      try {
+        for await (const batch of new FsStore(root, pino({ level: 'silent' })).list({ accept: isDistFilename, describe })) listed.push(...batch);
+      } finally {
+        delete process.env.PYPI_LITE_TEST_LIST_STRINGS;
+      }
+      expect(listed.map((e) => e.key).sort()).to.deep.equal([...names, 'sub/Small.Dir-1.0.tar.gz'].sort());
+      for (const e of listed) {
+        // (A small directory is listed on the main thread: its names are not described.)
+        if (e.key.startsWith('sub/')) expect(e.described, e.key).to.equal(undefined);
+        else expect(e.described, e.key).to.deep.equal(describeName(e.key) ?? undefined);
+      }
+      expect(listed.find((e) => e.key === 'Foo.Bar7-2.1.tar.gz')?.described).to.deep.equal(['foo-bar7', '2.1', 'Foo.Bar7']);
+      expect(listed.find((e) => e.key === 'pkg_12-1.16-py3-none-any.whl')?.described).to.deep.equal(['pkg-12', '1.16', 'pkg-12']);
+      expect(listed.filter((e) => e.described === undefined).map((e) => e.key).sort()).to.deep.equal(['nodigits.tar.gz', 'not-a-version-x.whl', 'sub/Small.Dir-1.0.tar.gz']);
+    });
+  }
 
   for (const exitAfter of ['0', '1']) {
     it(`a large directory is still listed whole when its listing worker dies (after ${exitAfter} slice${exitAfter === '1' ? '' : 's'}): the main thread lists it`, async function () {

@@ -65,6 +65,12 @@ export interface CacheData {
 
 export type CacheEntry = FileStamp & CacheData;
 
+/** Makes the short strings of a record (an Interner: one shared copy of each). */
+export interface StringMaker {
+  /** The string of the UTF-8 bytes buf[start, end). */
+  decode(buf: Buffer, start: number, end: number): string;
+}
+
 /** What `fill` copies a cache entry into (an IndexedFile). */
 export interface DigestTarget {
   setSha256Bytes(src: Buffer, at: number): void;
@@ -85,9 +91,9 @@ export interface DigestCache {
   lookup(relPath: string, stamp: FileStamp): CacheEntry | undefined;
   /**
    * The same, copied straight into the indexed file (digests as bytes, no strings made but the
-   * metadata's short ones, through `intern`): true if there was a matching entry.
+   * metadata's short ones, by `strings`): true if there was a matching entry.
    */
-  fill(relPath: string, stamp: FileStamp, target: DigestTarget, intern: (s: string | null) => string | null): boolean;
+  fill(relPath: string, stamp: FileStamp, target: DigestTarget, strings: StringMaker): boolean;
   set(relPath: string, entry: CacheEntry): void;
   update(relPath: string, patch: Partial<CacheData>): void;
   delete(relPath: string): void;
@@ -293,6 +299,15 @@ class Reader {
     this.pos += n;
     return s;
   }
+  /** str() through a StringMaker. */
+  strBy(strings: StringMaker): string | null {
+    const n = this.u16();
+    if (n === NULL_STR) return null;
+    this.need(n);
+    const s = strings.decode(this.buf, this.pos, this.pos + n);
+    this.pos += n;
+    return s;
+  }
   hex(bytes: number): string {
     this.need(bytes);
     const s = this.buf.toString('hex', this.pos, this.pos + bytes);
@@ -335,7 +350,7 @@ function decodeSet(buf: Buffer, at: number): CacheEntry {
 }
 
 /** Copy the set record at `at` into target (its rel and stamp are skipped). */
-function fillSet(buf: Buffer, at: number, target: DigestTarget, intern: (s: string | null) => string | null): void {
+function fillSet(buf: Buffer, at: number, target: DigestTarget, strings: StringMaker): void {
   const r = new Reader(buf, at + 4, at + 4 + buf.readUInt32LE(at));
   r.u8();
   r.skipStr();
@@ -351,9 +366,9 @@ function fillSet(buf: Buffer, at: number, target: DigestTarget, intern: (s: stri
     const shaAt = r.pos;
     r.skip(32);
     const mdSize = r.f64();
-    const name = intern(r.str());
-    const version = intern(r.str());
-    const requiresPython = intern(r.str());
+    const name = r.strBy(strings);
+    const version = r.strBy(strings);
+    const requiresPython = r.strBy(strings);
     target.setMetadataBytes(buf, shaAt, mdSize, name, version, requiresPython, (flags & F_SERVABLE) !== 0);
   } else target.metadata = undefined;
   target.metadataError = flags & F_ERROR ? (r.str() ?? '') : undefined;
@@ -732,12 +747,12 @@ export class FileDigestCache implements DigestCache {
     return stampMatches(buf, at, stamp) ? decodeSet(buf, at) : undefined;
   }
 
-  fill(relPath: string, stamp: FileStamp, target: DigestTarget, intern: (s: string | null) => string | null): boolean {
+  fill(relPath: string, stamp: FileStamp, target: DigestTarget, strings: StringMaker): boolean {
     const at = this.locate(relPath);
     if (at < 0) return false;
     const buf = this.found;
     if (!stampMatches(buf, at, stamp)) return false;
-    fillSet(buf, at, target, intern);
+    fillSet(buf, at, target, strings);
     return true;
   }
 

@@ -5,7 +5,7 @@
 
 import type { MetadataSummary } from '../metadata/types.js';
 import type { FileIdentity, PackageStore } from '../store/types.js';
-import { distKey, parseFilename, type ParsedFilename } from './filename.js';
+import { distKey, parseFilename, type NameFacts, type ParsedFilename } from './filename.js';
 import { normalizeName } from '../core/names.js';
 import { compareVersions } from './version.js';
 import { columns, CTIME, DEV, HAS_IDENTITY, HAS_SHA, INO, MD_KNOWN, MD_SERVABLE, MD_SIZE, MD_SOME, MTIME, SIZE } from './file-columns.js';
@@ -73,16 +73,17 @@ export class IndexedFile implements DistFile {
   /** Where the file is in its project's ProjectFiles (-1: in none). */
   projectSlot = -1;
 
+  /** `name`: the facts of the file name (its project and version are the file's until its metadata says otherwise). */
   constructor(
     readonly store: PackageStore,
     readonly relPath: string,
-    parsed: ParsedFilename,
+    name: NameFacts,
     size: number,
     mtimeMs: number,
   ) {
-    this.project = parsed.project;
-    this.displayName = parsed.project;
-    this.version = parsed.version;
+    this.project = name[0];
+    this.displayName = name[0];
+    this.version = name[1];
     this.row = columns.take();
     columns.set(this.row, SIZE, size);
     columns.set(this.row, MTIME, mtimeMs);
@@ -391,15 +392,17 @@ export class Catalog {
 
   /**
    * Add or replace a file. When two roots hold the same relative path, the first one added
-   * keeps serving it (roots are scanned in order).
+   * keeps serving it (roots are scanned in order). `named`: the listed project of that name,
+   * if the caller looked it up (since the catalog last changed).
    */
-  upsert(file: DistFile): void {
+  upsert(file: DistFile, named?: Project): void {
     const existing = this.byRelPath.get(file.relPath);
     if (existing && existing.root !== file.root) return;
     if (existing) this.detach(existing);
     this.byRelPath.set(file.relPath, file);
     this.fileCount++;
-    let p = this.projectsByName.get(file.project);
+    // (`named` is still the listed project unless the detach above removed it.)
+    let p = !existing && named !== undefined && named.name === file.project ? named : this.projectsByName.get(file.project);
     if (!p) {
       p = { name: file.project, displayName: file.displayName, files: new ProjectFiles(), generation: 0, lastModifiedMs: 0 };
       this.projectsByName.set(file.project, p);

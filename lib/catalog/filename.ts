@@ -217,6 +217,37 @@ function parseSdist(filename: string, stem: string, extension: string): ParsedFi
   };
 }
 
+/**
+ * The project name shown until the metadata's Name is known. Wheel and egg file names escape
+ * the name (`Foo.Bar` -> `foo_bar`), and so do modern sdists: showing that would flip to the
+ * real name once the metadata is read. So: the normalized name, except for an sdist whose file
+ * name keeps a spelling that is no escape (`Foo.Bar-1.0.tar.gz`, made by older setuptools).
+ */
+export function provisionalDisplayName(parsed: ParsedFilename): string {
+  if (parsed.kind === 'sdist' && !parsed.name.includes('_')) return parsed.name;
+  return parsed.project;
+}
+
+/**
+ * What indexing takes from a file name: the normalized project name, the version as written,
+ * and the project name shown until the metadata's is known (provisionalDisplayName).
+ */
+export type NameFacts = readonly [project: string, version: string, displayName: string];
+
+export function nameFacts(parsed: ParsedFilename): NameFacts {
+  return [parsed.project, parsed.version, provisionalDisplayName(parsed)];
+}
+
+/**
+ * The NameFacts of a distribution file's name, or null for a name that is none. What a store's
+ * listing runs where it reads the names (FsStore: in its listing worker, off the main thread):
+ * see ListOptions.describe, and scanStore, which names this module.
+ */
+export function describeName(name: string): NameFacts | null {
+  const parsed = parseFilename(name);
+  return parsed && nameFacts(parsed);
+}
+
 /** A wheel tag component ('py2.py3'): lower-case, its compressed tag set in a canonical order. */
 function tagSetKey(tag: string | null): string {
   return tag === null ? '' : [...new Set(lowerAscii(tag).split('.'))].sort().join('.');

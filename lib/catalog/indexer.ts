@@ -8,8 +8,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { columns, isSha256Hex } from './file-columns.js';
 import { Catalog, IndexedFile, isDigested, metadataNameOf, type DistFile, type Project } from './catalog.js';
-import { FileDigestCache, cacheFileFor, sameStamp, type DigestCache, type FileStamp, type FsStamp } from './cache.js';
-import { isDistFilename, parseFilename, type ParsedFilename } from './filename.js';
+import { FileDigestCache, cacheFileFor, sameStamp, type DigestCache, type FileStamp, type FsStamp, type StringMaker } from './cache.js';
+import { describeName, isDistFilename, type NameFacts } from './filename.js';
 import { HashScheduler } from './hash-scheduler.js';
 import type { HashResult } from './hash-pool.js';
 import { normalizeName } from '../core/names.js';
@@ -68,8 +68,18 @@ function entryStamp(e: StoreEntry, into?: FsStamp & { dev?: number }): (FileStam
   return e.etag !== undefined ? { size: e.size, etag: e.etag } : null;
 }
 
+/** Are the bytes buf[start, end) the ASCII string s? (Never for a non-ASCII s: those are decoded.) */
+function isAscii(buf: Buffer, start: number, end: number, s: string): boolean {
+  if (s.length !== end - start) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== buf[start + i] || c > 0x7f) return false;
+  }
+  return true;
+}
+
 /** One copy of the short strings many files share (versions, Requires-Python, names). */
-class Interner {
+class Interner implements StringMaker {
   private readonly map = new Map<string, string>();
   /**
    * The last strings returned, tried before the map: a file's metadata Version is mostly its
@@ -78,10 +88,34 @@ class Interner {
    */
   private readonly recent = ['', '', '', ''];
   private next = 0;
+  /** Strings the next lookups are likely to be (see hint). */
+  private hintA: string | null = null;
+  private hintB: string | null = null;
+  /**
+   * Try these first until the next hint: a file's metadata Name is mostly its project's
+   * display name, its Version the file name's (a comparison instead of a lookup in the map).
+   */
+  hint(a: string | null, b: string | null): void {
+    this.hintA = a;
+    this.hintB = b;
+  }
+  /**
+   * A record's string: the hints and the last strings are compared with its bytes, so that
+   * the usual one is found without making a string (a warm start reads three per file).
+   */
+  decode(buf: Buffer, start: number, end: number): string {
+    if (this.hintA !== null && isAscii(buf, start, end, this.hintA)) return this.hintA;
+    if (this.hintB !== null && isAscii(buf, start, end, this.hintB)) return this.hintB;
+    const r = this.recent;
+    for (let i = 0; i < 4; i++) if (isAscii(buf, start, end, r[i])) return r[i];
+    return this.get(buf.toString('utf8', start, end));
+  }
   get(s: string): string;
   get(s: string | null): string | null;
   get(s: string | null): string | null {
     if (s === null || s.length > 64) return s;
+    if (s === this.hintA) return this.hintA;
+    if (s === this.hintB) return this.hintB;
     const r = this.recent;
     for (let i = 0; i < 4; i++) if (r[i] === s) return r[i];
     let have = this.map.get(s);
@@ -95,18 +129,6 @@ class Interner {
     return have;
   }
 }
-
-/**
- * The project name shown until the metadata's Name is known. Wheel and egg file names escape
- * the name (`Foo.Bar` -> `foo_bar`), and so do modern sdists: showing that would flip to the
- * real name once the metadata is read. So: the normalized name, except for an sdist whose file
- * name keeps a spelling that is no escape (`Foo.Bar-1.0.tar.gz`, made by older setuptools).
- */
-export function provisionalDisplayName(parsed: ParsedFilename): string {
-  if (parsed.kind === 'sdist' && !parsed.name.includes('_')) return parsed.name;
-  return parsed.project;
-}
-
 
 /** What the application layer (routes, pages, health) uses of the indexer. */
 export interface IndexService {
@@ -141,7 +163,6 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   private readonly hashes: HashScheduler;
   private readonly caches = new Map<string, DigestCache>();
   private readonly strings = new Interner();
-  private readonly intern = (s: string | null): string | null => this.strings.get(s);
   private readonly normalizedNames = new Map<string, string>();
   /** The stamp add() hands the digest cache (filled per file: the cache keeps none). */
   private readonly scratchStamp: FsStamp & { dev?: number } = { size: 0, mtimeMs: 0, dev: 0, ino: 0, ctimeMs: 0 };
@@ -305,13 +326,13 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     }
   }
 
-  /** IndexPolicy: is this a distribution file name we serve? Logs unparseable names once. */
-  consider(key: string): ParsedFilename | null {
+  /** IndexPolicy: is this a distribution file name we serve (its facts)? Logs unparseable names once. */
+  consider(key: string): NameFacts | null {
     const name = key.slice(key.lastIndexOf('/') + 1);
-    const parsed = parseFilename(name);
+    const facts = describeName(name);
     // (Parsed first: the extension test is only needed to tell the two kinds of failure apart.)
-    if (!parsed && isDistFilename(name)) this.warnOnce(`skipping ${key}: not a valid distribution file name`);
-    return parsed;
+    if (!facts && isDistFilename(name)) this.warnOnce(`skipping ${key}: not a valid distribution file name`);
+    return facts;
   }
 
   /** IndexPolicy: is the stored entry still the indexed file? */
@@ -339,17 +360,21 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     this.caches.get(file.root)?.delete(file.relPath);
   }
 
-  /** IndexPolicy: index the stored file (`parsed`: parseFilename of its name). */
-  add(store: PackageStore, entry: StoreEntry, parsed: ParsedFilename): DistFile | undefined {
+  /** IndexPolicy: index the stored file (`name`: the facts of its file name, describeName's). */
+  add(store: PackageStore, entry: StoreEntry, name: NameFacts): DistFile | undefined {
+    const [project, , displayName] = name;
     const stamp = entryStamp(entry, this.scratchStamp);
-    const file = new IndexedFile(store, entry.key, parsed, entry.size, entry.mtimeMs);
+    const file = new IndexedFile(store, entry.key, name, entry.size, entry.mtimeMs);
     file.version = this.strings.get(file.version);
-    file.displayName = provisionalDisplayName(parsed);
+    // The project the file name says, if listed already: its display name is mostly the metadata's Name.
+    const named = this.catalog.project(project);
+    this.strings.hint(named?.displayName ?? null, file.version);
+    file.displayName = displayName;
     if (entry.identity) file.identity = entry.identity;
     if (entry.etag !== undefined) file.etag = entry.etag;
     const cache = stamp ? this.caches.get(store.id) : undefined;
     // The digest cache's record is copied straight into the file's row (no strings made).
-    const filled = stamp !== null && cache !== undefined && cache.fill(entry.key, stamp, file, this.intern);
+    const filled = stamp !== null && cache !== undefined && cache.fill(entry.key, stamp, file, this.strings);
     // What the store already knows (an object store's in-bucket index: hashed once, by
     // whichever replica saw the object first) saves reading the object.
     const cached = filled ? undefined : store.recall?.(entry);
@@ -359,13 +384,14 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       file.metadata = cached.metadata === undefined ? undefined : this.compactMetadata(cached.metadata);
       if (cached.metadataError) file.metadataError = cached.metadataError;
     }
-    const mdName = this.metadataName(file, parsed.project);
+    this.strings.hint(null, null);
+    const mdName = this.metadataName(file, project, named);
     if (mdName) {
-      file.project = this.normalized(mdName);
+      file.project = this.normalizedIn(mdName, named);
       file.displayName = mdName;
     }
-    file.yank = this.yanks?.lookup(store.id, parsed.filename, file.project, file.version) ?? null;
-    this.catalog.upsert(file);
+    file.yank = this.yanks?.lookup(store.id, file.filename, file.project, file.version) ?? null;
+    this.catalog.upsert(file, named);
     // A file that appears while we run may still be being written (see HashScheduler).
     if (!isDigested(file)) this.hashes.schedule(file, this.loaded);
     return file;
@@ -376,8 +402,8 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     const stamp = entryStamp(entry);
     if (stamp) this.caches.get(store.id)?.set(entry.key, { ...cacheStamp(stamp), ...digests, metadata, ...(metadataError ? { metadataError } : {}) });
     store.record?.(entry, { ...digests, metadata, ...(metadataError ? { metadataError } : {}) });
-    const parsed = parseFilename(entry.key.slice(entry.key.lastIndexOf('/') + 1));
-    return parsed ? this.add(store, entry, parsed) : undefined;
+    const facts = describeName(entry.key.slice(entry.key.lastIndexOf('/') + 1));
+    return facts ? this.add(store, entry, facts) : undefined;
   }
 
   /** A hash result for a current file (transient failures are the scheduler's). */
@@ -415,7 +441,11 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     // (Before the result's metadata replaces what the file had.)
     const movedByMetadata = metadataNameOf(file) !== null;
     file.sha256 = r.sha256;
+    // (As in add: the metadata's Name and Version are mostly the project's display name and the file name's.)
+    const named = this.catalog.project(file.project);
+    this.strings.hint(named?.displayName ?? null, file.version);
     const metadata = r.metadata ? this.compactMetadata(r.metadata) : null;
+    this.strings.hint(null, null);
     file.metadata = metadata;
     file.metadataError = r.metadataError;
     if (r.metadataError) this.warnOnce(`no metadata for ${file.relPath}: ${r.metadataError}`);
@@ -434,11 +464,17 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     // The file name's project is the file's own until a metadata Name moves it (nothing else
     // sets it): an IndexedFile parses its name on each read of `parsed`, so only then (a cold
     // start parsed every name a second time here, ~0.4 s of the main thread at 100,000 files).
-    const mdName = this.metadataName(file, movedByMetadata ? file.parsed.project : file.project);
-    if (mdName) this.catalog.regroup(file, mdName, this.normalized(mdName));
+    const fileProject = movedByMetadata ? file.parsed.project : file.project;
+    const mdName = this.metadataName(file, fileProject, named?.name === fileProject ? named : undefined);
+    if (mdName) this.catalog.regroup(file, mdName, this.normalizedIn(mdName, named));
     // The digest and metadata are new either way: the project's pages must be re-rendered.
     this.catalog.changed(file);
     file.yank = this.yanks?.lookup(file.root, file.filename, file.project, file.version) ?? null;
+  }
+
+  /** normalizeName of a metadata Name: `named`'s name if it is that project's display name (which normalizes to it). */
+  private normalizedIn(name: string, named: Project | undefined): string {
+    return named !== undefined && name === named.displayName ? named.name : this.normalized(name);
   }
 
   /** normalizeName of a metadata Name (the same few thousand names, once per file at a start). */
@@ -462,10 +498,10 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
    * The metadata's Name, which wins over the file name for grouping (resolves ambiguous
    * sdists); when the two disagree, the metadata's Version is taken too (logged once).
    */
-  private metadataName(file: DistFile, fileProject: string): string | null {
+  private metadataName(file: DistFile, fileProject: string, named?: Project): string | null {
     const mdName = metadataNameOf(file);
     if (!mdName) return null;
-    if (this.normalized(mdName) !== fileProject) {
+    if (this.normalizedIn(mdName, named) !== fileProject) {
       this.warnOnce(`${file.relPath}: file name says project "${fileProject}" but its metadata says "${mdName}"; using the metadata`);
       if (file.metadata?.version) file.version = file.metadata.version;
     }

@@ -5,19 +5,19 @@
 
 import type { Logger } from 'pino';
 import type { Catalog, DistFile } from './catalog.js';
-import { isDistFilename, type ParsedFilename } from './filename.js';
+import { isDistFilename, type NameFacts } from './filename.js';
 import type { PackageStore, StoreEntry } from '../store/types.js';
 
 /** What scanning and event reconciling need from the policy that owns the index. */
 export interface IndexPolicy {
   readonly catalog: Catalog;
   readonly closed: boolean;
-  /** Is this a distribution file name we serve? (Logs unparseable names once.) */
-  consider(key: string): ParsedFilename | null;
+  /** Is this a distribution file name we serve: its facts (describeName's)? (Logs unparseable names once.) */
+  consider(key: string): NameFacts | null;
   /** Is the stored entry still the indexed file (size, mtime, identity)? */
   unchanged(file: DistFile, entry: StoreEntry): boolean;
-  /** Index (or re-index) the file at entry. */
-  add(store: PackageStore, entry: StoreEntry, parsed: ParsedFilename): DistFile | undefined;
+  /** Index (or re-index) the file at entry (`name`: its name's facts). */
+  add(store: PackageStore, entry: StoreEntry, name: NameFacts): DistFile | undefined;
   /** An indexed file a rescan found unchanged (hashing it may be due again). */
   seenUnchanged(file: DistFile): void;
   /** The file is gone from its store. */
@@ -38,6 +38,13 @@ export interface ScanOptions {
   after?: Promise<void>;
 }
 
+/**
+ * The module whose describeName a listing runs where it reads the names (ListOptions.describe):
+ * at a warm start over a large directory the file names are parsed by FsStore's listing worker,
+ * not the main thread, and their projects and versions arrive as shared strings.
+ */
+const DESCRIBE_NAMES = new URL('./filename.js', import.meta.url).href;
+
 export async function scanStore(store: PackageStore, policy: IndexPolicy, log: Logger, opts: ScanOptions = {}): Promise<void> {
   const prefix = opts.prefix ?? '';
   const reconcile = opts.reconcile ?? false;
@@ -52,10 +59,11 @@ export async function scanStore(store: PackageStore, policy: IndexPolicy, log: L
   const indexBatch = (batch: StoreEntry[]): boolean => {
     for (const entry of batch) {
       if (policy.closed) return false;
-      const parsed = policy.consider(entry.key);
-      if (!parsed) continue;
+      // (A name the listing described is a distribution file's: facts from describeName.)
+      const name = entry.described?.length === 3 ? (entry.described as NameFacts) : policy.consider(entry.key);
+      if (!name) continue;
       if (!reconcile) {
-        policy.add(store, entry, parsed);
+        policy.add(store, entry, name);
         continue;
       }
       seen.add(entry.key);
@@ -65,12 +73,12 @@ export async function scanStore(store: PackageStore, policy: IndexPolicy, log: L
         policy.seenUnchanged(existing);
         continue;
       }
-      const file = policy.add(store, entry, parsed);
+      const file = policy.add(store, entry, name);
       if (file) log.info({ file: entry.key, project: file.project }, existing ? 'file changed (found by rescan)' : 'file added (found by rescan)');
     }
     return true;
   };
-  const listing = store.list({ ...(prefix ? { prefix } : {}), accept: isDistFilename, unreadable: (dirKey) => unreadable.push(`${dirKey}/`) })[Symbol.asyncIterator]();
+  const listing = store.list({ ...(prefix ? { prefix } : {}), accept: isDistFilename, describe: DESCRIBE_NAMES, unreadable: (dirKey) => unreadable.push(`${dirKey}/`) })[Symbol.asyncIterator]();
   try {
     // The listing starts now; what it finds is indexed once `after` allows.
     const first = listing.next();

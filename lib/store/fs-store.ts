@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { setImmediate as turn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { RootWatcher } from './watcher.js';
-import { ACK, entryKind, NOT_A_FILE, STAT_FAILED, STAT_FIELDS, type EntryKind, type ListRequest, type ListSlice } from './stat-messages.js';
+import { ACK, entryKind, NOT_A_FILE, STAT_FAILED, STAT_FIELDS, type Descriptions, type EntryKind, type ListRequest, type ListSlice } from './stat-messages.js';
 import { checkKey, isValidKey, type ByteRange, type ListOptions, type LocalFile, type OpenOptions, type PackageStore, type PutResult, type PutSource, type StoreEntry, type StoreEvent, type StoreObject, type StoreWatch } from './types.js';
 
 function entryOf(key: string, st: Stats): StoreEntry {
@@ -59,8 +59,10 @@ class ListThread {
   private failed = false;
   private wake: (() => void) | null = null;
   private readonly worker: Worker;
+  /** The strings of the descriptions so far (see Descriptions). */
+  readonly strings: string[] = [];
 
-  constructor(dirPrefix: string) {
+  constructor(dirPrefix: string, describe: string | undefined) {
     // Small heaps: it holds a few slices at a time (the default young generation alone would
     // add ~15 MB to the peak RSS). Out of memory or dead: the caller lists the directory itself.
     this.worker = new Worker(STAT_WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 16 } });
@@ -74,7 +76,7 @@ class ListThread {
     });
     this.worker.on('error', stop);
     this.worker.on('exit', stop);
-    const req: ListRequest = { dir: dirPrefix, slice: STAT_SLICE, window: LIST_WINDOW };
+    const req: ListRequest = { dir: dirPrefix, slice: STAT_SLICE, window: LIST_WINDOW, ...(describe ? { describe } : {}) };
     this.worker.postMessage(req);
   }
 
@@ -85,6 +87,11 @@ class ListThread {
     const s = this.slices.shift();
     if (!s) return null;
     this.worker.postMessage(ACK);
+    const d = s.described;
+    if (d) {
+      if (d.reset) this.strings.length = 0;
+      for (const str of d.strings) this.strings.push(str);
+    }
     return s;
   }
 
@@ -260,7 +267,7 @@ export class FsStore implements PackageStore {
 
   /** List a large directory through a worker (see ListThread). */
   private async *listOffThread(d: DirListing, opts: ListOptions): AsyncIterable<StoreEntry[]> {
-    const thread = new ListThread(d.dirPrefix);
+    const thread = new ListThread(d.dirPrefix, opts.describe);
     try {
       for (;;) {
         const s = await thread.next();
@@ -283,7 +290,7 @@ export class FsStore implements PackageStore {
         }
         const names = s.files === '' ? [] : s.files.split('\0');
         this.sortEntries(d, [...s.dirs.map((name): Named => ({ name, kind: 'dir' })), ...s.links.map((name): Named => ({ name, kind: 'link' }))], opts);
-        const batch = this.entriesOf(d.dirPrefix, d.keyPrefix, names, s.stats, opts.accept);
+        const batch = this.entriesOf(d.dirPrefix, d.keyPrefix, names, s.stats, opts.accept, s.described, thread.strings);
         // The event loop runs between batches, as in listHere. Without this a warm start never
         // gave it a turn: Node delivers the worker's queued messages in one go (up to 1,000),
         // and each slice's indexing ran in the microtasks of the previous one's delivery (at
@@ -299,14 +306,25 @@ export class FsStore implements PackageStore {
     }
   }
 
-  /** The entries of the regular files among names (that `accept` takes), from the worker's numbers. */
-  private entriesOf(dirPrefix: string, keyPrefix: string, names: string[], stats: Float64Array, accept: ListOptions['accept']): StoreEntry[] {
+  /** The entries of the regular files among names (that `accept` takes), from the worker's numbers and descriptions. */
+  private entriesOf(dirPrefix: string, keyPrefix: string, names: string[], stats: Float64Array, accept: ListOptions['accept'], described: Descriptions | undefined, strings: string[]): StoreEntry[] {
     const batch: StoreEntry[] = [];
-    for (let i = 0, o = 0; i < names.length; i++, o += STAT_FIELDS) {
+    for (let i = 0, o = 0, at = 0; i < names.length; i++, o += STAT_FIELDS) {
+      const n = described ? described.counts[i] : -1;
+      let description: string[] | undefined;
+      if (n >= 0) {
+        description = new Array<string>(n);
+        for (let k = 0; k < n; k++) description[k] = strings[described!.ids[at++]];
+      }
       if (accept && !accept(names[i])) continue;
       const size = stats[o];
       if (size === STAT_FAILED) batch.push(...this.statHere(dirPrefix, keyPrefix, [names[i]]));
-      else if (size !== NOT_A_FILE) batch.push({ key: keyPrefix + names[i], size, mtimeMs: stats[o + 1], identity: { dev: stats[o + 2], ino: stats[o + 3], ctimeMs: stats[o + 4] } });
+      else if (size !== NOT_A_FILE) {
+        const identity = { dev: stats[o + 2], ino: stats[o + 3], ctimeMs: stats[o + 4] };
+        const mtimeMs = stats[o + 1];
+        const key = keyPrefix + names[i];
+        batch.push(description ? { key, size, mtimeMs, identity, described: description } : { key, size, mtimeMs, identity });
+      }
     }
     return batch;
   }

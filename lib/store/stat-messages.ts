@@ -9,6 +9,20 @@ export interface ListRequest {
   slice: number;
   /** Slices sent and not yet taken (ACK) before the worker waits: bounds what is held. */
   window: number;
+  /** ListOptions.describe: the module that describes each file's name. */
+  describe?: string;
+}
+
+/**
+ * The descriptions of a slice's files (ListOptions.describe), in their order: per file the
+ * number of strings (-1: none), and the strings as indexes into the listing's table, which
+ * each slice extends with the strings it uses first (`strings`), after emptying it if `reset`.
+ */
+export interface Descriptions {
+  counts: Int8Array<ArrayBuffer>;
+  ids: Int32Array<ArrayBuffer>;
+  strings: string[];
+  reset: boolean;
 }
 
 /** The main thread took one slice (the worker may read another). */
@@ -23,6 +37,8 @@ export interface ListSlice {
   /** Names of the subdirectories, and of the symbolic links (never followed), in this slice. */
   dirs: string[];
   links: string[];
+  /** When the request asked for them. */
+  described?: Descriptions;
   done: boolean;
   /** Reading the directory failed here (the slices before stand). */
   error?: { code?: string; message: string };

@@ -30,6 +30,8 @@ export interface StoreEntry {
   identity?: FileIdentity;
   /** Object stores: the object's ETag. */
   etag?: string;
+  /** What ListOptions.describe said of the key's last segment, if the listing ran it. */
+  described?: readonly string[];
 }
 
 export interface ListOptions {
@@ -40,6 +42,13 @@ export interface ListOptions {
    * a stat for files the caller would drop anyway.
    */
   accept?: (name: string) => boolean;
+  /**
+   * The URL of a module whose `describeName(name)` returns a few strings of a file name, or
+   * null: a store may run it where it reads the names (FsStore: in the worker that lists a large
+   * directory, off the main thread) and put the strings on each entry (`described`; the same
+   * string is one copy across entries). Entries without `described` were not described.
+   */
+  describe?: string;
   /**
    * Told of every directory key below which the listing could not read (it exists but could
    * not be read): what the caller knew there must be kept, not dropped as gone.
