@@ -5,26 +5,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { createApp, routesOf, type AppDeps } from './app.js';
+import type { AppDeps } from './app.js';
 import type { Config } from './core/config.js';
 import { Indexer } from './catalog/indexer.js';
 import { YankStore } from './catalog/yank.js';
-import { AuthGuard } from './auth/guard.js';
 import { PasswordFile } from './auth/password-file.js';
-import { MetadataReader } from './metadata/reader.js';
-import { openIndexed } from './catalog/still-indexed.js';
-import { Metrics } from './ops/metrics.js';
-import { PageCache } from './simple/pages.js';
-import { FileUploader } from './upload/uploader.js';
 import type { StreamHook } from './upload/storage.js';
 import { FsStore } from './store/fs-store.js';
 import type { PackageStore } from './store/types.js';
 import type { S3Store } from './store/s3-store.js';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { fastPath } from './simple/fast-path.js';
-import { requestClasses } from './http/request-classes.js';
-import { simplePagesOpen, type Route } from './routes.js';
+import type { Route } from './routes.js';
 import { prepareUpstreamCache, Upstream } from './upstream/upstream.js';
 
 export interface RunningServer {
@@ -114,16 +106,71 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   await yanks.load();
   yanks.watch();
   indexer.yanks = yanks;
+  // The catalog starts loading before the HTTP side exists (its modules load meanwhile: a warm
+  // start's listing worker gets that much of a head start); the server then answers while it
+  // loads: /health says 503 until then.
+  const loaded = indexer.start();
+  loaded.catch(() => {}); // (the caller's: RunningServer.loaded)
+  const stopIndex = async (): Promise<void> => {
+    yanks.close();
+    passwords?.close();
+    await indexer.close();
+    // What the other replicas should learn from us (the feed) is written before we go.
+    await Promise.all([...s3.stores.values()].map((st) => st.flush()));
+    s3.close();
+  };
+  try {
+    return await serveHttp(config, log, hooks, { stores, s3, indexer, yanks, yankRoots, yankLists, passwords, loaded, stopIndex });
+  } catch (err) {
+    await stopIndex().catch(() => {});
+    throw err;
+  }
+}
+
+/** What startServer made of the roots (the index side), for the HTTP side. */
+interface IndexSide {
+  stores: PackageStore[];
+  s3: { stores: Map<string, S3Store>; close(): void };
+  indexer: Indexer;
+  yanks: YankStore;
+  yankRoots: string[];
+  yankLists: Map<string, NonNullable<PackageStore['yankList']>>;
+  passwords: PasswordFile | null;
+  loaded: Promise<void>;
+  /** Stop what the index side runs (watchers, workers, the caches' last writes). */
+  stopIndex: () => Promise<void>;
+}
+
+/** Build the app over the index and listen. */
+async function serveHttp(config: Config, log: Logger, hooks: ServerHooks, side: IndexSide): Promise<RunningServer> {
+  const { stores, s3, indexer, yanks, yankRoots, yankLists, passwords, loaded, stopIndex } = side;
+  // Loaded now, while the catalog loads (Express and the rest: ~100 ms of the main thread at a
+  // start, the other core listing the package directories meanwhile).
+  const [{ createApp, routesOf }, { AuthGuard }, { MetadataReader }, { openIndexed }, { Metrics }, { PageCache }, { FileUploader }, { fastPath }, { requestClasses }, { simplePagesOpen }] = await Promise.all([
+    import('./app.js'),
+    import('./auth/guard.js'),
+    import('./metadata/reader.js'),
+    import('./catalog/still-indexed.js'),
+    import('./ops/metrics.js'),
+    import('./simple/pages.js'),
+    import('./upload/uploader.js'),
+    import('./simple/fast-path.js'),
+    import('./http/request-classes.js'),
+    import('./routes.js'),
+  ]);
   const catalog = indexer.catalog;
   const metadata = new MetadataReader(openIndexed);
   const storeHealth = s3.stores.size ? () => [...s3.stores.values()].map((s) => s.health()) : null;
   const metrics = config.metrics
     ? new Metrics({ projects: () => catalog.size.projects, files: () => catalog.size.files, backlog: () => indexer.backlog, hashed: () => indexer.filesHashed, ...(storeHealth ? { stores: storeHealth } : {}) })
     : null;
-  const upstream =
-    config.upstream && config.upstreamCache
-      ? await Upstream.open({ ...config, upstream: config.upstream, upstreamCache: config.upstreamCache }, log.child({ component: 'upstream' }), metrics ? await metrics.registry() : null)
-      : null;
+  let upstream: Upstream | null = null;
+  try {
+    if (config.upstream && config.upstreamCache) upstream = await Upstream.open({ ...config, upstream: config.upstream, upstreamCache: config.upstreamCache }, log.child({ component: 'upstream' }), metrics ? await metrics.registry() : null);
+  } catch (err) {
+    metrics?.close();
+    throw err;
+  }
   const pages = new PageCache(catalog, indexer, upstream?.pages ?? null, config.upstreamMerge);
   const auth = new AuthGuard({ authenticate: config.authenticate, authenticator: passwords, anonymousUploads: config.anonymousUploads });
   // Each component logs through its own child logger (the convention: lib/log.ts).
@@ -173,10 +220,15 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       resolve();
     });
   });
-  // Serve while the catalog loads: /health says 503 until then.
-  const loaded = indexer.start();
   loaded.then(() => uploader.sweepLeftovers(), () => {}).catch(() => {});
-  await listening;
+  try {
+    await listening;
+  } catch (err) {
+    await uploader.close();
+    await upstream?.close();
+    metrics?.close();
+    throw err;
+  }
 
   const addr = server.address() as AddressInfo;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -196,13 +248,8 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       for (const s of sockets) s.destroy();
       await uploader.close();
       await upstream?.close();
-      yanks.close();
-      passwords?.close();
       metrics?.close();
-      await indexer.close();
-      // What the other replicas should learn from us (the feed) is written before we go.
-      await Promise.all([...s3.stores.values()].map((st) => st.flush()));
-      s3.close();
+      await stopIndex();
     })();
     return closing;
   };
