@@ -106,10 +106,13 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   await yanks.load();
   yanks.watch();
   indexer.yanks = yanks;
-  // The catalog starts loading before the HTTP side exists (its modules load meanwhile: a warm
-  // start's listing worker gets that much of a head start); the server then answers while it
-  // loads: /health says 503 until then.
-  const loaded = indexer.start();
+  // The catalog starts loading before the HTTP side exists: the stores' listings (a worker per
+  // large directory) and the digest caches' reads run while the HTTP side's modules load, and
+  // the indexing starts once the server listens. It answers while the catalog loads: /health
+  // says 503 until then.
+  let httpUp!: () => void;
+  const listening = new Promise<void>((resolve) => (httpUp = resolve));
+  const loaded = indexer.start({ indexAfter: listening });
   loaded.catch(() => {}); // (the caller's: RunningServer.loaded)
   const stopIndex = async (): Promise<void> => {
     yanks.close();
@@ -124,6 +127,8 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   } catch (err) {
     await stopIndex().catch(() => {});
     throw err;
+  } finally {
+    httpUp();
   }
 }
 
