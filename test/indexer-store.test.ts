@@ -11,6 +11,7 @@ import pino from 'pino';
 import { buildWheel } from '../bench/soak.js';
 import { Indexer } from '../lib/catalog/indexer.js';
 import { FsStore } from '../lib/store/fs-store.js';
+import { YankStore } from '../lib/catalog/yank.js';
 import type { ListOptions, LocalFile, OpenOptions, PackageStore, PutResult, PutSource, StoreEntry, StoreObject } from '../lib/store/types.js';
 
 /** An FsStore without watch(), counting calls: what the indexer asks of a store. */
@@ -161,6 +162,36 @@ describe('indexer over a PackageStore (in-process, no change feed)', function ()
     expect(project('elsewhere')?.[2]).to.have.length(1);
     expect(project('pkg-8')?.[2]).to.have.length(40);
     expect(project('pkg-7')?.[2]).to.have.length(41);
+  });
+
+  it('a yank by file name applies to that file wherever it sits under the root, a release yank to each file of the release', async function () {
+    const root = path.join(base, 'root');
+    await fsp.mkdir(path.join(root, 'sub'), { recursive: true });
+    await fsp.writeFile(path.join(root, 'sub', 'demo-1.0.tar.gz'), 'a');
+    await fsp.writeFile(path.join(root, 'demo-1.1.tar.gz'), 'b');
+    await fsp.writeFile(path.join(root, 'demo-2.0.tar.gz'), 'c');
+    await fsp.writeFile(path.join(root, 'sub', 'demo-2.0-py3-none-any.whl'), 'd');
+    await fsp.writeFile(path.join(root, 'yanked.txt'), 'demo-1.0.tar.gz gone\nDemo==2.0.0 replaced\n');
+    const silent = pino({ level: 'silent' });
+    indexer = new Indexer({ stores: [new FsStore(root, silent)], cacheDir: path.join(base, 'cache'), workers: 1, watch: false }, silent);
+    const yanks = new YankStore([root]);
+    await yanks.load();
+    indexer.yanks = yanks;
+    await indexer.start();
+    await indexer.whenIdle();
+    const yankOf = (key: string): string | null | undefined => {
+      const f = indexer!.catalog.fileAt(key);
+      return f ? (f.yank?.reason ?? null) : undefined;
+    };
+    expect(yankOf('sub/demo-1.0.tar.gz')).to.equal('gone');
+    expect(yankOf('demo-1.1.tar.gz')).to.equal(null);
+    expect(yankOf('demo-2.0.tar.gz')).to.equal('replaced');
+    expect(yankOf('sub/demo-2.0-py3-none-any.whl')).to.equal('replaced');
+    // Applied again when the list changes.
+    await fsp.writeFile(path.join(root, 'yanked.txt'), 'demo-1.1.tar.gz\n');
+    await yanks.load();
+    indexer.refreshYanks(root);
+    expect([yankOf('sub/demo-1.0.tar.gz'), yankOf('demo-1.1.tar.gz'), yankOf('demo-2.0.tar.gz')]).to.deep.equal([null, '', null]);
   });
 
   it('a file replaced under its key: open(expect) refuses it, the next listing re-indexes it with its own digest', async function () {

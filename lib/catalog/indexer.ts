@@ -397,7 +397,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
       file.project = this.normalizedIn(mdName, named);
       file.displayName = mdName;
     }
-    file.yank = this.yanks?.lookup(store.id, file.filename, file.project, file.version) ?? null;
+    file.yank = this.yanks?.lookup(store.id, file.relPath, file.project, file.version) ?? null;
     this.catalog.upsert(file, named);
     // A file that appears while we run may still be being written (see HashScheduler).
     if (!isDigested(file)) this.hashes.schedule(file, this.loaded);
@@ -476,7 +476,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     if (mdName) this.catalog.regroup(file, mdName, this.normalizedIn(mdName, named));
     // The digest and metadata are new either way: the project's pages must be re-rendered.
     this.catalog.changed(file);
-    file.yank = this.yanks?.lookup(file.root, file.filename, file.project, file.version) ?? null;
+    file.yank = this.yanks?.lookup(file.root, file.relPath, file.project, file.version) ?? null;
   }
 
   /** normalizeName of a metadata Name: `named`'s name if it is that project's display name (which normalizes to it). */
@@ -518,7 +518,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
   /** Re-apply the yank state of a root after its yank file changed. */
   refreshYanks(root: string): void {
     for (const f of this.catalog.filesOfRoot(root)) {
-      const y = this.yanks?.lookup(root, f.filename, f.project, f.version) ?? null;
+      const y = this.yanks?.lookup(root, f.relPath, f.project, f.version) ?? null;
       if ((y?.reason ?? null) !== (f.yank?.reason ?? null)) {
         f.yank = y;
         this.catalog.changed(f);

@@ -185,11 +185,15 @@ export class YankStore {
     for (const u of this.unsubscribe.splice(0)) u();
   }
 
-  /** The yank of a file of root (by its name), or of its release (project, version). */
-  lookup(root: string, filename: string, project: string, version: string): Yank | null {
+  /**
+   * The yank of a file of root (by its key, whose last segment is its name), or of its release
+   * (project, version). (The key, not the name: a start looks up every file, and most roots
+   * yank nothing, so the name is cut out only when there is something to look for.)
+   */
+  lookup(root: string, key: string, project: string, version: string): Yank | null {
     const state = this.byRoot.get(root);
     if (!state || (state.files.size === 0 && state.releases.size === 0)) return null;
-    const byFile = state.files.get(filename);
+    const byFile = state.files.get(key.slice(key.lastIndexOf('/') + 1));
     if (byFile !== undefined) return { reason: byFile };
     const byRelease = state.releases.get(project)?.find((r) => versionsEqual(r.version, version));
     return byRelease !== undefined ? { reason: byRelease.reason } : null;
