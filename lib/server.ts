@@ -110,9 +110,9 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   // large directory) and the digest caches' reads run while the HTTP side's modules load, and
   // the indexing starts once the server listens. It answers while the catalog loads: /health
   // says 503 until then.
-  let httpUp!: () => void;
-  const listening = new Promise<void>((resolve) => (httpUp = resolve));
-  const loaded = indexer.start({ indexAfter: listening });
+  let httpSettled!: () => void;
+  const httpReady = new Promise<void>((resolve) => (httpSettled = resolve));
+  const loaded = indexer.start({ indexAfter: httpReady });
   loaded.catch(() => {}); // (the caller's: RunningServer.loaded)
   const stopIndex = async (): Promise<void> => {
     yanks.close();
@@ -128,7 +128,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     await stopIndex().catch(() => {});
     throw err;
   } finally {
-    httpUp();
+    httpSettled();
   }
 }
 
@@ -226,12 +226,16 @@ async function serveHttp(config: Config, log: Logger, hooks: ServerHooks, side: 
     });
   });
   loaded.then(() => uploader.sweepLeftovers(), () => {}).catch(() => {});
-  try {
-    await listening;
-  } catch (err) {
+  /** The HTTP side's own parts (the index side's are stopIndex's), at close or after a failed listen. */
+  const stopHttp = async (): Promise<void> => {
     await uploader.close();
     await upstream?.close();
     metrics?.close();
+  };
+  try {
+    await listening;
+  } catch (err) {
+    await stopHttp();
     throw err;
   }
 
@@ -251,9 +255,7 @@ async function serveHttp(config: Config, log: Logger, hooks: ServerHooks, side: 
         server.closeIdleConnections();
       }
       for (const s of sockets) s.destroy();
-      await uploader.close();
-      await upstream?.close();
-      metrics?.close();
+      await stopHttp();
       await stopIndex();
     })();
     return closing;

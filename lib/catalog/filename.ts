@@ -234,8 +234,9 @@ export function provisionalDisplayName(parsed: ParsedFilename): string {
  */
 export type NameFacts = readonly [project: string, version: string, displayName: string];
 
-export function nameFacts(parsed: ParsedFilename): NameFacts {
-  return [parsed.project, parsed.version, provisionalDisplayName(parsed)];
+/** A listing's description of a name (StoreEntry.described) as NameFacts, if it is one. */
+export function asNameFacts(described: readonly string[] | undefined): NameFacts | null {
+  return described?.length === 3 ? (described as NameFacts) : null;
 }
 
 /**
@@ -245,7 +246,7 @@ export function nameFacts(parsed: ParsedFilename): NameFacts {
  */
 export function describeName(name: string): NameFacts | null {
   const parsed = parseFilename(name);
-  return parsed && nameFacts(parsed);
+  return parsed && [parsed.project, parsed.version, provisionalDisplayName(parsed)];
 }
 
 /** A wheel tag component ('py2.py3'): lower-case, its compressed tag set in a canonical order. */

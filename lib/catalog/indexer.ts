@@ -373,9 +373,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     const stamp = entryStamp(entry, this.scratchStamp);
     const file = new IndexedFile(store, entry.key, name, entry.size, entry.mtimeMs);
     file.version = this.strings.get(file.version);
-    // The project the file name says, if listed already: its display name is mostly the metadata's Name.
-    const named = this.catalog.project(project);
-    this.strings.hint(named?.displayName ?? null, file.version);
+    const named = this.hintMetadata(project, file.version);
     file.displayName = displayName;
     if (entry.identity) file.identity = entry.identity;
     if (entry.etag !== undefined) file.etag = entry.etag;
@@ -448,9 +446,7 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     // (Before the result's metadata replaces what the file had.)
     const movedByMetadata = metadataNameOf(file) !== null;
     file.sha256 = r.sha256;
-    // (As in add: the metadata's Name and Version are mostly the project's display name and the file name's.)
-    const named = this.catalog.project(file.project);
-    this.strings.hint(named?.displayName ?? null, file.version);
+    const named = this.hintMetadata(file.project, file.version);
     const metadata = r.metadata ? this.compactMetadata(r.metadata) : null;
     this.strings.hint(null, null);
     file.metadata = metadata;
@@ -477,6 +473,17 @@ export class Indexer implements IndexService, UploadIndex, IndexPolicy {
     // The digest and metadata are new either way: the project's pages must be re-rendered.
     this.catalog.changed(file);
     file.yank = this.yanks?.lookup(file.root, file.relPath, file.project, file.version) ?? null;
+  }
+
+  /**
+   * The listed project of that name, if any; until the next hint the interner tries its display
+   * name and `version` first: a file's metadata Name is mostly its project's display name, its
+   * Version the file name's.
+   */
+  private hintMetadata(project: string, version: string): Project | undefined {
+    const named = this.catalog.project(project);
+    this.strings.hint(named?.displayName ?? null, version);
+    return named;
   }
 
   /** normalizeName of a metadata Name: `named`'s name if it is that project's display name (which normalizes to it). */

@@ -5,7 +5,7 @@
 
 import type { Logger } from 'pino';
 import type { Catalog, DistFile } from './catalog.js';
-import { isDistFilename, type NameFacts } from './filename.js';
+import { asNameFacts, isDistFilename, type NameFacts } from './filename.js';
 import type { PackageStore, StoreEntry } from '../store/types.js';
 
 /** What scanning and event reconciling need from the policy that owns the index. */
@@ -60,7 +60,7 @@ export async function scanStore(store: PackageStore, policy: IndexPolicy, log: L
     for (const entry of batch) {
       if (policy.closed) return false;
       // (A name the listing described is a distribution file's: facts from describeName.)
-      const name = entry.described?.length === 3 ? (entry.described as NameFacts) : policy.consider(entry.key);
+      const name = asNameFacts(entry.described) ?? policy.consider(entry.key);
       if (!name) continue;
       if (!reconcile) {
         policy.add(store, entry, name);
