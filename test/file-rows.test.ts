@@ -152,6 +152,24 @@ describe('IndexedFile rows', function () {
     expect(b.sha256, 'rows are separate').to.equal('01'.repeat(32));
   });
 
+  it('20,000 files keep their own numbers, digests and flags while the rows grow past 4,096 several times', function () {
+    const hexOf = (i: number): string => i.toString(16).padStart(8, '0').repeat(8);
+    const files: IndexedFile[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      // Each file is set in full before the next ones make the rows grow.
+      const f = make(`many${i}-1.0-py3-none-any.whl`);
+      f.sha256 = hexOf(i);
+      f.identity = { dev: i, ino: 2 ** 40 + i, ctimeMs: i / 4 };
+      f.metadata = i % 3 === 0 ? null : { sha256: hexOf(i + 1), size: i, name: `many${i}`, version: '1.0', requiresPython: null, servable: i % 2 === 0 };
+      files.push(f);
+    }
+    files.forEach((f, i) => {
+      expect({ sha256: f.sha256, identity: f.identity, size: f.size, mtimeMs: f.mtimeMs }, `file ${i}`).to.deep.equal({ sha256: hexOf(i), identity: { dev: i, ino: 2 ** 40 + i, ctimeMs: i / 4 }, size: 1234, mtimeMs: 1_700_000_000_123.5 });
+      if (i % 3 === 0) expect(f.metadata, `file ${i}`).to.equal(null);
+      else expect(f.metadata, `file ${i}`).to.deep.include({ sha256: hexOf(i + 1), size: i, servable: i % 2 === 0 });
+    });
+  });
+
   it('refuses a digest that is not 64 hex characters (a bug, never stored)', function () {
     const a = make('demo-2.0-py3-none-any.whl');
     a.sha256 = 'ef'.repeat(32);
