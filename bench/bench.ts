@@ -16,12 +16,14 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { capturePages, ROOT_PATH, warmPages } from './baseline.js';
 import { ensureCorpus, mb, randomPayload, SCRATCH_PREFIX, stageNewFiles, type Corpus } from './corpus.js';
 import { projectName, wheelParts } from './dists.js';
 import { LOCAL_BIG, makeProxyCorpus, UPSTREAM_BIG, UPSTREAM_FILES } from './upstream.js';
 import { runS3Bench } from './s3.js';
 import { LOAD_GENERATOR, load, rng, type LoadResult } from './load.js';
+import type { FloorResult } from './floor.js';
 import { formatSummary, profileFiles, summarize } from './profile.js';
 import { BIN, download, get, getJson, HTML_ACCEPT, PIP_ACCEPT, post, startBaseline, startPypiLite, waitUntil, type Proc } from './procs.js';
 
@@ -177,6 +179,20 @@ async function sha256sum(root: string): Promise<{ ms: number; cpuMs: number }> {
   const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.out.trim());
   const cpuMs = m ? (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000 : NaN;
   return { ms, cpuMs };
+}
+
+/**
+ * The cold start's floor in Node (bench/floor.ts): every file read and hashed and its
+ * metadata's bytes obtained by as many worker threads as cores, nothing else. Wall time of the
+ * whole process (Node's start included, as sha256sum's runs include theirs) and its CPU time.
+ */
+async function nodeFloor(root: string): Promise<{ ms: number; cpuMs: number; files: number; metadata: number }> {
+  const t0 = performance.now();
+  const r = await run(process.execPath, [fileURLToPath(new URL('./floor.js', import.meta.url)), root]);
+  const ms = performance.now() - t0;
+  if (r.code !== 0) throw new Error(`the Node floor failed: ${r.out}`);
+  const out = JSON.parse(r.out.trim().split('\n').pop() ?? '{}') as FloorResult;
+  return { ms, cpuMs: out.cpuMs, files: out.files, metadata: out.metadata };
 }
 
 interface Health {
@@ -625,11 +641,14 @@ async function main(): Promise<void> {
   // read it from the disk (3-4 s against 0.8-1 s for the second run here) while the cold start,
   // after it, reads memory, and the mean of the two runs flattered pypi-lite (0.47 for 0.17).
   const sha: { ms: number; cpuMs: number }[] = [];
+  let floor: { ms: number; cpuMs: number; files: number; metadata: number } | null = null;
   if (!a.skip.has('sha256sum')) {
     const first = await sha256sum(root);
     log(`sha256sum, unmeasured pass (reads the corpus into the page cache): ${fmtMs(first.ms)}`);
     sha.push(await sha256sum(root));
     log(`sha256sum over ${corpus.files} files (${mb(corpus.bytes)} MB): ${fmtMs(sha[0].ms)} (${fmtMs(sha[0].cpuMs)} CPU)`);
+    floor = await nodeFloor(root);
+    log(`the floor in Node (read, sha256, metadata bytes; ${os.availableParallelism()} worker threads): ${fmtMs(floor.ms)} (${fmtMs(floor.cpuMs)} CPU; ${floor.files} files, ${floor.metadata} with metadata)`);
   }
   log('cold start (empty cache dir)');
   const cold = track(await startPypiLite({ root, cacheDir, htpasswd, logLevel: 'warn', cpuProfDir: profDir && path.join(profDir, 'cold'), name: 'pypi-lite cold' }));
@@ -720,6 +739,12 @@ async function main(): Promise<void> {
       '>= 0.7 x sha256sum speed',
       ratio >= 0.7,
     );
+    if (floor) {
+      // What the target leaves: this much of it goes to reading, hashing and inflating alone.
+      const floorRatio = shaMs / floor.ms;
+      row('cold start, its floor in Node: read, sha256, metadata bytes', fmtMs(floor.ms), `${fmtMs(shaMs)} (sha256sum)`, floorRatio, '(reference, not a target)', null);
+      cpuRow('cold start, its floor in Node (read, sha256, metadata bytes), CPU', floor.cpuMs / 1000, shaCpuMs / 1000, 's');
+    }
   }
   row('warm start: all files served with hashes', fmtMs(warmMs), fmtMs(baseStartMs), null, '< 1,000 ms', warmMs < 1000);
   cpuRow('warm start, CPU (all threads)', warmCpuMs / 1000, null, 's');
