@@ -186,13 +186,13 @@ async function sha256sum(root: string): Promise<{ ms: number; cpuMs: number }> {
  * metadata's bytes obtained by as many worker threads as cores, nothing else. Wall time of the
  * whole process (Node's start included, as sha256sum's runs include theirs) and its CPU time.
  */
-async function nodeFloor(root: string): Promise<{ ms: number; cpuMs: number; files: number; metadata: number }> {
+async function nodeFloor(root: string): Promise<FloorResult> {
   const t0 = performance.now();
   const r = await run(process.execPath, [fileURLToPath(new URL('./floor.js', import.meta.url)), root]);
   const ms = performance.now() - t0;
   if (r.code !== 0) throw new Error(`the Node floor failed: ${r.out}`);
   const out = JSON.parse(r.out.trim().split('\n').pop() ?? '{}') as FloorResult;
-  return { ms, cpuMs: out.cpuMs, files: out.files, metadata: out.metadata };
+  return { ...out, ms };
 }
 
 interface Health {
@@ -641,7 +641,7 @@ async function main(): Promise<void> {
   // read it from the disk (3-4 s against 0.8-1 s for the second run here) while the cold start,
   // after it, reads memory, and the mean of the two runs flattered pypi-lite (0.47 for 0.17).
   const sha: { ms: number; cpuMs: number }[] = [];
-  let floor: { ms: number; cpuMs: number; files: number; metadata: number } | null = null;
+  let floor: FloorResult | null = null;
   if (!a.skip.has('sha256sum')) {
     const first = await sha256sum(root);
     log(`sha256sum, unmeasured pass (reads the corpus into the page cache): ${fmtMs(first.ms)}`);
